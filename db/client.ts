@@ -1,0 +1,80 @@
+// The one place a database connection is made. Every process (server, runner, CLI, tests)
+// goes through openDb so WAL, busy timeout and migrations are never forgotten.
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { createClient, type Client } from "@libsql/client";
+import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
+import { migrate } from "drizzle-orm/libsql/migrator";
+import * as schema from "./schema";
+
+export type Db = LibSQLDatabase<typeof schema> & { $client: Client };
+
+export const DEFAULT_DATABASE_URL = "file:./baton.db";
+export const MIGRATIONS_DIR = resolve(import.meta.dir, "../migrations");
+
+export type OpenDbOptions = {
+  url?: string;
+  authToken?: string;
+  // Busy timeout for file databases, ms. Claims are short single statements, so a long
+  // wait means contention, not a deadlock; 30 s rides out a checkpoint under load.
+  busyTimeoutMs?: number;
+  migrate?: boolean;
+};
+
+/** Accepts `file:x.db`, a bare path, `http(s)://`, `libsql://`, `ws(s)://`. */
+export function normalizeDatabaseUrl(url: string): string {
+  if (/^(file|https?|libsql|wss?):/.test(url)) return url;
+  return `file:${url}`;
+}
+
+export function isFileUrl(url: string): boolean {
+  return url.startsWith("file:");
+}
+
+export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
+  const url = normalizeDatabaseUrl(options.url ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL);
+  if (isFileUrl(url)) {
+    const path = url.slice("file:".length).split("?")[0];
+    if (path && path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
+  }
+  const client = createClient({
+    url,
+    authToken: options.authToken ?? process.env.DATABASE_AUTH_TOKEN,
+    timeout: options.busyTimeoutMs ?? 30_000,
+    intMode: "number",
+  });
+  if (isFileUrl(url)) {
+    // WAL lets readers (reports, the UI) run beside the claimers; it is a property of the
+    // file, so setting it once per open is enough. NORMAL sync is safe under WAL.
+    await client.execute("PRAGMA journal_mode = WAL");
+    await client.execute("PRAGMA synchronous = NORMAL");
+    await client.execute("PRAGMA foreign_keys = ON");
+  }
+  const db = drizzle(client, { schema }) as Db;
+  if (options.migrate !== false) await migrateDb(db);
+  return db;
+}
+
+/**
+ * Applies the committed migrations. Several processes may start at once on one file
+ * (a job array), and drizzle's migrator is not safe against that race: the loser sees
+ * "already exists" or SQLITE_BUSY. Retrying re-reads the journal table, finds the work
+ * done, and returns.
+ */
+export async function migrateDb(db: Db): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrate(db, { migrationsFolder: MIGRATIONS_DIR });
+      return;
+    } catch (err) {
+      const text = String((err as any)?.cause?.message ?? (err as Error).message ?? err);
+      const raced = /already exists|SQLITE_BUSY|database is locked|UNIQUE constraint/i.test(text);
+      if (!raced || attempt >= 10) throw err;
+      await Bun.sleep(50 * attempt);
+    }
+  }
+}
+
+export function closeDb(db: Db): void {
+  db.$client.close();
+}

@@ -1,0 +1,324 @@
+// The only code that changes a task's state. Every function is one SQL statement (or one
+// batch) so that a process killed at any instant leaves the queue consistent, and every
+// finishing write is fenced by the lease token: 0 rows changed = the caller lost the task.
+import { sql } from "drizzle-orm";
+import type { Db } from "./client";
+import { dbNowMs } from "./schema";
+import type { TaskInput } from "./schema";
+
+export type ClaimedTask = {
+  id: number;
+  runId: number;
+  externalId: string;
+  input: TaskInput;
+  attempt: number;
+  maxAttempts: number;
+  leaseToken: string;
+  leaseExpiresAt: number;
+};
+
+export type TaskResult = {
+  prediction?: string | null;
+  correct?: boolean | null;
+  [k: string]: unknown;
+};
+
+export type FailOutcome = "retry" | "failed" | "lost";
+
+export type Backoff = { baseMs: number; capMs: number };
+export const DEFAULT_BACKOFF: Backoff = { baseMs: 5_000, capMs: 10 * 60_000 };
+
+function rowsOf(res: unknown): any[] {
+  return ((res as any)?.rows ?? []) as any[];
+}
+
+function toClaimed(r: any): ClaimedTask {
+  return {
+    id: Number(r.id),
+    runId: Number(r.run_id),
+    externalId: String(r.external_id),
+    input: typeof r.input === "string" ? JSON.parse(r.input) : r.input,
+    attempt: Number(r.attempt),
+    maxAttempts: Number(r.max_attempts),
+    leaseToken: String(r.lease_token),
+    leaseExpiresAt: Number(r.lease_expires_at),
+  };
+}
+
+/**
+ * Claims up to `limit` tasks in one statement: queued tasks whose backoff has passed and
+ * running tasks whose lease expired (their holder is presumed dead). Each gets a fresh
+ * lease token and attempt + 1. Tasks of canceled runs are never claimed.
+ */
+export async function claimTasks({
+  db,
+  runnerId,
+  limit,
+  leaseMs,
+  runId,
+}: {
+  db: Db;
+  runnerId: string;
+  limit: number;
+  leaseMs: number;
+  runId?: number | null;
+}): Promise<ClaimedTask[]> {
+  if (limit <= 0) return [];
+  await expireExhaustedLeases({ db, runId });
+  const runFilter = runId != null ? sql`AND t.run_id = ${runId}` : sql``;
+  const res = await db.run(sql`
+    UPDATE tasks SET
+      status = 'running',
+      attempt = attempt + 1,
+      lease_owner = ${runnerId},
+      lease_token = lower(hex(randomblob(16))),
+      lease_expires_at = ${dbNowMs} + ${leaseMs},
+      started_at = coalesce(started_at, ${dbNowMs}),
+      updated_at = ${dbNowMs}
+    WHERE id IN (
+      SELECT t.id FROM tasks t
+      WHERE ((t.status = 'queued' AND t.available_at <= ${dbNowMs})
+          OR (t.status = 'running' AND t.lease_expires_at < ${dbNowMs} AND t.attempt < t.max_attempts))
+        ${runFilter}
+        AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.canceled_at IS NOT NULL)
+      ORDER BY t.run_id, t.id
+      LIMIT ${limit}
+    )
+    RETURNING id, run_id, external_id, input, attempt, max_attempts, lease_token, lease_expires_at`);
+  const claimed = rowsOf(res).map(toClaimed);
+  if (claimed.length > 0) {
+    const runIds = [...new Set(claimed.map((t) => t.runId))];
+    await db.run(
+      sql`UPDATE runs SET started_at = ${dbNowMs} WHERE started_at IS NULL AND id IN (${sql.join(runIds, sql`, `)})`,
+    );
+  }
+  return claimed;
+}
+
+/**
+ * A running task whose lease expired and has no attempts left would otherwise sit in
+ * `running` forever: fail it with the class `lease_expired`.
+ */
+export async function expireExhaustedLeases({ db, runId }: { db: Db; runId?: number | null }): Promise<number> {
+  const runFilter = runId != null ? sql`AND run_id = ${runId}` : sql``;
+  const res = await db.run(sql`
+    UPDATE tasks SET status = 'failed', error_class = 'lease_expired',
+      error_message = 'lease expired on the last attempt (runner died or stalled)',
+      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+      finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
+    WHERE status = 'running' AND lease_expires_at < ${dbNowMs} AND attempt >= max_attempts ${runFilter}`);
+  return Number((res as any).rowsAffected ?? 0);
+}
+
+/**
+ * Extends every lease the runner still holds among `tokens`, in one statement, and
+ * returns the tokens it no longer holds (expired and claimed by another, finished, or
+ * canceled) so the runner can abort that work at once.
+ */
+export async function heartbeatLeases({
+  db,
+  runnerId,
+  tokens,
+  leaseMs,
+}: {
+  db: Db;
+  runnerId: string;
+  tokens: string[];
+  leaseMs: number;
+}): Promise<{ held: string[]; lost: string[] }> {
+  await db.run(sql`UPDATE runners SET last_seen_at = ${dbNowMs} WHERE id = ${runnerId}`);
+  if (tokens.length === 0) return { held: [], lost: [] };
+  const res = await db.run(sql`
+    UPDATE tasks SET lease_expires_at = ${dbNowMs} + ${leaseMs}, updated_at = ${dbNowMs}
+    WHERE status = 'running' AND lease_owner = ${runnerId}
+      AND lease_token IN (${sql.join(tokens, sql`, `)})
+    RETURNING lease_token`);
+  const held = new Set(rowsOf(res).map((r) => String(r.lease_token)));
+  return { held: [...held], lost: tokens.filter((t) => !held.has(t)) };
+}
+
+/** Fenced success. Returns false when the lease was lost: the result is discarded. */
+export async function completeTask({
+  db,
+  taskId,
+  leaseToken,
+  result,
+}: {
+  db: Db;
+  taskId: number;
+  leaseToken: string;
+  result: TaskResult;
+}): Promise<boolean> {
+  const prediction = result.prediction == null ? null : String(result.prediction);
+  const correct = result.correct == null ? null : result.correct ? 1 : 0;
+  const res = await db.run(sql`
+    UPDATE tasks SET status = 'succeeded', result = ${JSON.stringify(result)},
+      prediction = ${prediction}, correct = ${correct},
+      error_class = NULL, error_message = NULL,
+      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+      finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
+    WHERE id = ${taskId} AND lease_token = ${leaseToken} AND status = 'running'`);
+  return Number((res as any).rowsAffected ?? 0) === 1;
+}
+
+/**
+ * Fenced failure. Retryable (infrastructure) failures go back to the queue with
+ * exponential backoff and jitter while attempts remain; the rest, and the last attempt,
+ * fail the task with its class. The backoff is computed in SQL from the task's own
+ * attempt count so the decision and the write are one statement.
+ */
+export async function failTask({
+  db,
+  taskId,
+  leaseToken,
+  errorClass,
+  errorMessage,
+  retryable,
+  backoff = DEFAULT_BACKOFF,
+  result,
+}: {
+  db: Db;
+  taskId: number;
+  leaseToken: string;
+  errorClass: string;
+  errorMessage?: string | null;
+  retryable: boolean;
+  backoff?: Backoff;
+  result?: TaskResult | null;
+}): Promise<FailOutcome> {
+  const retry = retryable ? 1 : 0;
+  const message = errorMessage == null ? null : String(errorMessage).slice(0, 4000);
+  // delay = d/2 + uniform(0, d/2) with d = min(cap, base * 2^(attempt-1)): grows with each
+  // attempt, and the jitter keeps a job array that failed together from returning together.
+  const res = await db.run(sql`
+    UPDATE tasks SET
+      status = CASE WHEN ${retry} = 1 AND attempt < max_attempts THEN 'queued' ELSE 'failed' END,
+      available_at = CASE WHEN ${retry} = 1 AND attempt < max_attempts THEN
+        ${dbNowMs} + (min(${backoff.capMs}, ${backoff.baseMs} * (1 << min(attempt - 1, 30))) / 2)
+          + (abs(random()) % (min(${backoff.capMs}, ${backoff.baseMs} * (1 << min(attempt - 1, 30))) / 2 + 1))
+        ELSE available_at END,
+      finished_at = CASE WHEN ${retry} = 1 AND attempt < max_attempts THEN NULL ELSE ${dbNowMs} END,
+      result = coalesce(${result == null ? null : JSON.stringify(result)}, result),
+      error_class = ${errorClass}, error_message = ${message},
+      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+      updated_at = ${dbNowMs}
+    WHERE id = ${taskId} AND lease_token = ${leaseToken} AND status = 'running'
+    RETURNING status`);
+  const rows = rowsOf(res);
+  if (rows.length === 0) return "lost";
+  return rows[0].status === "queued" ? "retry" : "failed";
+}
+
+/**
+ * Gives tasks back without charging an attempt (shutdown, job end approaching). Only the
+ * runner's own current leases are touched.
+ */
+export async function releaseTasks({
+  db,
+  runnerId,
+  tokens,
+}: {
+  db: Db;
+  runnerId: string;
+  tokens: string[];
+}): Promise<number> {
+  if (tokens.length === 0) return 0;
+  const res = await db.run(sql`
+    UPDATE tasks SET status = 'queued', attempt = max(attempt - 1, 0), available_at = ${dbNowMs},
+      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ${dbNowMs}
+    WHERE status = 'running' AND lease_owner = ${runnerId}
+      AND lease_token IN (${sql.join(tokens, sql`, `)})`);
+  return Number((res as any).rowsAffected ?? 0);
+}
+
+/** Cancels a run: queued and running tasks become canceled; runners see their leases lost. */
+export async function cancelRun({ db, runId }: { db: Db; runId: number }): Promise<{ canceled: number } | null> {
+  const [runRes, taskRes] = await db.batch([
+    db.run(sql`UPDATE runs SET canceled_at = coalesce(canceled_at, ${dbNowMs}) WHERE id = ${runId} RETURNING id`),
+    db.run(sql`
+      UPDATE tasks SET status = 'canceled', error_class = 'canceled', error_message = 'run canceled',
+        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+        finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
+      WHERE run_id = ${runId} AND status IN ('queued', 'running')`),
+  ]);
+  if (rowsOf(runRes).length === 0) return null;
+  return { canceled: Number((taskRes as any).rowsAffected ?? 0) };
+}
+
+/**
+ * Puts a run's failed (and optionally canceled) tasks back in the queue with a fresh
+ * attempt budget; succeeded tasks are never re-run.
+ */
+export async function requeueTasks({
+  db,
+  runId,
+  statuses = ["failed"],
+  errorClass,
+}: {
+  db: Db;
+  runId: number;
+  statuses?: ("failed" | "canceled")[];
+  errorClass?: string;
+}): Promise<{ requeued: number } | null> {
+  if (statuses.length === 0) return { requeued: 0 };
+  const classFilter = errorClass ? sql`AND error_class = ${errorClass}` : sql``;
+  const [runRes, taskRes] = await db.batch([
+    db.run(
+      statuses.includes("canceled")
+        ? sql`UPDATE runs SET canceled_at = NULL WHERE id = ${runId} RETURNING id`
+        : sql`SELECT id FROM runs WHERE id = ${runId}`,
+    ),
+    db.run(sql`
+      UPDATE tasks SET status = 'queued', attempt = 0, available_at = ${dbNowMs},
+        error_class = NULL, error_message = NULL, result = NULL, prediction = NULL, correct = NULL,
+        finished_at = NULL, updated_at = ${dbNowMs}
+      WHERE run_id = ${runId} AND status IN (${sql.join(statuses, sql`, `)}) ${classFilter}`),
+  ]);
+  if (rowsOf(runRes).length === 0) return null;
+  return { requeued: Number((taskRes as any).rowsAffected ?? 0) };
+}
+
+export type RunnerInfo = {
+  id: string;
+  host: string;
+  pid: number;
+  slurmJobId?: string | null;
+  slurmArrayJobId?: string | null;
+  slurmArrayTaskId?: string | null;
+  runId?: number | null;
+  concurrency?: number;
+  version?: string | null;
+  endsAt?: number | null;
+};
+
+export async function registerRunner({ db, runner }: { db: Db; runner: RunnerInfo }): Promise<void> {
+  await db.run(sql`
+    INSERT INTO runners (id, host, pid, slurm_job_id, slurm_array_job_id, slurm_array_task_id, run_id,
+      concurrency, state, version, started_at, last_seen_at, ends_at)
+    VALUES (${runner.id}, ${runner.host}, ${runner.pid}, ${runner.slurmJobId ?? null},
+      ${runner.slurmArrayJobId ?? null}, ${runner.slurmArrayTaskId ?? null}, ${runner.runId ?? null},
+      ${runner.concurrency ?? 1}, 'running', ${runner.version ?? null}, ${dbNowMs}, ${dbNowMs}, ${runner.endsAt ?? null})
+    ON CONFLICT (id) DO UPDATE SET state = 'running', last_seen_at = ${dbNowMs}, stopped_at = NULL`);
+}
+
+export async function setRunnerState({
+  db,
+  runnerId,
+  state,
+}: {
+  db: Db;
+  runnerId: string;
+  state: "running" | "draining" | "stopped" | "crashed";
+}): Promise<void> {
+  const stopped = state === "stopped" || state === "crashed";
+  await db.run(sql`
+    UPDATE runners SET state = ${state}, last_seen_at = ${dbNowMs},
+      stopped_at = CASE WHEN ${stopped ? 1 : 0} = 1 THEN ${dbNowMs} ELSE stopped_at END
+    WHERE id = ${runnerId}`);
+}
+
+/** The database's clock, for callers that must agree with lease arithmetic. */
+export async function readDbNow({ db }: { db: Db }): Promise<number> {
+  const res = await db.run(sql`SELECT ${dbNowMs} AS now`);
+  return Number(rowsOf(res)[0].now);
+}

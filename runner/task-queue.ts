@@ -1,0 +1,37 @@
+// What a runner needs from the queue. Two implementations share these semantics: the
+// database directly (DATABASE_URL, one machine or a libSQL server) and the Baton server
+// over HTTP (compute nodes that must not open a DB file on a network filesystem).
+import type { ClaimedTask, FailOutcome, RunnerInfo, TaskResult } from "../db/queue";
+import type { RowBatch } from "../db/rows";
+
+export type { ClaimedTask, FailOutcome, RunnerInfo, TaskResult, RowBatch };
+
+export type EndpointRow = { id: number; kind: string; name: string; baseUrl: string; enabled: boolean };
+export type RunInfo = {
+  id: number;
+  name: string;
+  benchmark: string;
+  config: Record<string, unknown>;
+  canceledAt: number | null;
+};
+
+export interface TaskQueue {
+  registerRunner(runner: RunnerInfo): Promise<void>;
+  setRunnerState(runnerId: string, state: "running" | "draining" | "stopped" | "crashed"): Promise<void>;
+  claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null }): Promise<ClaimedTask[]>;
+  heartbeat(opts: { runnerId: string; tokens: string[]; leaseMs: number }): Promise<{ held: string[]; lost: string[] }>;
+  complete(opts: { taskId: number; leaseToken: string; result: TaskResult }): Promise<boolean>;
+  fail(opts: {
+    taskId: number;
+    leaseToken: string;
+    errorClass: string;
+    errorMessage?: string | null;
+    retryable: boolean;
+    result?: TaskResult | null;
+  }): Promise<FailOutcome>;
+  release(opts: { runnerId: string; tokens: string[] }): Promise<number>;
+  recordRows(rows: RowBatch): Promise<void>;
+  listEndpoints(): Promise<EndpointRow[]>;
+  getRun(runId: number): Promise<RunInfo | null>;
+  close(): Promise<void>;
+}
