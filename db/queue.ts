@@ -4,7 +4,7 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { dbNowMs } from "./schema";
-import type { TaskInput } from "./schema";
+import type { TaskInput, TaskProgress } from "./schema";
 
 export type ClaimedTask = {
   id: number;
@@ -72,6 +72,7 @@ export async function claimTasks({
       attempt = attempt + 1,
       lease_owner = ${runnerId},
       lease_token = lower(hex(randomblob(16))),
+      progress = NULL,
       lease_expires_at = ${dbNowMs} + ${leaseMs},
       started_at = coalesce(started_at, ${dbNowMs}),
       updated_at = ${dbNowMs}
@@ -104,7 +105,7 @@ export async function expireExhaustedLeases({ db, runId }: { db: Db; runId?: num
   const res = await db.run(sql`
     UPDATE tasks SET status = 'failed', error_class = 'lease_expired',
       error_message = 'lease expired on the last attempt (runner died or stalled)',
-      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
       finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
     WHERE status = 'running' AND lease_expires_at < ${dbNowMs} AND attempt >= max_attempts ${runFilter}`);
   return Number((res as any).rowsAffected ?? 0);
@@ -120,16 +121,27 @@ export async function heartbeatLeases({
   runnerId,
   tokens,
   leaseMs,
+  progress,
 }: {
   db: Db;
   runnerId: string;
   tokens: string[];
   leaseMs: number;
+  // by lease token: what each task is doing now (shown by `baton inflight`)
+  progress?: Record<string, TaskProgress>;
 }): Promise<{ held: string[]; lost: string[] }> {
   await db.run(sql`UPDATE runners SET last_seen_at = ${dbNowMs} WHERE id = ${runnerId}`);
   if (tokens.length === 0) return { held: [], lost: [] };
+  const withProgress = tokens.filter((t) => progress?.[t]);
+  const progressSet =
+    withProgress.length > 0
+      ? sql`, progress = CASE lease_token ${sql.join(
+          withProgress.map((t) => sql`WHEN ${t} THEN ${JSON.stringify(progress![t])}`),
+          sql` `,
+        )} ELSE progress END`
+      : sql``;
   const res = await db.run(sql`
-    UPDATE tasks SET lease_expires_at = ${dbNowMs} + ${leaseMs}, updated_at = ${dbNowMs}
+    UPDATE tasks SET lease_expires_at = ${dbNowMs} + ${leaseMs}, updated_at = ${dbNowMs} ${progressSet}
     WHERE status = 'running' AND lease_owner = ${runnerId}
       AND lease_token IN (${sql.join(tokens, sql`, `)})
     RETURNING lease_token`);
@@ -155,7 +167,7 @@ export async function completeTask({
     UPDATE tasks SET status = 'succeeded', result = ${JSON.stringify(result)},
       prediction = ${prediction}, correct = ${correct},
       error_class = NULL, error_message = NULL,
-      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
       finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
     WHERE id = ${taskId} AND lease_token = ${leaseToken} AND status = 'running'`);
   return Number((res as any).rowsAffected ?? 0) === 1;
@@ -200,7 +212,7 @@ export async function failTask({
       finished_at = CASE WHEN ${retry} = 1 AND attempt < max_attempts THEN NULL ELSE ${dbNowMs} END,
       result = coalesce(${result == null ? null : JSON.stringify(result)}, result),
       error_class = ${errorClass}, error_message = ${message},
-      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
       updated_at = ${dbNowMs}
     WHERE id = ${taskId} AND lease_token = ${leaseToken} AND status = 'running'
     RETURNING status`);
@@ -225,7 +237,7 @@ export async function releaseTasks({
   if (tokens.length === 0) return 0;
   const res = await db.run(sql`
     UPDATE tasks SET status = 'queued', attempt = max(attempt - 1, 0), available_at = ${dbNowMs},
-      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ${dbNowMs}
+      lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL, updated_at = ${dbNowMs}
     WHERE status = 'running' AND lease_owner = ${runnerId}
       AND lease_token IN (${sql.join(tokens, sql`, `)})`);
   return Number((res as any).rowsAffected ?? 0);
@@ -237,7 +249,7 @@ export async function cancelRun({ db, runId }: { db: Db; runId: number }): Promi
     db.run(sql`UPDATE runs SET canceled_at = coalesce(canceled_at, ${dbNowMs}) WHERE id = ${runId} RETURNING id`),
     db.run(sql`
       UPDATE tasks SET status = 'canceled', error_class = 'canceled', error_message = 'run canceled',
-        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
         finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
       WHERE run_id = ${runId} AND status IN ('queued', 'running')`),
   ]);

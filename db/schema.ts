@@ -56,6 +56,9 @@ export const tasks = sqliteTable(
     correct: integer("correct", { mode: "boolean" }),
     errorClass: text("error_class"),
     errorMessage: text("error_message"),
+    // What the holder is doing right now ({ step, tool, component, endpoint, since }),
+    // refreshed with each heartbeat: answers "why has this run stopped moving?".
+    progress: text("progress", { mode: "json" }).$type<TaskProgress>(),
     createdAt: integer("created_at").notNull(),
     startedAt: integer("started_at"),
     finishedAt: integer("finished_at"),
@@ -70,6 +73,15 @@ export const tasks = sqliteTable(
     index("tasks_owner_idx").on(t.leaseOwner),
   ],
 );
+
+export type TaskProgress = {
+  step?: number;
+  tool?: string | null;
+  component?: string | null;
+  endpoint?: string | null;
+  // ms since epoch (runner clock) when the current call began
+  since?: number | null;
+};
 
 export type TaskInput = { question: string; answer?: unknown; [k: string]: unknown };
 

@@ -122,6 +122,7 @@ CREATE TABLE `tasks` (
 	`correct` integer,
 	`error_class` text,
 	`error_message` text,
+	`progress` text,
 	`created_at` integer NOT NULL,
 	`started_at` integer,
 	`finished_at` integer,

@@ -3,8 +3,9 @@
 // over HTTP (compute nodes that must not open a DB file on a network filesystem).
 import type { ClaimedTask, FailOutcome, RunnerInfo, TaskResult } from "../db/queue";
 import type { RowBatch } from "../db/rows";
+import type { TaskProgress } from "../db/schema";
 
-export type { ClaimedTask, FailOutcome, RunnerInfo, TaskResult, RowBatch };
+export type { ClaimedTask, FailOutcome, RunnerInfo, TaskResult, RowBatch, TaskProgress };
 
 export type EndpointRow = { id: number; kind: string; name: string; baseUrl: string; enabled: boolean };
 export type RunInfo = {
@@ -19,7 +20,12 @@ export interface TaskQueue {
   registerRunner(runner: RunnerInfo): Promise<void>;
   setRunnerState(runnerId: string, state: "running" | "draining" | "stopped" | "crashed"): Promise<void>;
   claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null }): Promise<ClaimedTask[]>;
-  heartbeat(opts: { runnerId: string; tokens: string[]; leaseMs: number }): Promise<{ held: string[]; lost: string[] }>;
+  heartbeat(opts: {
+    runnerId: string;
+    tokens: string[];
+    leaseMs: number;
+    progress?: Record<string, TaskProgress>;
+  }): Promise<{ held: string[]; lost: string[] }>;
   complete(opts: { taskId: number; leaseToken: string; result: TaskResult }): Promise<boolean>;
   fail(opts: {
     taskId: number;
