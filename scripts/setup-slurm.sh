@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Bring up a real single-node Slurm (slurmctld + slurmd + munged) on THIS machine, for the
+# Slurm integration tests and for trying the sbatch template without a cluster.
+#
+#   sudo scripts/setup-slurm.sh        # idempotent: installs, configures, starts, waits for idle
+#   scripts/stop-slurm.sh              # stops the daemons again (by their pid files)
+#
+# Debian 12 (slurm-wlm 22.05) as root, in a container without systemd or cgroup delegation:
+# the daemons are started directly, process tracking uses /proc (proctrack/linuxproc) and
+# there is no task containment (task/none), no accounting and no slurmdbd.
+#
+# It never touches a slurm.conf it did not write (a real cluster's login node keeps its own);
+# set BATON_SLURM_FORCE=1 to overwrite one anyway.
+#
+# Knobs (environment): BATON_SLURM_PARTITION (default "baton"), BATON_SLURM_OVERSUBSCRIBE
+# (jobs per core, default 8, so a job array of runners fits on a 2-core machine),
+# BATON_SLURM_KILLWAIT (seconds between SIGTERM and SIGKILL at the time limit, default 5),
+# BATON_SLURM_WAIT (seconds to wait for the node to turn idle, default 60).
+#
+# Exit status: 0 when `sinfo` shows the node usable; 1 with a reason on stderr otherwise.
+set -euo pipefail
+
+MARKER="# Managed by baton scripts/setup-slurm.sh"
+CONF_DIR=/etc/slurm
+CONF="$CONF_DIR/slurm.conf"
+PARTITION="${BATON_SLURM_PARTITION:-baton}"
+OVERSUBSCRIBE="${BATON_SLURM_OVERSUBSCRIBE:-8}"
+KILLWAIT="${BATON_SLURM_KILLWAIT:-5}"
+WAIT_S="${BATON_SLURM_WAIT:-60}"
+STATE_DIR=/var/spool/slurmctld
+SPOOL_DIR=/var/spool/slurmd
+LOG_DIR=/var/log/slurm
+RUN_DIR=/run/slurm
+
+die() { echo "setup-slurm: $*" >&2; exit 1; }
+say() { echo "setup-slurm: $*"; }
+
+[[ "$(id -u)" == 0 ]] || die "must run as root (it installs packages and starts system daemons)"
+[[ -r /etc/debian_version ]] || die "only Debian/Ubuntu is supported (it uses apt-get and Debian's slurm-wlm packages)"
+
+# --- packages --------------------------------------------------------------------------
+missing=()
+command -v munged >/dev/null || missing+=(munge)
+command -v slurmctld >/dev/null || missing+=(slurmctld)
+command -v slurmd >/dev/null || missing+=(slurmd)
+command -v sbatch >/dev/null || missing+=(slurm-client)
+if ((${#missing[@]})); then
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # An apt list that was never fetched makes install fail with "unable to locate package".
+  if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/baton-setup-slurm-apt.log 2>&1; then
+    apt-get update -q >>/tmp/baton-setup-slurm-apt.log 2>&1 || true
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/baton-setup-slurm-apt.log 2>&1 ||
+      die "apt-get install ${missing[*]} failed; see /tmp/baton-setup-slurm-apt.log"
+  fi
+fi
+
+# --- munge -----------------------------------------------------------------------------
+# munged refuses a key that is group/world readable or not owned by its user.
+mkdir -p /etc/munge /run/munge /var/lib/munge /var/log/munge
+if [[ ! -s /etc/munge/munge.key ]]; then
+  say "creating a munge key"
+  if command -v mungekey >/dev/null; then mungekey --create --force >/dev/null
+  else dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none; fi
+fi
+chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
+chmod 700 /etc/munge && chmod 400 /etc/munge/munge.key && chmod 755 /run/munge
+
+munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+if ! munge_ok; then
+  say "starting munged"
+  rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
+  runuser -u munge -- /usr/sbin/munged || die "munged did not start; see /var/log/munge/munged.log"
+  for _ in $(seq 50); do munge_ok && break; sleep 0.1; done
+  munge_ok || die "munged is running but 'munge -n | unmunge' fails; see /var/log/munge/munged.log"
+fi
+
+# --- slurm.conf ------------------------------------------------------------------------
+host="$(hostname -s)"
+cpus="$(nproc)"
+mem_mb="$(awk '/MemTotal/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)"
+
+if [[ -e "$CONF" ]] && ! grep -qF "$MARKER" "$CONF" && [[ "${BATON_SLURM_FORCE:-}" != 1 ]]; then
+  die "$CONF exists and was not written by this script; refusing to replace it (BATON_SLURM_FORCE=1 overrides)"
+fi
+
+mkdir -p "$CONF_DIR" "$STATE_DIR" "$SPOOL_DIR" "$LOG_DIR" "$RUN_DIR"
+chown slurm:slurm "$STATE_DIR" "$LOG_DIR"
+
+# Addresses are pinned to 127.0.0.1: the daemons talk over loopback only.
+# OverSubscribe=FORCE:N lets N jobs share a core: runners mostly wait on HTTP, not CPU.
+# KillWait is the gap between SIGTERM and SIGKILL at the time limit (30 s by default);
+# a small one keeps the time-limit test short. MinJobAge keeps finished jobs visible in
+# `squeue`/`scontrol show job` long enough for tests to read their final state.
+new_conf="$(mktemp)"
+cat >"$new_conf" <<EOF
+$MARKER
+# Single-node test cluster on $host. Regenerated by the script; edit the script instead.
+ClusterName=baton
+SlurmctldHost=$host(127.0.0.1)
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+# No mail on this test node; Debian's default MailProg does not exist in a minimal image.
+MailProg=/bin/true
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+KillWait=$KILLWAIT
+OverTimeLimit=0
+InactiveLimit=0
+MinJobAge=300
+MaxArraySize=10001
+SlurmctldTimeout=30
+SlurmdTimeout=60
+StateSaveLocation=$STATE_DIR
+SlurmdSpoolDir=$SPOOL_DIR
+SlurmctldPidFile=$RUN_DIR/slurmctld.pid
+SlurmdPidFile=$RUN_DIR/slurmd.pid
+SlurmctldLogFile=$LOG_DIR/slurmctld.log
+SlurmdLogFile=$LOG_DIR/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:$OVERSUBSCRIBE
+EOF
+
+restart=0
+if ! cmp -s "$new_conf" "$CONF"; then
+  say "writing $CONF"
+  install -m 644 "$new_conf" "$CONF"
+  restart=1
+fi
+rm -f "$new_conf"
+# slurmd in 22.05 reads cgroup.conf even when no cgroup plugin is configured; an empty
+# one avoids a warning about the missing file.
+[[ -e "$CONF_DIR/cgroup.conf" ]] || echo "$MARKER" >"$CONF_DIR/cgroup.conf"
+
+# --- daemons ---------------------------------------------------------------------------
+pid_alive() { [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+stop_daemon() { # pidfile name
+  local pidfile=$1 name=$2 pid
+  pid_alive "$pidfile" || return 0
+  pid="$(cat "$pidfile")"
+  say "stopping $name (pid $pid) to load the new configuration"
+  kill "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+if ((restart)); then
+  stop_daemon "$RUN_DIR/slurmd.pid" slurmd
+  stop_daemon "$RUN_DIR/slurmctld.pid" slurmctld
+fi
+
+if ! pid_alive "$RUN_DIR/slurmctld.pid"; then
+  say "starting slurmctld"
+  # -i: ignore state files from an older configuration that no longer match.
+  slurmctld -i || die "slurmctld did not start; see $LOG_DIR/slurmctld.log: $(tail -n 5 "$LOG_DIR/slurmctld.log" 2>/dev/null)"
+fi
+ctl_ok=0
+for _ in $(seq $((WAIT_S * 10))); do
+  if scontrol ping 2>/dev/null | grep -q UP; then ctl_ok=1; break; fi
+  pid_alive "$RUN_DIR/slurmctld.pid" || break
+  sleep 0.1
+done
+((ctl_ok)) || die "slurmctld does not answer 'scontrol ping'; last log lines: $(tail -n 10 "$LOG_DIR/slurmctld.log" 2>/dev/null)"
+
+if ! pid_alive "$RUN_DIR/slurmd.pid"; then
+  say "starting slurmd"
+  slurmd || die "slurmd did not start; see $LOG_DIR/slurmd.log: $(tail -n 5 "$LOG_DIR/slurmd.log" 2>/dev/null)"
+fi
+
+# --- wait for the node -----------------------------------------------------------------
+state=""
+for _ in $(seq $((WAIT_S * 10))); do
+  state="$(sinfo -h -n "$host" -o %t 2>/dev/null | head -n 1)"
+  case "$state" in
+    idle | mix | alloc | comp) say "node $host is $state in partition $PARTITION ($cpus CPUs x $OVERSUBSCRIBE jobs)"; exit 0 ;;
+    # A node left DOWN/DRAINED by an earlier, unclean stop comes back once slurmd is up.
+    down* | drain* | drng* | fail*) scontrol update nodename="$host" state=resume >/dev/null 2>&1 || true ;;
+  esac
+  pid_alive "$RUN_DIR/slurmd.pid" || die "slurmd exited; last log lines: $(tail -n 10 "$LOG_DIR/slurmd.log" 2>/dev/null)"
+  sleep 0.1
+done
+reason="$(sinfo -h -n "$host" -o '%t %E' 2>/dev/null | head -n 1)"
+die "node $host did not become idle within ${WAIT_S}s (state: '${reason:-unknown}'); see $LOG_DIR/slurmd.log and $LOG_DIR/slurmctld.log"
