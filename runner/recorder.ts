@@ -1,0 +1,120 @@
+// Collects latency rows (tool_calls, latency_components, llm_calls) from every task of a
+// runner and sends them through TaskQueue.recordRows in batches: every flushMs, sooner when
+// a batch is full, and on demand before a task's result is written. A crash therefore loses
+// at most the rows of the last flush interval, i.e. the step in flight.
+import type { LlmAttempt } from "./llm-client";
+import { toLlmCallRow } from "./llm-client";
+import type { LatencyComponentRow, LlmCallRow, RowBatch, ToolCallRow } from "../db/rows";
+import type { TaskQueue } from "./task-queue";
+
+export type Component = "orchestrator" | "query_llm" | "retrieval" | "expert_llm" | "code_exec" | "judge";
+
+type Log = (line: string) => void;
+
+export class Recorder {
+  private toolCalls: ToolCallRow[] = [];
+  private components: LatencyComponentRow[] = [];
+  private llmCalls: LlmCallRow[] = [];
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private inFlight: Promise<void> = Promise.resolve();
+  private failures = 0;
+  written = 0;
+
+  constructor(
+    private readonly queue: Pick<TaskQueue, "recordRows">,
+    private readonly opts: { flushMs?: number; maxRows?: number; log?: Log } = {},
+  ) {
+    const ms = opts.flushMs ?? 250;
+    this.timer = setInterval(() => void this.flush().catch(() => {}), ms);
+    // Rows alone must not keep a finished runner alive.
+    (this.timer as any).unref?.();
+  }
+
+  private get size(): number {
+    return this.toolCalls.length + this.components.length + this.llmCalls.length;
+  }
+
+  add(rows: RowBatch): void {
+    if (rows.toolCalls) this.toolCalls.push(...rows.toolCalls);
+    if (rows.components) this.components.push(...rows.components);
+    if (rows.llmCalls) this.llmCalls.push(...rows.llmCalls);
+    if (this.size >= (this.opts.maxRows ?? 500)) void this.flush().catch(() => {});
+  }
+
+  /**
+   * Sends everything buffered. Flushes are serialised so rows keep their order; a failed
+   * batch goes back to the front of the buffer and is re-sent with the next flush (tool
+   * calls and components are unique per step, so a re-sent batch never counts twice).
+   */
+  flush(): Promise<void> {
+    const next = this.inFlight.then(async () => {
+      if (this.size === 0) return;
+      const batch: RowBatch = { toolCalls: this.toolCalls, components: this.components, llmCalls: this.llmCalls };
+      this.toolCalls = [];
+      this.components = [];
+      this.llmCalls = [];
+      try {
+        await this.queue.recordRows(batch);
+        this.written += (batch.toolCalls!.length + batch.components!.length + batch.llmCalls!.length);
+        this.failures = 0;
+      } catch (err) {
+        this.toolCalls.unshift(...batch.toolCalls!);
+        this.components.unshift(...batch.components!);
+        this.llmCalls.unshift(...batch.llmCalls!);
+        if (this.failures++ % 20 === 0)
+          (this.opts.log ?? console.error)(`recorder: could not write ${this.size} rows (will retry): ${(err as Error).message}`);
+        throw err;
+      }
+    });
+    this.inFlight = next.catch(() => {});
+    return next;
+  }
+
+  /** Stops the timer and writes what is left (retrying a few times: these are the last rows). */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (let i = 0; i < 5 && this.size > 0; i++) {
+      try {
+        await this.flush();
+      } catch {
+        await Bun.sleep(200 * (i + 1));
+      }
+    }
+  }
+
+  forTask(ctx: { runId: number; taskId: number; attempt: number }): TaskRecorder {
+    return new TaskRecorder(this, ctx);
+  }
+}
+
+/** The rows of one attempt at one task; (task_id, attempt, step) is the join key. */
+export class TaskRecorder {
+  toolCallCount = 0;
+  componentCount = 0;
+  llmCallCount = 0;
+
+  constructor(
+    private readonly sink: Recorder,
+    readonly ctx: { runId: number; taskId: number; attempt: number },
+  ) {}
+
+  toolCall(row: Omit<ToolCallRow, "runId" | "taskId" | "attempt">): void {
+    this.toolCallCount++;
+    this.sink.add({ toolCalls: [{ ...row, ...this.ctx }] });
+  }
+
+  component(row: Omit<LatencyComponentRow, "runId" | "taskId" | "attempt">): void {
+    this.componentCount++;
+    this.sink.add({ components: [{ ...row, ...this.ctx }] });
+  }
+
+  llmAttempt(attempt: LlmAttempt, step: number, tool: string | null): void {
+    this.llmCallCount++;
+    this.sink.add({ llmCalls: [toLlmCallRow(attempt, { ...this.ctx, step, tool })] });
+  }
+
+  flush(): Promise<void> {
+    return this.sink.flush();
+  }
+}
