@@ -1,0 +1,475 @@
+// Runs and their tasks: creation (all-or-nothing) and the reads behind status, listing and
+// the task pages. Task state changes live in db/queue.ts, never here.
+import { and, asc, desc, eq, gt, sql } from "drizzle-orm";
+import * as v from "valibot";
+import { ApiError } from "../functions/errors";
+import { resolveRunConfig } from "../runner/config";
+import type { Db } from "./client";
+import { dbNowMs, runs, TASK_STATUSES, taskAttempts, tasks, type TaskStatus } from "./schema";
+
+// One dataset row. id may be a number in the file (FRAMES uses ints); it is stored as text.
+// Every other field (answer_type, image, canary, ...) is kept as submitted.
+export const TaskRow = v.looseObject({
+  id: v.pipe(
+    v.union([v.string(), v.number()], "expected a string or a number"),
+    v.transform((x) => String(x)),
+    v.minLength(1, "expected a non-empty id"),
+  ),
+  question: v.pipe(v.string("expected a non-empty string"), v.minLength(1, "expected a non-empty string")),
+});
+export type TaskRow = v.InferOutput<typeof TaskRow>;
+
+export const MAX_ATTEMPTS_LIMIT = 100;
+
+export type ValidTask = { externalId: string; input: Record<string, unknown> };
+
+/**
+ * Checks every row and reports the first problem by position (`label(i)` is `tasks[3]` for
+ * a JSON array or `line 4` for JSONL). Duplicate ids name both positions.
+ */
+export function validateTasks({
+  rows,
+  label = (i) => `tasks[${i}]`,
+}: {
+  rows: unknown[];
+  label?: (i: number) => string;
+}): ValidTask[] {
+  if (rows.length === 0) throw new ApiError(400, "tasks.empty", "tasks: expected at least one task");
+  const out: ValidTask[] = new Array(rows.length);
+  const seen = new Map<string, number>();
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    if (row === null || typeof row !== "object" || Array.isArray(row))
+      throw new ApiError(400, "tasks.invalid", `${label(i)}: expected an object with id and question`);
+    const parsed = v.safeParse(TaskRow, row);
+    if (!parsed.success) {
+      const issue = parsed.issues[0];
+      const field = v.getDotPath(issue) ?? "";
+      throw new ApiError(400, "tasks.invalid", `${label(i)}${field ? `.${field}` : ""}: ${issue.message}`);
+    }
+    const externalId = parsed.output.id;
+    const first = seen.get(externalId);
+    if (first !== undefined)
+      throw new ApiError(
+        400,
+        "tasks.duplicate_id",
+        `${label(i)}.id: duplicate id ${JSON.stringify(externalId)} (first at ${label(first)})`,
+      );
+    seen.set(externalId, i);
+    out[i] = { externalId, input: row as Record<string, unknown> };
+  }
+  return out;
+}
+
+/** JSONL text → rows; blank lines are skipped but keep their place in the line count. */
+export function parseJsonl(text: string): { rows: unknown[]; lines: number[] } {
+  const rows: unknown[] = [];
+  const lines: number[] = [];
+  let start = 0;
+  let lineNo = 0;
+  while (start <= text.length) {
+    let end = text.indexOf("\n", start);
+    if (end === -1) end = text.length;
+    lineNo++;
+    const line = text.slice(start, end).trim();
+    if (line) {
+      try {
+        rows.push(JSON.parse(line));
+      } catch (err) {
+        throw new ApiError(400, "tasks.invalid_jsonl", `line ${lineNo}: invalid JSON (${(err as Error).message})`);
+      }
+      lines.push(lineNo);
+    }
+    start = end + 1;
+  }
+  return { rows, lines };
+}
+
+export function validateJsonlTasks(text: string): ValidTask[] {
+  const { rows, lines } = parseJsonl(text);
+  if (rows.length === 0) throw new ApiError(400, "tasks.empty", "tasks: the JSONL body has no rows");
+  return validateTasks({ rows, label: (i) => `line ${lines[i]}` });
+}
+
+export type RunRecord = typeof runs.$inferSelect;
+
+// 7 bound values per row; 2,000 rows stays under SQLite's 32,766-variable limit with room,
+// and few large statements are what makes 100k tasks fast.
+const INSERT_CHUNK = 2_000;
+
+/**
+ * Creates a run with all its tasks in one write transaction: either every task is queued or
+ * nothing is. With an idempotency key, a repeat returns the first run (created = false).
+ */
+export async function createRun({
+  db,
+  name,
+  benchmark,
+  config,
+  tasks: rows,
+  maxAttempts = 3,
+  idempotencyKey = null,
+}: {
+  db: Db;
+  name: string;
+  benchmark: string;
+  config?: unknown;
+  tasks: ValidTask[];
+  maxAttempts?: number;
+  idempotencyKey?: string | null;
+}): Promise<{ run: RunRecord; created: boolean }> {
+  if (idempotencyKey) {
+    const existing = await findRunByIdempotencyKey({ db, idempotencyKey });
+    if (existing) return { run: existing, created: false };
+  }
+  if (rows.length === 0) throw new ApiError(400, "tasks.empty", "tasks: expected at least one task");
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS_LIMIT)
+    throw new ApiError(400, "runs.invalid", `max_attempts: expected an integer from 1 to ${MAX_ATTEMPTS_LIMIT}`);
+  const resolved = resolveRunConfig({ benchmark, config });
+  if (!resolved.ok)
+    throw new ApiError(
+      400,
+      "runs.invalid_config",
+      resolved.issues.map((i) => `${i.path.startsWith("config") ? i.path : `config.${i.path}`}: ${i.message}`).join("; "),
+    );
+  const now = Date.now();
+  try {
+    const run = await db.transaction(async (tx) => {
+      // A 100k-task insert updates six indexes; the default 2 MB page cache makes that
+      // spill and re-read pages. Memory is only used as the cache fills, and only here.
+      if (db.$client.protocol === "file") await tx.run(sql`PRAGMA cache_size = -131072`);
+      const [run] = await tx
+        .insert(runs)
+        .values({
+          name,
+          benchmark,
+          config: resolved.config,
+          maxAttempts,
+          taskCount: rows.length,
+          idempotencyKey,
+          createdAt: now,
+        })
+        .returning();
+      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+        const chunk = rows.slice(i, i + INSERT_CHUNK);
+        await tx.run(sql`INSERT INTO tasks (run_id, external_id, input, max_attempts, available_at, created_at, updated_at)
+          VALUES ${sql.join(
+            chunk.map((t) => sql`(${run.id}, ${t.externalId}, ${JSON.stringify(t.input)}, ${maxAttempts}, ${now}, ${now}, ${now})`),
+            sql`, `,
+          )}`);
+      }
+      return run;
+    });
+    return { run, created: true };
+  } catch (err) {
+    // Two requests with one key raced: the loser returns the winner's run.
+    if (idempotencyKey && isUniqueViolation(err)) {
+      const existing = await findRunByIdempotencyKey({ db, idempotencyKey });
+      if (existing) return { run: existing, created: false };
+    }
+    throw err;
+  }
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const c = (err as any)?.cause ?? err;
+  return /SQLITE_CONSTRAINT/.test(String(c?.code ?? "")) || /UNIQUE constraint/.test(String(c?.message ?? ""));
+}
+
+export async function findRunByIdempotencyKey({
+  db,
+  idempotencyKey,
+}: {
+  db: Db;
+  idempotencyKey: string;
+}): Promise<RunRecord | null> {
+  const [run] = await db.select().from(runs).where(eq(runs.idempotencyKey, idempotencyKey)).limit(1);
+  return run ?? null;
+}
+
+/** A run by numeric id, or by name when exactly one run has it. */
+export async function findRun({ db, ref }: { db: Db; ref: string | number }): Promise<RunRecord> {
+  const text = String(ref).trim();
+  if (/^\d+$/.test(text)) {
+    const [run] = await db.select().from(runs).where(eq(runs.id, Number(text))).limit(1);
+    if (run) return run;
+  }
+  const byName = await db.select().from(runs).where(eq(runs.name, text)).limit(2);
+  if (byName.length === 1) return byName[0];
+  if (byName.length > 1)
+    throw new ApiError(409, "runs.ambiguous", `run name ${JSON.stringify(text)} matches several runs; use the numeric id`);
+  throw new ApiError(404, "runs.not_found", `run ${JSON.stringify(text)} not found`);
+}
+
+export type RunListItem = {
+  id: number;
+  name: string;
+  benchmark: string;
+  task_count: number;
+  max_attempts: number;
+  created_at: number;
+  started_at: number | null;
+  canceled_at: number | null;
+  counts: StatusCounts;
+};
+
+export type StatusCounts = Record<TaskStatus, number>;
+
+function emptyCounts(): StatusCounts {
+  return Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as StatusCounts;
+}
+
+export async function listRuns({ db, limit = 100 }: { db: Db; limit?: number }): Promise<RunListItem[]> {
+  const list = await db.select().from(runs).orderBy(desc(runs.id)).limit(limit);
+  if (list.length === 0) return [];
+  const counts = await db
+    .select({ runId: tasks.runId, status: tasks.status, n: sql<number>`count(*)` })
+    .from(tasks)
+    .where(sql`${tasks.runId} IN (${sql.join(list.map((r) => r.id), sql`, `)})`)
+    .groupBy(tasks.runId, tasks.status);
+  const byRun = new Map<number, StatusCounts>();
+  for (const c of counts) {
+    const m = byRun.get(c.runId) ?? emptyCounts();
+    m[c.status] = Number(c.n);
+    byRun.set(c.runId, m);
+  }
+  return list.map((r) => ({
+    id: r.id,
+    name: r.name,
+    benchmark: r.benchmark,
+    task_count: r.taskCount,
+    max_attempts: r.maxAttempts,
+    created_at: r.createdAt,
+    started_at: r.startedAt,
+    canceled_at: r.canceledAt,
+    counts: byRun.get(r.id) ?? emptyCounts(),
+  }));
+}
+
+export type RunSummary = {
+  id: number;
+  name: string;
+  benchmark: string;
+  config: Record<string, unknown>;
+  max_attempts: number;
+  task_count: number;
+  created_at: number;
+  started_at: number | null;
+  canceled_at: number | null;
+  counts: StatusCounts;
+  done: boolean;
+  correct: number;
+  // correct / succeeded: the model's accuracy on the tasks that produced an answer
+  accuracy: number | null;
+  // correct / (succeeded + failed): failures count as wrong, the number a paper reports
+  accuracy_finished: number | null;
+  // completions (succeeded + failed) per minute over the last RATE_WINDOW_MS
+  rate_per_min: number | null;
+  eta_ms: number | null;
+  now: number;
+};
+
+// Long enough to smooth out batch claims, short enough to follow a job array growing.
+export const RATE_WINDOW_MS = 5 * 60_000;
+
+export async function getRunSummary({ db, ref }: { db: Db; ref: string | number }): Promise<RunSummary> {
+  const run = await findRun({ db, ref });
+  const [agg] = await db
+    .select({
+      now: sql<number>`${dbNowMs}`,
+      queued: sql<number>`sum(${tasks.status} = 'queued')`,
+      running: sql<number>`sum(${tasks.status} = 'running')`,
+      succeeded: sql<number>`sum(${tasks.status} = 'succeeded')`,
+      failed: sql<number>`sum(${tasks.status} = 'failed')`,
+      canceled: sql<number>`sum(${tasks.status} = 'canceled')`,
+      correct: sql<number>`sum(${tasks.status} = 'succeeded' AND ${tasks.correct} = 1)`,
+      recent: sql<number>`sum(${tasks.status} IN ('succeeded', 'failed') AND ${tasks.finishedAt} >= ${dbNowMs} - ${RATE_WINDOW_MS})`,
+    })
+    .from(tasks)
+    .where(eq(tasks.runId, run.id));
+  const counts = emptyCounts();
+  for (const s of TASK_STATUSES) counts[s] = Number(agg?.[s] ?? 0);
+  const correct = Number(agg?.correct ?? 0);
+  const now = Number(agg?.now ?? Date.now());
+  const recent = Number(agg?.recent ?? 0);
+  const finished = counts.succeeded + counts.failed;
+  const remaining = counts.queued + counts.running;
+  let rate: number | null = null;
+  if (run.startedAt != null && recent > 0) {
+    const windowMs = Math.max(1_000, Math.min(RATE_WINDOW_MS, now - run.startedAt));
+    rate = (recent / windowMs) * 60_000;
+  }
+  return {
+    id: run.id,
+    name: run.name,
+    benchmark: run.benchmark,
+    config: run.config,
+    max_attempts: run.maxAttempts,
+    task_count: run.taskCount,
+    created_at: run.createdAt,
+    started_at: run.startedAt,
+    canceled_at: run.canceledAt,
+    counts,
+    done: remaining === 0,
+    correct,
+    accuracy: counts.succeeded > 0 ? correct / counts.succeeded : null,
+    accuracy_finished: finished > 0 ? correct / finished : null,
+    rate_per_min: rate,
+    eta_ms: remaining === 0 ? 0 : rate ? Math.round((remaining / rate) * 60_000) : null,
+    now,
+  };
+}
+
+export type TaskListItem = {
+  id: number;
+  external_id: string;
+  status: TaskStatus;
+  attempt: number;
+  max_attempts: number;
+  prediction: string | null;
+  correct: boolean | null;
+  error_class: string | null;
+  error_message: string | null;
+  lease_owner: string | null;
+  started_at: number | null;
+  finished_at: number | null;
+  updated_at: number;
+};
+
+export const TASK_PAGE_MAX = 1_000;
+
+/** A page of a run's tasks in id order; `cursor` is the last id of the previous page. */
+export async function listTasks({
+  db,
+  ref,
+  status,
+  limit = 100,
+  cursor,
+  offset,
+}: {
+  db: Db;
+  ref: string | number;
+  status?: TaskStatus;
+  limit?: number;
+  cursor?: number;
+  offset?: number;
+}): Promise<{ run_id: number; tasks: TaskListItem[]; next_cursor: number | null }> {
+  const run = await findRun({ db, ref });
+  const n = Math.max(1, Math.min(TASK_PAGE_MAX, limit));
+  const where = and(
+    eq(tasks.runId, run.id),
+    status ? eq(tasks.status, status) : undefined,
+    cursor != null ? gt(tasks.id, cursor) : undefined,
+  );
+  const rows = await db
+    .select({
+      id: tasks.id,
+      external_id: tasks.externalId,
+      status: tasks.status,
+      attempt: tasks.attempt,
+      max_attempts: tasks.maxAttempts,
+      prediction: tasks.prediction,
+      correct: tasks.correct,
+      error_class: tasks.errorClass,
+      error_message: tasks.errorMessage,
+      lease_owner: tasks.leaseOwner,
+      started_at: tasks.startedAt,
+      finished_at: tasks.finishedAt,
+      updated_at: tasks.updatedAt,
+    })
+    .from(tasks)
+    .where(where)
+    .orderBy(asc(tasks.id))
+    .limit(n + 1)
+    .offset(cursor == null && offset ? offset : 0);
+  const page = rows.slice(0, n);
+  return { run_id: run.id, tasks: page, next_cursor: rows.length > n ? page[page.length - 1].id : null };
+}
+
+export type AttemptItem = {
+  attempt: number;
+  runner_id: string | null;
+  outcome: string;
+  error_class: string | null;
+  error_message: string | null;
+  started_at: number;
+  ended_at: number | null;
+};
+
+export type TaskDetail = TaskListItem & {
+  run_id: number;
+  input: Record<string, unknown>;
+  result: Record<string, unknown> | null;
+  progress: unknown;
+  lease_expires_at: number | null;
+  available_at: number;
+  created_at: number;
+  attempts: AttemptItem[];
+};
+
+export async function getTask({ db, taskId }: { db: Db; taskId: number }): Promise<TaskDetail> {
+  const [t] = await db.select().from(tasks).where(eq(tasks.id, taskId)).limit(1);
+  if (!t) throw new ApiError(404, "tasks.not_found", `task ${taskId} not found`);
+  const attempts = await db
+    .select({
+      attempt: taskAttempts.attempt,
+      runner_id: taskAttempts.runnerId,
+      outcome: taskAttempts.outcome,
+      error_class: taskAttempts.errorClass,
+      error_message: taskAttempts.errorMessage,
+      started_at: taskAttempts.startedAt,
+      ended_at: taskAttempts.endedAt,
+    })
+    .from(taskAttempts)
+    .where(eq(taskAttempts.taskId, taskId))
+    .orderBy(asc(taskAttempts.id));
+  return {
+    id: t.id,
+    run_id: t.runId,
+    external_id: t.externalId,
+    status: t.status,
+    attempt: t.attempt,
+    max_attempts: t.maxAttempts,
+    input: t.input,
+    result: t.result ?? null,
+    prediction: t.prediction,
+    correct: t.correct,
+    error_class: t.errorClass,
+    error_message: t.errorMessage,
+    lease_owner: t.leaseOwner,
+    lease_expires_at: t.leaseExpiresAt,
+    progress: t.progress ?? null,
+    available_at: t.availableAt,
+    created_at: t.createdAt,
+    started_at: t.startedAt,
+    finished_at: t.finishedAt,
+    updated_at: t.updatedAt,
+    attempts,
+  };
+}
+
+/**
+ * How a lease token's attempt ended, from the attempt history. Lets a finishing write that
+ * is re-sent after a lost reply learn that its first copy already landed.
+ */
+export async function readAttemptOutcome({
+  db,
+  leaseToken,
+}: {
+  db: Db;
+  leaseToken: string;
+}): Promise<string | null> {
+  const [a] = await db
+    .select({ outcome: taskAttempts.outcome })
+    .from(taskAttempts)
+    .where(eq(taskAttempts.leaseToken, leaseToken))
+    .limit(1);
+  return a?.outcome ?? null;
+}
+
+/** Row counts of the tables a run touches: what tests compare before and after bad input. */
+export async function countRows({ db }: { db: Db }): Promise<{ runs: number; tasks: number }> {
+  const [r] = await db.select({ n: sql<number>`count(*)` }).from(runs);
+  const [t] = await db.select({ n: sql<number>`count(*)` }).from(tasks);
+  return { runs: Number(r.n), tasks: Number(t.n) };
+}

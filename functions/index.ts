@@ -1,0 +1,101 @@
+// The whole HTTP API as one Elysia app. Each feature is a plugin factory over AppDeps;
+// to add yours, import it and add one `.use(yourRoutes(deps))` line below the others.
+// The guard and the error handler are registered first so they cover every plugin.
+import { openapi } from "@elysiajs/openapi";
+import { toJsonSchema } from "@valibot/to-json-schema";
+import { Elysia } from "elysia";
+import * as v from "valibot";
+import { authGuard } from "./auth";
+import type { AppDeps } from "./deps";
+import { ApiError, errorBody } from "./errors";
+import { healthRoutes } from "./health";
+import { queueRoutes } from "./queue";
+import { DEFAULT_MAX_BODY_BYTES, runsRoutes } from "./runs";
+import { tasksRoutes } from "./tasks";
+
+export type AppOptions = {
+  // Requests declaring a larger Content-Length get 413 before the body is read.
+  maxBodyBytes?: number;
+};
+
+export const OPENAPI_PATH = "/openapi";
+
+/** Maps any thrown error to { status, body } in the one error shape. Never echoes SQL. */
+export function toErrorResponse({ code, error }: { code: unknown; error: unknown }): {
+  status: number;
+  body: ReturnType<typeof errorBody>;
+} {
+  const e = error as any;
+  if (error instanceof ApiError) return { status: error.status, body: errorBody(error.code, error.message) };
+  // Elysia wraps what a parse hook throws (a JSONL line error) in its ParseError.
+  if (code === "PARSE" && e?.cause instanceof ApiError) return toErrorResponse({ code: "", error: e.cause });
+  if (code === "VALIDATION") {
+    const issue = e?.valueError as v.BaseIssue<unknown> | undefined;
+    const where = e?.type && e.type !== "body" ? String(e.type) : "";
+    const field = issue ? [where, v.getDotPath(issue)].filter(Boolean).join(".") : where;
+    const message = issue?.message ?? "invalid request";
+    return { status: 400, body: errorBody("request.invalid", field ? `${field}: ${message}` : message) };
+  }
+  if (v.isValiError(error)) {
+    const issue = error.issues[0];
+    const field = v.getDotPath(issue);
+    return { status: 400, body: errorBody("request.invalid", field ? `${field}: ${issue.message}` : issue.message) };
+  }
+  if (code === "PARSE") return { status: 400, body: errorBody("request.invalid_json", "the request body is not valid JSON") };
+  if (code === "NOT_FOUND") return { status: 404, body: errorBody("route.not_found", "no such route") };
+  if (e?.name === "DrizzleQueryError" || e?.query !== undefined) {
+    const dbCode = String(e?.cause?.code ?? "");
+    if (/BUSY|LOCKED/.test(dbCode))
+      return { status: 503, body: errorBody("db.busy", "the database is busy; retry shortly") };
+    if (/CONSTRAINT/.test(dbCode)) {
+      console.error("baton: constraint violation:", e?.cause?.message);
+      return { status: 409, body: errorBody("db.conflict", "the write conflicts with existing data or misses a required field") };
+    }
+    console.error("baton: database error:", e?.cause ?? e);
+    return { status: 500, body: errorBody("db.error", `database error (${dbCode || "unknown"})`) };
+  }
+  if (typeof e?.status === "number" && e.status >= 400 && e.status < 500) {
+    // Elysia's own client errors (e.g. an unsupported content type)
+    return { status: e.status, body: errorBody("request.invalid", String(e.message ?? "bad request")) };
+  }
+  console.error("baton: unhandled error:", e?.stack ?? e);
+  return { status: 500, body: errorBody("internal.error", "internal error (logged on the server)") };
+}
+
+export function createApp(deps: AppDeps, options: AppOptions = {}) {
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  return new Elysia()
+    .onError(({ code, error, set }) => {
+      const { status, body } = toErrorResponse({ code, error });
+      set.status = status;
+      return body;
+    })
+    .onRequest(({ request, set }) => {
+      const length = Number(request.headers.get("content-length") ?? 0);
+      if (length > maxBodyBytes) {
+        set.status = 413;
+        return errorBody(
+          "request.too_large",
+          `the body is ${length} bytes; the limit is ${maxBodyBytes} (raise it with --max-body-mb / BATON_MAX_BODY_MB)`,
+        );
+      }
+    })
+    .use(authGuard(deps))
+    .use(
+      openapi({
+        path: OPENAPI_PATH,
+        mapJsonSchema: { valibot: (s: any) => toJsonSchema(s, { errorMode: "ignore" }) },
+        documentation: {
+          info: { title: "Baton", version: "0.1.0", description: "Evaluation runs that are never lost and never hang." },
+          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+          security: [{ bearer: [] }],
+        },
+      }),
+    )
+    .use(healthRoutes(deps))
+    .use(runsRoutes(deps))
+    .use(tasksRoutes(deps))
+    .use(queueRoutes(deps));
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,188 @@
+// The queue over HTTP for runners on compute nodes (runner/queue-http.ts). Bodies carry the
+// db/queue.ts types as they are (camelCase), so both TaskQueue implementations share them.
+// Finishing writes are safe to re-send: a retry whose first copy landed answers `already`.
+import { Elysia } from "elysia";
+import * as v from "valibot";
+import {
+  claimTasks,
+  completeTask,
+  failTask,
+  heartbeatLeases,
+  registerRunner,
+  releaseTasks,
+  setRunnerState,
+  type FailOutcome,
+} from "../db/queue";
+import { recordRows, type RowBatch } from "../db/rows";
+import { readAttemptOutcome } from "../db/runs";
+import type { Db } from "../db/client";
+import type { TaskResult } from "../db/queue";
+import type { AppDeps } from "./deps";
+import { ErrorBody } from "./errors";
+
+const Id = v.pipe(v.string(), v.minLength(1), v.maxLength(200));
+const Token = v.pipe(v.string(), v.minLength(1), v.maxLength(100));
+const LeaseMs = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(24 * 3600_000));
+const Opt = <T extends v.GenericSchema>(s: T) => v.optional(v.nullable(s));
+
+export const RunnerInput = v.object({
+  id: Id,
+  host: v.string(),
+  pid: v.pipe(v.number(), v.integer()),
+  slurmJobId: Opt(v.string()),
+  slurmArrayJobId: Opt(v.string()),
+  slurmArrayTaskId: Opt(v.string()),
+  runId: Opt(v.number()),
+  concurrency: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  version: Opt(v.string()),
+  endsAt: Opt(v.number()),
+});
+export type RunnerInput = v.InferOutput<typeof RunnerInput>;
+
+export const RunnerStateInput = v.object({ state: v.picklist(["running", "draining", "stopped", "crashed"]) });
+export type RunnerStateInput = v.InferOutput<typeof RunnerStateInput>;
+
+export const ClaimInput = v.object({
+  runnerId: Id,
+  limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)),
+  leaseMs: LeaseMs,
+  runId: Opt(v.number()),
+});
+export type ClaimInput = v.InferOutput<typeof ClaimInput>;
+
+export const ClaimedTask = v.object({
+  id: v.number(),
+  runId: v.number(),
+  externalId: v.string(),
+  input: v.record(v.string(), v.unknown()),
+  attempt: v.number(),
+  maxAttempts: v.number(),
+  leaseToken: v.string(),
+  leaseExpiresAt: v.number(),
+});
+export const Claimed = v.object({ tasks: v.array(ClaimedTask) });
+
+const Progress = v.looseObject({
+  step: v.optional(v.number()),
+  tool: Opt(v.string()),
+  component: Opt(v.string()),
+  endpoint: Opt(v.string()),
+  since: Opt(v.number()),
+});
+
+export const HeartbeatInput = v.object({
+  runnerId: Id,
+  tokens: v.pipe(v.array(Token), v.maxLength(10_000)),
+  leaseMs: LeaseMs,
+  progress: v.optional(v.record(v.string(), Progress)),
+});
+export type HeartbeatInput = v.InferOutput<typeof HeartbeatInput>;
+export const HeartbeatOutput = v.object({ held: v.array(v.string()), lost: v.array(v.string()) });
+
+const Result = v.looseObject({ prediction: Opt(v.string()), correct: Opt(v.boolean()) });
+
+export const CompleteInput = v.object({ taskId: v.number(), leaseToken: Token, result: Result });
+export type CompleteInput = v.InferOutput<typeof CompleteInput>;
+export const CompleteOutput = v.object({ ok: v.boolean(), already: v.boolean() });
+
+export const FailInput = v.object({
+  taskId: v.number(),
+  leaseToken: Token,
+  errorClass: v.pipe(v.string(), v.minLength(1)),
+  errorMessage: Opt(v.string()),
+  retryable: v.boolean(),
+  result: Opt(Result),
+});
+export type FailInput = v.InferOutput<typeof FailInput>;
+export const FailOutput = v.object({ outcome: v.picklist(["retry", "failed", "lost"]), already: v.boolean() });
+
+export const ReleaseInput = v.object({ runnerId: Id, tokens: v.pipe(v.array(Token), v.maxLength(10_000)) });
+export type ReleaseInput = v.InferOutput<typeof ReleaseInput>;
+
+const Rows = v.optional(v.array(v.record(v.string(), v.unknown())));
+export const RowBatchInput = v.object({ toolCalls: Rows, components: Rows, llmCalls: Rows });
+export type RowBatchInput = v.InferOutput<typeof RowBatchInput>;
+
+const Ok = v.object({ ok: v.boolean() });
+
+/**
+ * Fenced completion that tolerates a re-send: when the fence finds nothing, the attempt
+ * history says whether this same lease already succeeded (the first reply was lost).
+ */
+export async function completeIdempotent({
+  db,
+  taskId,
+  leaseToken,
+  result,
+}: {
+  db: Db;
+  taskId: number;
+  leaseToken: string;
+  result: TaskResult;
+}): Promise<{ ok: boolean; already: boolean }> {
+  if (await completeTask({ db, taskId, leaseToken, result })) return { ok: true, already: false };
+  const outcome = await readAttemptOutcome({ db, leaseToken });
+  return outcome === "succeeded" ? { ok: true, already: true } : { ok: false, already: false };
+}
+
+export async function failIdempotent({
+  db,
+  ...input
+}: FailInput & { db: Db }): Promise<{ outcome: FailOutcome; already: boolean }> {
+  const outcome = await failTask({ db, ...input, result: input.result ?? null });
+  if (outcome !== "lost") return { outcome, already: false };
+  const previous = await readAttemptOutcome({ db, leaseToken: input.leaseToken });
+  if (previous === "failed" || previous === "retry") return { outcome: previous, already: true };
+  return { outcome: "lost", already: false };
+}
+
+const errors = { 400: ErrorBody, 401: ErrorBody };
+
+export const queueRoutes = (deps: AppDeps) =>
+  new Elysia({ name: "queue", prefix: "/v1/queue" })
+    .post(
+      "/runners",
+      async ({ body }) => {
+        await registerRunner({ db: deps.db, runner: body });
+        return { ok: true };
+      },
+      { body: RunnerInput, response: { 200: Ok, ...errors }, detail: { summary: "Register a runner process" } },
+    )
+    .post(
+      "/runners/:id/state",
+      async ({ params, body }) => {
+        await setRunnerState({ db: deps.db, runnerId: params.id, state: body.state });
+        return { ok: true };
+      },
+      { body: RunnerStateInput, response: { 200: Ok, ...errors }, detail: { summary: "Set a runner's state" } },
+    )
+    .post("/claim", async ({ body }) => ({ tasks: await claimTasks({ db: deps.db, ...body }) }), {
+      body: ClaimInput,
+      response: { 200: Claimed, ...errors },
+      detail: { summary: "Claim up to `limit` tasks with a lease" },
+    })
+    .post("/heartbeat", ({ body }) => heartbeatLeases({ db: deps.db, ...body }), {
+      body: HeartbeatInput,
+      response: { 200: HeartbeatOutput, ...errors },
+      detail: { summary: "Extend leases; answers which were lost" },
+    })
+    .post("/complete", ({ body }) => completeIdempotent({ db: deps.db, ...body, result: body.result as TaskResult }), {
+      body: CompleteInput,
+      response: { 200: CompleteOutput, ...errors },
+      detail: { summary: "Fenced completion; ok=false means the lease was lost and the result discarded" },
+    })
+    .post("/fail", ({ body }) => failIdempotent({ db: deps.db, ...body }), {
+      body: FailInput,
+      response: { 200: FailOutput, ...errors },
+      detail: { summary: "Fenced failure: retry with backoff or fail for good" },
+    })
+    .post("/release", async ({ body }) => ({ released: await releaseTasks({ db: deps.db, ...body }) }), {
+      body: ReleaseInput,
+      response: { 200: v.object({ released: v.number() }), ...errors },
+      detail: { summary: "Give leased tasks back without charging an attempt" },
+    })
+    .post("/rows", ({ body }) => recordRows({ db: deps.db, rows: body as RowBatch }), {
+      body: RowBatchInput,
+      response: { 200: v.object({ written: v.number() }), ...errors },
+      detail: { summary: "Record latency rows (tool calls, components, LLM calls); re-sends are ignored" },
+    });

@@ -1,0 +1,237 @@
+// Runs: submit (JSON or JSONL), list, summary, task pages, cancel, requeue.
+import { Elysia } from "elysia";
+import * as v from "valibot";
+import { cancelRun, requeueTasks } from "../db/queue";
+import {
+  createRun,
+  findRun,
+  getRunSummary,
+  listRuns,
+  listTasks,
+  MAX_ATTEMPTS_LIMIT,
+  TASK_PAGE_MAX,
+  validateJsonlTasks,
+  validateTasks,
+} from "../db/runs";
+import { TASK_STATUSES } from "../db/schema";
+import type { AppDeps } from "./deps";
+import { ApiError, ErrorBody } from "./errors";
+
+const MaxAttempts = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_ATTEMPTS_LIMIT));
+
+export const RunInput = v.object({
+  name: v.pipe(v.string(), v.trim(), v.minLength(1, "expected a non-empty name"), v.maxLength(200)),
+  benchmark: v.pipe(v.string(), v.trim(), v.minLength(1, "expected a benchmark such as frames or hle")),
+  config: v.optional(v.nullable(v.record(v.string(), v.unknown()))),
+  // Each row is checked by validateTasks so errors name tasks[i] and the field.
+  tasks: v.array(v.unknown()),
+  max_attempts: v.optional(MaxAttempts),
+});
+export type RunInput = v.InferOutput<typeof RunInput>;
+
+export const RunCreated = v.object({ id: v.number(), name: v.string(), tasks: v.number(), created: v.boolean() });
+export type RunCreated = v.InferOutput<typeof RunCreated>;
+
+const StatusCounts = v.object(Object.fromEntries(TASK_STATUSES.map((s) => [s, v.number()])) as Record<
+  (typeof TASK_STATUSES)[number],
+  v.NumberSchema<undefined>
+>);
+
+export const RunListItem = v.object({
+  id: v.number(),
+  name: v.string(),
+  benchmark: v.string(),
+  task_count: v.number(),
+  max_attempts: v.number(),
+  created_at: v.number(),
+  started_at: v.nullable(v.number()),
+  canceled_at: v.nullable(v.number()),
+  counts: StatusCounts,
+});
+export const RunList = v.object({ runs: v.array(RunListItem) });
+export type RunList = v.InferOutput<typeof RunList>;
+
+export const RunSummary = v.object({
+  ...RunListItem.entries,
+  config: v.record(v.string(), v.unknown()),
+  done: v.boolean(),
+  correct: v.number(),
+  accuracy: v.nullable(v.number()),
+  accuracy_finished: v.nullable(v.number()),
+  rate_per_min: v.nullable(v.number()),
+  eta_ms: v.nullable(v.number()),
+  now: v.number(),
+});
+export type RunSummary = v.InferOutput<typeof RunSummary>;
+
+export const TaskListItem = v.object({
+  id: v.number(),
+  external_id: v.string(),
+  status: v.picklist(TASK_STATUSES),
+  attempt: v.number(),
+  max_attempts: v.number(),
+  prediction: v.nullable(v.string()),
+  correct: v.nullable(v.boolean()),
+  error_class: v.nullable(v.string()),
+  error_message: v.nullable(v.string()),
+  lease_owner: v.nullable(v.string()),
+  started_at: v.nullable(v.number()),
+  finished_at: v.nullable(v.number()),
+  updated_at: v.number(),
+});
+export const TaskPage = v.object({ run_id: v.number(), tasks: v.array(TaskListItem), next_cursor: v.nullable(v.number()) });
+export type TaskPage = v.InferOutput<typeof TaskPage>;
+
+const IntString = v.pipe(v.string(), v.regex(/^\d+$/, "expected a non-negative integer"), v.transform(Number));
+
+export const TaskPageQuery = v.object({
+  status: v.optional(v.picklist(TASK_STATUSES, `expected one of ${TASK_STATUSES.join(", ")}`)),
+  limit: v.optional(v.pipe(IntString, v.minValue(1), v.maxValue(TASK_PAGE_MAX))),
+  cursor: v.optional(IntString),
+  offset: v.optional(IntString),
+});
+export type TaskPageQuery = v.InferOutput<typeof TaskPageQuery>;
+
+export const RequeueInput = v.object({
+  statuses: v.optional(v.array(v.picklist(["failed", "canceled"], "expected failed or canceled"))),
+  error_class: v.optional(v.pipe(v.string(), v.minLength(1))),
+});
+export type RequeueInput = v.InferOutput<typeof RequeueInput>;
+
+export const Canceled = v.object({ id: v.number(), canceled: v.number() });
+export const Requeued = v.object({ id: v.number(), requeued: v.number() });
+
+export const RunRef = v.object({ id: v.pipe(v.string(), v.minLength(1)) });
+
+// Default 256 MiB: the full HLE set with its base64 images is well under 100 MiB as JSON,
+// and JSON.parse of the body costs a few times its size in memory. BATON_MAX_BODY_MB raises it.
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
+
+const JSONL_TYPES = ["application/x-ndjson", "application/jsonl", "application/x-jsonlines", "text/plain"];
+
+/**
+ * A JSONL upload (`Content-Type: application/x-ndjson` or `text/plain`) becomes the same
+ * RunInput as a JSON submit: run fields come from the query string (`config` as a JSON
+ * string). Line errors are reported here, by line number.
+ */
+async function parseJsonlSubmit(request: Request, query: Record<string, string | undefined>): Promise<unknown> {
+  const text = await request.text();
+  const tasks = validateJsonlTasks(text);
+  let config: unknown;
+  if (query.config) {
+    try {
+      config = JSON.parse(query.config);
+    } catch {
+      throw new ApiError(400, "runs.invalid_config", "config: the config query parameter is not valid JSON");
+    }
+  }
+  const maxAttempts = query.max_attempts;
+  return {
+    name: query.name,
+    benchmark: query.benchmark,
+    config,
+    tasks: tasks.map((t) => t.input),
+    ...(maxAttempts != null ? { max_attempts: /^\d+$/.test(maxAttempts) ? Number(maxAttempts) : maxAttempts } : {}),
+  };
+}
+
+export const runsRoutes = (deps: AppDeps) =>
+  new Elysia({ name: "runs" })
+    .post(
+      "/v1/runs",
+      async ({ body, headers, status }) => {
+        const key = headers["idempotency-key"]?.trim() || null;
+        const { run, created } = await createRun({
+          db: deps.db,
+          name: body.name,
+          benchmark: body.benchmark,
+          config: body.config ?? undefined,
+          tasks: validateTasks({ rows: body.tasks }),
+          maxAttempts: body.max_attempts,
+          idempotencyKey: key,
+        });
+        const out = { id: run.id, name: run.name, tasks: run.taskCount, created };
+        return created ? status(201, out) : status(200, out);
+      },
+      {
+        parse: [
+          // the parse context has no parsed query yet, so read it from the URL
+          async ({ request }, contentType) => {
+            if (JSONL_TYPES.includes(contentType.split(";")[0].trim().toLowerCase()))
+              return parseJsonlSubmit(request, Object.fromEntries(new URL(request.url).searchParams));
+          },
+          // named so the OpenAPI page lists the JSON body
+          "json",
+        ],
+        body: RunInput,
+        response: { 200: RunCreated, 201: RunCreated, 400: ErrorBody, 401: ErrorBody, 413: ErrorBody },
+        detail: {
+          summary: "Submit a run",
+          description:
+            "JSON body { name, benchmark, config?, tasks: [{id, question, answer?, ...}], max_attempts? }, or a JSONL body " +
+            "(Content-Type application/x-ndjson or text/plain) with ?name=&benchmark=&max_attempts=&config=<json>. " +
+            "An Idempotency-Key header makes a repeat return the first run (200) instead of creating another.",
+        },
+      },
+    )
+    .get("/v1/runs", async () => ({ runs: await listRuns({ db: deps.db }) }), {
+      response: { 200: RunList },
+      detail: { summary: "List runs, newest first, with counts by status" },
+    })
+    .get("/v1/runs/:id", ({ params }) => getRunSummary({ db: deps.db, ref: params.id }), {
+      params: RunRef,
+      response: { 200: RunSummary, 404: ErrorBody, 409: ErrorBody },
+      detail: { summary: "Run summary: counts, accuracy, rate, ETA, resolved config (id or unique name)" },
+    })
+    .get(
+      "/v1/runs/:id/tasks",
+      ({ params, query }) =>
+        listTasks({
+          db: deps.db,
+          ref: params.id,
+          status: query.status,
+          limit: query.limit,
+          cursor: query.cursor,
+          offset: query.offset,
+        }),
+      {
+        params: RunRef,
+        query: TaskPageQuery,
+        response: { 200: TaskPage, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        detail: { summary: "A page of a run's tasks; pass next_cursor as cursor for the next page" },
+      },
+    )
+    .post(
+      "/v1/runs/:id/cancel",
+      async ({ params }) => {
+        const run = await findRun({ db: deps.db, ref: params.id });
+        const res = await cancelRun({ db: deps.db, runId: run.id });
+        if (!res) throw new ApiError(404, "runs.not_found", `run ${params.id} not found`);
+        return { id: run.id, canceled: res.canceled };
+      },
+      {
+        params: RunRef,
+        response: { 200: Canceled, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        detail: { summary: "Cancel a run: queued and running tasks become canceled" },
+      },
+    )
+    .post(
+      "/v1/runs/:id/requeue",
+      async ({ params, body }) => {
+        const run = await findRun({ db: deps.db, ref: params.id });
+        const res = await requeueTasks({
+          db: deps.db,
+          runId: run.id,
+          statuses: body?.statuses ?? ["failed"],
+          errorClass: body?.error_class,
+        });
+        if (!res) throw new ApiError(404, "runs.not_found", `run ${params.id} not found`);
+        return { id: run.id, requeued: res.requeued };
+      },
+      {
+        params: RunRef,
+        body: v.optional(RequeueInput),
+        response: { 200: Requeued, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        detail: { summary: "Put failed (and/or canceled) tasks back in the queue; succeeded tasks are kept" },
+      },
+    );

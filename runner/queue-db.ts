@@ -1,0 +1,88 @@
+// TaskQueue straight on the database (one machine on a file DB, or a libSQL server).
+import { asc, eq } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { closeDb } from "../db/client";
+import {
+  claimTasks,
+  completeTask,
+  failTask,
+  heartbeatLeases,
+  registerRunner,
+  releaseTasks,
+  setRunnerState,
+  type Backoff,
+} from "../db/queue";
+import { recordRows } from "../db/rows";
+import { endpoints, runs } from "../db/schema";
+import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue } from "./task-queue";
+
+export class DbQueue implements TaskQueue {
+  constructor(
+    readonly db: Db,
+    private readonly options: { backoff?: Backoff; closeDbOnClose?: boolean } = {},
+  ) {}
+
+  registerRunner(runner: RunnerInfo): Promise<void> {
+    return registerRunner({ db: this.db, runner });
+  }
+
+  setRunnerState(runnerId: string, state: "running" | "draining" | "stopped" | "crashed"): Promise<void> {
+    return setRunnerState({ db: this.db, runnerId, state });
+  }
+
+  claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null }): Promise<ClaimedTask[]> {
+    return claimTasks({ db: this.db, ...opts });
+  }
+
+  heartbeat(opts: Parameters<TaskQueue["heartbeat"]>[0]) {
+    return heartbeatLeases({ db: this.db, ...opts });
+  }
+
+  complete(opts: Parameters<TaskQueue["complete"]>[0]): Promise<boolean> {
+    return completeTask({ db: this.db, ...opts });
+  }
+
+  fail(opts: Parameters<TaskQueue["fail"]>[0]): Promise<FailOutcome> {
+    return failTask({ db: this.db, ...opts, backoff: this.options.backoff });
+  }
+
+  release(opts: { runnerId: string; tokens: string[] }): Promise<number> {
+    return releaseTasks({ db: this.db, ...opts });
+  }
+
+  async recordRows(rows: RowBatch): Promise<void> {
+    await recordRows({ db: this.db, rows });
+  }
+
+  async listEndpoints(): Promise<EndpointRow[]> {
+    return this.db
+      .select({
+        id: endpoints.id,
+        kind: endpoints.kind,
+        name: endpoints.name,
+        baseUrl: endpoints.baseUrl,
+        enabled: endpoints.enabled,
+      })
+      .from(endpoints)
+      .orderBy(asc(endpoints.id));
+  }
+
+  async getRun(runId: number): Promise<RunInfo | null> {
+    const [run] = await this.db
+      .select({
+        id: runs.id,
+        name: runs.name,
+        benchmark: runs.benchmark,
+        config: runs.config,
+        canceledAt: runs.canceledAt,
+      })
+      .from(runs)
+      .where(eq(runs.id, runId))
+      .limit(1);
+    return run ?? null;
+  }
+
+  async close(): Promise<void> {
+    if (this.options.closeDbOnClose) closeDb(this.db);
+  }
+}

@@ -1,0 +1,144 @@
+// TaskQueue over the Baton server's /v1/queue routes, for compute nodes that must not open
+// the database file. Every request has its own timeout; connection errors, timeouts and
+// 5xx are retried with backoff. Re-sending is safe: the server answers a repeated
+// complete/fail whose first copy landed with its original outcome (see functions/queue.ts).
+import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue } from "./task-queue";
+
+export type HttpQueueOptions = {
+  baseUrl: string;
+  token?: string | null;
+  // per request; a claim or heartbeat is one short statement on the server
+  timeoutMs?: number;
+  // tries per request, the first included
+  attempts?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+};
+
+/** A non-retryable answer from the server (4xx), carrying the error shape's code. */
+export class QueueHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function retryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+export class HttpQueue implements TaskQueue {
+  private readonly baseUrl: string;
+  private readonly token: string | null;
+  private readonly timeoutMs: number;
+  private readonly attempts: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+
+  constructor(options: HttpQueueOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.token = options.token ?? null;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.attempts = Math.max(1, options.attempts ?? 5);
+    this.baseDelayMs = options.baseDelayMs ?? 250;
+    this.maxDelayMs = options.maxDelayMs ?? 5_000;
+  }
+
+  private async request<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+      try {
+        const res = await fetch(this.baseUrl + path, {
+          method,
+          headers,
+          body: payload,
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+        const text = await res.text();
+        let json: any = null;
+        try {
+          json = text ? JSON.parse(text) : null;
+        } catch {
+          json = null;
+        }
+        if (res.ok) return json as T;
+        const code = json?.error?.code ?? `http.${res.status}`;
+        const message = json?.error?.message ?? `${method} ${path}: HTTP ${res.status}`;
+        const err = new QueueHttpError(res.status, code, `${method} ${path}: ${message}`);
+        if (!retryableStatus(res.status)) throw err;
+        lastError = err;
+      } catch (err) {
+        if (err instanceof QueueHttpError && !retryableStatus(err.status)) throw err;
+        lastError = err;
+      }
+      if (attempt < this.attempts) {
+        // full jitter: runners that lost the server together do not return together
+        const cap = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
+        await Bun.sleep(Math.random() * cap);
+      }
+    }
+    throw lastError instanceof Error ? lastError : new Error(String(lastError));
+  }
+
+  async registerRunner(runner: RunnerInfo): Promise<void> {
+    await this.request("POST", "/v1/queue/runners", runner);
+  }
+
+  async setRunnerState(runnerId: string, state: "running" | "draining" | "stopped" | "crashed"): Promise<void> {
+    await this.request("POST", `/v1/queue/runners/${encodeURIComponent(runnerId)}/state`, { state });
+  }
+
+  async claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null }): Promise<ClaimedTask[]> {
+    // A claim whose reply is lost leaves leases nobody works on; they expire and are claimed
+    // again, costing an attempt but never a task.
+    const res = await this.request<{ tasks: ClaimedTask[] }>("POST", "/v1/queue/claim", opts);
+    return res.tasks;
+  }
+
+  heartbeat(opts: Parameters<TaskQueue["heartbeat"]>[0]): Promise<{ held: string[]; lost: string[] }> {
+    return this.request("POST", "/v1/queue/heartbeat", opts);
+  }
+
+  async complete(opts: Parameters<TaskQueue["complete"]>[0]): Promise<boolean> {
+    const res = await this.request<{ ok: boolean }>("POST", "/v1/queue/complete", opts);
+    return res.ok;
+  }
+
+  async fail(opts: Parameters<TaskQueue["fail"]>[0]): Promise<FailOutcome> {
+    const res = await this.request<{ outcome: FailOutcome }>("POST", "/v1/queue/fail", opts);
+    return res.outcome;
+  }
+
+  async release(opts: { runnerId: string; tokens: string[] }): Promise<number> {
+    const res = await this.request<{ released: number }>("POST", "/v1/queue/release", opts);
+    return res.released;
+  }
+
+  async recordRows(rows: RowBatch): Promise<void> {
+    await this.request("POST", "/v1/queue/rows", rows);
+  }
+
+  async listEndpoints(): Promise<EndpointRow[]> {
+    const res = await this.request<{ endpoints: EndpointRow[] }>("GET", "/v1/endpoints");
+    return res.endpoints;
+  }
+
+  async getRun(runId: number): Promise<RunInfo | null> {
+    try {
+      const r = await this.request<any>("GET", `/v1/runs/${runId}`);
+      return { id: r.id, name: r.name, benchmark: r.benchmark, config: r.config, canceledAt: r.canceled_at ?? null };
+    } catch (err) {
+      if (err instanceof QueueHttpError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {}
+}
