@@ -284,7 +284,7 @@ export async function callChat(opts: CallChatOptions): Promise<ChatResult> {
         httpStatus: null,
         message: cause === "timeout" ? `no complete response within ${policy.perAttemptTimeoutMs} ms` : cause === "deadline" ? `deadline of ${policy.deadlineMs} ms reached` : cause === "aborted" ? "call aborted by caller" : describeFetchError(err),
         retryAfterMs: null,
-        ttftMs: null,
+        ttftMs: err instanceof InterruptedStream ? err.ttftMs : null,
       };
     }
     // A response that finished but raced a signal is still a failure the caller asked for.
@@ -402,6 +402,13 @@ async function runAttempt(
   // A server may ignore stream=true (or a proxy may buffer): read whatever came.
   if (stream && type.includes("text/event-stream")) return readStream(res, a0, signal);
   return readJson(await res.text(), a0);
+}
+
+/** One of our signals fired while reading a 200 stream. */
+class InterruptedStream extends Error {
+  constructor(readonly ttftMs: number | null) {
+    super("stream interrupted");
+  }
 }
 
 function malformed(message: string, ttftMs: number | null = null): AttemptFailed {
@@ -537,7 +544,8 @@ async function readStream(res: Response, a0: number, signal: AbortSignal): Promi
         ttftMs,
       };
     }
-    throw err;
+    // Keep the time to first token: "slow decode" and "no first token" are different tails.
+    throw new InterruptedStream(ttftMs);
   } finally {
     if (done || failure) reader.cancel().catch(() => {});
   }
