@@ -191,7 +191,7 @@ async function execute(
     stdout: stdout.text,
     stderr: stderr.text,
     exitCode: proc.exitCode,
-    signal: proc.signalCode ?? null,
+    signal: proc.signalCode == null ? null : String(proc.signalCode),
     timedOut: killReason === "timeout",
     killed: killReason !== null,
     outputTruncated: stdout.truncated || stderr.truncated,
