@@ -7,6 +7,7 @@ import { Elysia } from "elysia";
 import * as v from "valibot";
 import { authGuard } from "./auth";
 import type { AppDeps } from "./deps";
+import { endpointsRoutes } from "./endpoints";
 import { ApiError, errorBody } from "./errors";
 import { healthRoutes } from "./health";
 import { queueRoutes } from "./queue";
@@ -95,7 +96,8 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(healthRoutes(deps))
     .use(runsRoutes(deps))
     .use(tasksRoutes(deps))
-    .use(queueRoutes(deps));
+    .use(queueRoutes(deps))
+    .use(endpointsRoutes(deps));
 }
 
 export type App = ReturnType<typeof createApp>;

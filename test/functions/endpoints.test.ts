@@ -2,9 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Elysia } from "elysia";
 import { closeDb, openDb, type Db } from "../../db/client";
-import { endpointsRoutes } from "../../functions/endpoints";
+import { createApp } from "../../functions/index";
 
 let dir: string;
 let db: Db;
@@ -25,7 +24,7 @@ async function call(method: string, path: string, body?: unknown): Promise<[Resp
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "baton-endpoints-fn-"));
   db = await openDb({ url: `file:${join(dir, "t.db")}` });
-  app = new Elysia().use(endpointsRoutes({ db, token: null }));
+  app = createApp({ db, token: null });
 });
 
 afterAll(() => {
@@ -62,6 +61,30 @@ describe("endpoint routes", () => {
     expect(bad.status).toBe(400);
     expect(err.error.message).toContain("y[0].ip_addr");
     expect((await call("GET", "/v1/endpoints"))[1].endpoints.length).toBe(before);
+  });
+
+  test("a body missing a field is a 400 naming it", async () => {
+    const [res, body] = await call("POST", "/v1/endpoints", { kind: "model", base_url: "http://127.0.0.1:1" });
+    expect(res.status).toBe(400);
+    expect(body.error.message).toContain("name");
+    const [res2, body2] = await call("POST", "/v1/endpoints", { kind: "gpu", name: "x", base_url: "http://127.0.0.1:1" });
+    expect(res2.status).toBe(400);
+    expect(body2.error.message).toContain("kind");
+  });
+
+  test("with a token configured, changes need it while listing stays open", async () => {
+    const guarded = createApp({ db, token: "s3cret" });
+    const post = (auth?: string) =>
+      guarded.handle(
+        new Request("http://localhost/v1/endpoints", {
+          method: "POST",
+          headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) },
+          body: JSON.stringify({ kind: "model", name: "guarded", base_url: "http://127.0.0.1:9400" }),
+        }),
+      );
+    expect((await post()).status).toBe(401);
+    expect((await post("Bearer s3cret")).status).toBe(201);
+    expect((await guarded.handle(new Request("http://localhost/v1/endpoints"))).status).toBe(200);
   });
 
   test("disable and enable flip the flag, and an unknown id is a 404", async () => {
