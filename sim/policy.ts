@@ -1,0 +1,272 @@
+// What the simulated models write. Pure functions of (settings, request): the orchestrator
+// picks tool calls with a seeded policy among the tools the request offers; an expert answers
+// by the marker in the last user message (judge, query, code, answer).
+import { hashString, pickOne, rngFor } from "./rng";
+import { type ChatMessage, messageText } from "./tokenizer";
+
+export type ToolSpec = {
+  type?: string;
+  function: {
+    name: string;
+    description?: string;
+    parameters?: {
+      properties?: Record<string, { type?: string; enum?: unknown[]; description?: string }>;
+      required?: string[];
+    };
+  };
+};
+
+export type ToolCallOut = { id: string; name: string; arguments: string };
+
+/** One model turn before tokenisation: reasoning (reasoning_content), content, tool calls. */
+export type Generation = { reasoning: string | null; content: string | null; toolCalls: ToolCallOut[] };
+
+/** Tools the simulator emits when asked to make an invalid call and none is offered under that name. */
+const UNKNOWN_TOOL = "web_browse";
+/** After this many tool results the orchestrator answers whenever `answer` is offered. */
+const MAX_STEPS_BEFORE_ANSWER = 6;
+
+const STOPWORDS = new Set(
+  ("a an and are as at be but by did do does for from had has have he her his how i if in into is it its " +
+    "my of on or she so than that the their them then there these they this to was were what when where " +
+    "which who whom whose why will with would you your as of year years many much name named same first " +
+    "second third answer question please following given use using based").split(" "),
+);
+
+function toolCallId(rng: () => number): string {
+  let s = "";
+  for (let i = 0; i < 4; i++) s += Math.floor(rng() * 0x100000000).toString(16).padStart(8, "0");
+  return `chatcmpl-tool-${s}`;
+}
+
+function lastUserText(messages: ChatMessage[]): string {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i]!.role === "user") return messageText(messages[i]!.content);
+  }
+  return "";
+}
+
+function firstUserText(messages: ChatMessage[]): string {
+  for (const m of messages) if (m.role === "user") return messageText(m.content);
+  return "";
+}
+
+function conversationKey(messages: ChatMessage[]): number {
+  let h = 0;
+  for (const m of messages) {
+    h = hashString(m.role, h);
+    h = hashString(messageText(m.content), h);
+    if (Array.isArray(m.tool_calls)) for (const c of m.tool_calls) h = hashString(`${c?.function?.name}${c?.function?.arguments}`, h);
+  }
+  return h;
+}
+
+/** Steps so far: tool results in the conversation (or assistant tool-call turns, if more). */
+export function countSteps(messages: ChatMessage[]): number {
+  let toolResults = 0;
+  let callTurns = 0;
+  for (const m of messages) {
+    if (m.role === "tool") toolResults++;
+    else if (m.role === "assistant" && Array.isArray(m.tool_calls) && m.tool_calls.length > 0) callTurns++;
+  }
+  return Math.max(toolResults, callTurns);
+}
+
+export function keywords(text: string, max = 8): string[] {
+  const words = text.match(/[\p{L}\p{N}][\p{L}\p{N}'’-]*/gu) ?? [];
+  const seen = new Set<string>();
+  const capitalised: string[] = [];
+  const rest: string[] = [];
+  for (const w of words) {
+    const lower = w.toLowerCase();
+    if (STOPWORDS.has(lower) || seen.has(lower) || w.length < 2) continue;
+    seen.add(lower);
+    (/^\p{Lu}/u.test(w) || /\d/.test(w) ? capitalised : rest).push(w);
+  }
+  return [...capitalised, ...rest].slice(0, max);
+}
+
+function buildArguments(tool: ToolSpec, rng: () => number, question: string): Record<string, unknown> {
+  const props = tool.function.parameters?.properties ?? {};
+  const required = new Set(tool.function.parameters?.required ?? []);
+  const args: Record<string, unknown> = {};
+  for (const [name, p] of Object.entries(props)) {
+    if (Array.isArray(p.enum) && p.enum.length > 0) {
+      args[name] = pickOne(rng, p.enum);
+      continue;
+    }
+    if (!required.has(name)) continue;
+    if (p.type === "number" || p.type === "integer") args[name] = 1 + Math.floor(rng() * 5);
+    else if (p.type === "boolean") args[name] = rng() < 0.5;
+    else args[name] = keywords(question, 6).join(" ");
+  }
+  return args;
+}
+
+/** The tool plan for one question: 1–3 searches, sometimes enhance_reasoning, then answer. */
+function planFor(seed: number, question: string): string[] {
+  const rng = rngFor(seed, "plan", question);
+  const searches = 1 + Math.floor(rng() * 3);
+  const plan = Array.from({ length: searches }, () => "search");
+  if (rng() < 0.35) plan.splice(1 + Math.floor(rng() * searches), 0, "enhance_reasoning");
+  plan.push("answer");
+  return plan;
+}
+
+export function decideOrchestratorTurn(opts: {
+  messages: ChatMessage[];
+  tools: ToolSpec[];
+  toolChoice: unknown;
+  seed: number;
+  invalidToolCallRate: number;
+}): Generation {
+  const { messages, tools, toolChoice, seed, invalidToolCallRate } = opts;
+  const question = firstUserText(messages);
+  const topic = keywords(question, 4).join(" ") || "the question";
+  const steps = countSteps(messages);
+  const rng = rngFor(seed, "turn", conversationKey(messages));
+
+  if (tools.length === 0 || toolChoice === "none") {
+    return {
+      reasoning: `I have gathered what I can about ${topic}.`,
+      content: `Based on the information so far about ${topic}, I am ready to answer.`,
+      toolCalls: [],
+    };
+  }
+
+  const offered = new Map(tools.map((t) => [t.function.name, t]));
+  let name: string;
+  const forced =
+    toolChoice && typeof toolChoice === "object" ? (toolChoice as { function?: { name?: string } }).function?.name : undefined;
+  if (forced && offered.has(forced)) {
+    name = forced;
+  } else if (steps >= MAX_STEPS_BEFORE_ANSWER && offered.has("answer")) {
+    name = "answer";
+  } else {
+    const plan = planFor(seed, question);
+    const desired = plan[Math.min(steps, plan.length - 1)]!;
+    name = offered.has(desired) ? desired : pickOne(rng, [...offered.keys()]);
+  }
+
+  const reasoning =
+    name === "search"
+      ? `I need more information about ${topic}; I will search.`
+      : name === "enhance_reasoning"
+        ? `Some calculation about ${topic} would help; I will write code.`
+        : name === "answer"
+          ? `I have enough information about ${topic} to answer.`
+          : `I will call ${name} for ${topic}.`;
+
+  const args = buildArguments(offered.get(name)!, rng, question);
+  let argText = JSON.stringify(args);
+  if (invalidToolCallRate > 0 && rng() < invalidToolCallRate) {
+    // The two ways real orchestrators go wrong: a tool that does not exist, or arguments that
+    // are not JSON (cut or unbalanced).
+    if (rng() < 0.5 && !offered.has(UNKNOWN_TOOL)) name = UNKNOWN_TOOL;
+    else argText = argText.slice(0, Math.max(1, argText.length - 1)).replace(/"/, "'");
+  }
+  return { reasoning, content: null, toolCalls: [{ id: toolCallId(rng), name, arguments: argText }] };
+}
+
+// ---- experts ---------------------------------------------------------------------------
+
+const sortedQuestions = new WeakMap<Record<string, string>, [string, string][]>();
+
+/** The gold answer of the longest known question contained in the text, if any. */
+export function findGold(answers: Record<string, string>, text: string): { question: string; answer: string } | null {
+  let list = sortedQuestions.get(answers);
+  if (!list) {
+    list = Object.entries(answers)
+      .map(([q, a]) => [q.trim(), a] as [string, string])
+      .filter(([q]) => q.length > 0)
+      .sort((a, b) => b[0].length - a[0].length);
+    sortedQuestions.set(answers, list);
+  }
+  for (const [q, a] of list) if (text.includes(q)) return { question: q, answer: a };
+  return null;
+}
+
+export function normaliseAnswer(s: string): string {
+  return s
+    .toLowerCase()
+    .replace(/[\p{P}\p{S}]/gu, " ")
+    .replace(/\b(a|an|the)\b/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
+function wrongAnswer(gold: string, answers: Record<string, string>, rng: () => number): string {
+  const num = Number(gold.replace(/,/g, ""));
+  if (gold.trim() !== "" && Number.isFinite(num)) return String(num + 1 + Math.floor(rng() * 9));
+  const others = Object.values(answers).filter((a) => normaliseAnswer(a) !== normaliseAnswer(gold));
+  return others.length > 0 ? pickOne(rng, others) : `Not ${gold}`;
+}
+
+function lineValue(text: string, label: RegExp): string | null {
+  const m = text.match(label);
+  return m ? m[1]!.trim() : null;
+}
+
+export function writeExpertReply(opts: {
+  messages: ChatMessage[];
+  seed: number;
+  answers: Record<string, string>;
+  accuracy: number;
+}): Generation {
+  const { messages, seed, answers, accuracy } = opts;
+  const prompt = lastUserText(messages);
+  const known = findGold(answers, prompt);
+  const subject = known?.question ?? prompt;
+
+  if (prompt.includes("<correct>")) {
+    const prediction = lineValue(prompt, /^\s*Prediction:\s*(.*)$/im);
+    const gold = lineValue(prompt, /^\s*Gold answer:\s*(.*)$/im);
+    let verdict: boolean;
+    if (prediction !== null && gold !== null) {
+      const p = normaliseAnswer(prediction);
+      const g = normaliseAnswer(gold);
+      verdict = p.length > 0 && (p === g || (g.length > 3 && p.includes(g)));
+    } else {
+      verdict = rngFor(seed, "judge", prompt)() < accuracy;
+    }
+    return {
+      reasoning: `Comparing the prediction with the gold answer.`,
+      content: `The prediction ${verdict ? "matches" : "does not match"} the gold answer. <correct>${verdict ? "True" : "False"}</correct>`,
+      toolCalls: [],
+    };
+  }
+
+  if (prompt.includes("<query>")) {
+    const words = keywords(subject, 8);
+    const query = words.length ? words.join(" ") : "general knowledge";
+    return { reasoning: `The key terms are: ${words.join(", ")}.`, content: `<query>${query}</query>`, toolCalls: [] };
+  }
+
+  if (prompt.includes("```python") || /\bPython\b/.test(prompt)) {
+    const nums = (subject.match(/\d+/g) ?? []).slice(0, 6).map((n) => Number(n) % 100000);
+    const values = nums.length ? nums : [hashString(subject, seed) % 1000];
+    const code = [
+      "```python",
+      `values = [${values.join(", ")}]`,
+      "total = sum(values)",
+      `print(f"sum={total} max={max(values)} count={len(values)}")`,
+      "```",
+    ].join("\n");
+    return { reasoning: "A short script can compute this.", content: code, toolCalls: [] };
+  }
+
+  // Answer mode: right with probability `accuracy`, seeded per question so retries agree.
+  let answer: string;
+  if (known) {
+    const right = rngFor(seed, "accuracy", known.question)() < accuracy;
+    answer = right ? known.answer : wrongAnswer(known.answer, answers, rngFor(seed, "wrong", known.question));
+  } else {
+    const guess = keywords(prompt, 12).filter((w) => /^\p{Lu}/u.test(w));
+    answer = guess.length ? pickOne(rngFor(seed, "guess", prompt), guess) : "42";
+  }
+  return {
+    reasoning: `Considering the evidence about ${keywords(subject, 4).join(" ") || "the question"}.`,
+    content: `Based on the documents, the answer is ${answer}.\n<answer>${answer}</answer>`,
+    toolCalls: [],
+  };
+}
