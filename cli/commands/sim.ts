@@ -1,0 +1,182 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { startSimCluster, type SimClusterSpec } from "../../sim/cluster";
+import { FAULT_KINDS, type FaultKind, isFaultKind } from "../../sim/faults";
+import { EXPERT_MODELS, ORCHESTRATOR_MODEL } from "../../sim/models";
+
+export const describe = "start simulated vLLM and retrieval replicas on loopback ports (for demos, tests, benchmarks)";
+
+const USAGE = `Usage: bun run baton sim [options]
+
+Starts simulated model servers and retrievers, prints a ToolOrchestra-style model config
+pointing at them, and runs until SIGINT/SIGTERM.
+
+  --orchestrator N          orchestrator replicas (default 1)
+  --orchestrator-model NAME served name (default ${ORCHESTRATOR_MODEL})
+  --expert N                replicas per expert model (default 1)
+  --expert-models A,B,...   expert served names (default ${EXPERT_MODELS.join(",")})
+  --wiki-retrieval N        primary retriever replicas, key "wiki_retrieval" (default 1)
+  --retrieval N             fallback retriever replicas, key "retrieval" (default 1)
+  --host H                  listen address (default 127.0.0.1)
+  --base-port P             first port; replicas take consecutive ports (default: free ports)
+  --seed S                  seed for every replica (default 0)
+  --answers FILE.jsonl      rows with "question" and "answer": the experts' gold answers
+  --accuracy P              probability an expert answer is right (default 1)
+  --latency-ms MS           time to first token (default 0)
+  --per-token-ms MS         time per output token (default 0)
+  --jitter J                latency jitter 0..1 (default 0)
+  --max-num-seqs N          concurrent sequences per replica before queueing (default 256)
+  --max-model-len N         context window in tokens (default 32768)
+  --invalid-tool-call-rate P  orchestrator emits an invalid tool call at this rate
+  --fault KIND=P            fault rate for every vLLM replica (repeatable; kinds: ${FAULT_KINDS.join(", ")})
+  --retrieval-latency-ms MS retrieval latency (default 0)
+  --shape list|wrapped      /retrieve response shape (default list)
+  --spec FILE.json          a JSON SimClusterSpec (sim/cluster.ts); flags override it
+  --write-config FILE       also write the model config to FILE`;
+
+class UsageError extends Error {}
+
+function num(name: string, value: string | undefined, opts: { int?: boolean; min?: number; max?: number } = {}): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
+    const range = [opts.min !== undefined ? `>= ${opts.min}` : "", opts.max !== undefined ? `<= ${opts.max}` : ""].filter(Boolean).join(" and ");
+    throw new UsageError(`--${name}: expected ${opts.int ? "an integer" : "a number"}${range ? ` ${range}` : ""}, got '${value}'`);
+  }
+  return n;
+}
+
+export function readAnswers(path: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`--answers: cannot read ${path}: ${(err as Error).message}`);
+  }
+  const answers: Record<string, string> = {};
+  for (const [i, line] of text.split("\n").entries()) {
+    if (!line.trim()) continue;
+    let row: { question?: unknown; answer?: unknown };
+    try {
+      row = JSON.parse(line);
+    } catch (err) {
+      throw new UsageError(`${path}:${i + 1}: not JSON (${(err as Error).message})`);
+    }
+    if (typeof row?.question !== "string" || row.answer === undefined || row.answer === null) {
+      throw new UsageError(`${path}:${i + 1}: expected fields "question" (string) and "answer"`);
+    }
+    answers[row.question] = String(row.answer);
+  }
+  return answers;
+}
+
+export function specFromArgs(argv: string[]): { spec: SimClusterSpec; writeConfig?: string; help: boolean } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      orchestrator: { type: "string" },
+      "orchestrator-model": { type: "string" },
+      expert: { type: "string" },
+      "expert-models": { type: "string" },
+      "wiki-retrieval": { type: "string" },
+      retrieval: { type: "string" },
+      host: { type: "string" },
+      "base-port": { type: "string" },
+      seed: { type: "string" },
+      answers: { type: "string" },
+      accuracy: { type: "string" },
+      "latency-ms": { type: "string" },
+      "per-token-ms": { type: "string" },
+      jitter: { type: "string" },
+      "max-num-seqs": { type: "string" },
+      "max-model-len": { type: "string" },
+      "invalid-tool-call-rate": { type: "string" },
+      fault: { type: "string", multiple: true },
+      "retrieval-latency-ms": { type: "string" },
+      shape: { type: "string" },
+      spec: { type: "string" },
+      "write-config": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  let spec: SimClusterSpec = {};
+  if (values.spec) {
+    try {
+      spec = JSON.parse(readFileSync(values.spec, "utf8")) as SimClusterSpec;
+    } catch (err) {
+      throw new UsageError(`--spec: cannot read ${values.spec} as JSON: ${(err as Error).message}`);
+    }
+    if (!spec || typeof spec !== "object" || Array.isArray(spec)) throw new UsageError(`--spec: ${values.spec} must hold a JSON object`);
+  }
+  const set = <T>(v: T | undefined, apply: (v: T) => void) => v !== undefined && apply(v);
+
+  set(num("orchestrator", values.orchestrator, { int: true, min: 0 }), (n) => (spec.orchestrator = { ...spec.orchestrator, replicas: n }));
+  set(values["orchestrator-model"], (m) => (spec.orchestrator = { ...spec.orchestrator, model: m }));
+  set(num("expert", values.expert, { int: true, min: 0 }), (n) => (spec.experts = { ...spec.experts, replicas: n }));
+  set(values["expert-models"], (m) => {
+    const models = m.split(",").map((s) => s.trim()).filter(Boolean);
+    if (models.length === 0) throw new UsageError("--expert-models: expected a comma-separated list of model names");
+    spec.experts = { ...spec.experts, models };
+  });
+  set(num("wiki-retrieval", values["wiki-retrieval"], { int: true, min: 0 }), (n) => (spec.retrieval = { ...spec.retrieval, wikiReplicas: n }));
+  set(num("retrieval", values.retrieval, { int: true, min: 0 }), (n) => (spec.retrieval = { ...spec.retrieval, replicas: n }));
+  set(num("retrieval-latency-ms", values["retrieval-latency-ms"], { min: 0 }), (ms) => (spec.retrieval = { ...spec.retrieval, latency: { ...spec.retrieval?.latency, ms } }));
+  set(values.shape, (shape) => {
+    if (shape !== "list" && shape !== "wrapped") throw new UsageError(`--shape: expected list or wrapped, got '${shape}'`);
+    spec.retrieval = { ...spec.retrieval, shape };
+  });
+  set(values.host, (h) => (spec.host = h));
+  set(num("base-port", values["base-port"], { int: true, min: 0, max: 65535 }), (p) => (spec.basePort = p));
+  set(num("seed", values.seed, { int: true }), (s) => (spec.seed = s));
+  set(values.answers, (path) => (spec.answers = readAnswers(path)));
+  set(num("accuracy", values.accuracy, { min: 0, max: 1 }), (a) => (spec.accuracy = a));
+  set(num("max-model-len", values["max-model-len"], { int: true, min: 16 }), (n) => (spec.maxModelLen = n));
+  set(num("invalid-tool-call-rate", values["invalid-tool-call-rate"], { min: 0, max: 1 }), (p) => (spec.invalidToolCallRate = p));
+  set(num("latency-ms", values["latency-ms"], { min: 0 }), (ms) => (spec.latency = { ...spec.latency, ttftMs: ms }));
+  set(num("per-token-ms", values["per-token-ms"], { min: 0 }), (ms) => (spec.latency = { ...spec.latency, perTokenMs: ms }));
+  set(num("jitter", values.jitter, { min: 0, max: 1 }), (j) => (spec.latency = { ...spec.latency, jitter: j }));
+  set(num("max-num-seqs", values["max-num-seqs"], { int: true, min: 1 }), (n) => (spec.latency = { ...spec.latency, maxNumSeqs: n }));
+  for (const f of values.fault ?? []) {
+    const [kind, p] = f.split("=");
+    if (!kind || !isFaultKind(FAULT_KINDS, kind)) throw new UsageError(`--fault ${f}: unknown kind '${kind}' (expected one of ${FAULT_KINDS.join(", ")})`);
+    const rate = num("fault", p, { min: 0, max: 1 });
+    if (rate === undefined) throw new UsageError(`--fault ${f}: expected KIND=PROBABILITY`);
+    spec.faults = { ...spec.faults, rates: { ...spec.faults?.rates, [kind as FaultKind]: rate } };
+  }
+  return { spec, writeConfig: values["write-config"], help: values.help === true };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof specFromArgs>;
+  try {
+    parsed = specFromArgs(argv);
+  } catch (err) {
+    // parseArgs throws TypeErrors with a clear message for unknown flags.
+    console.error(`baton sim: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  let cluster: Awaited<ReturnType<typeof startSimCluster>>;
+  try {
+    cluster = await startSimCluster(parsed.spec);
+  } catch (err) {
+    console.error(`baton sim: could not start the simulators: ${(err as Error).message}`);
+    return 1;
+  }
+  const text = JSON.stringify(cluster.config, null, 2);
+  if (parsed.writeConfig) writeFileSync(parsed.writeConfig, `${text}\n`);
+  console.log(text);
+  for (const r of cluster.replicas) console.error(`sim: ${r.kind.padEnd(14)} ${r.model.padEnd(36)} ${r.sim.url}`);
+  console.error(`sim: ${cluster.replicas.length} replicas up; admin: GET/POST <url>/admin/settings, GET <url>/admin/stats; Ctrl-C to stop`);
+
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  await cluster.stop();
+  console.error(`sim: ${signal}: stopped ${cluster.replicas.length} replicas`);
+  return 0;
+}
