@@ -118,6 +118,8 @@ export async function runPython(input: RunPythonInput): Promise<RunPythonResult>
         `Run scripts/setup-sandbox.sh to fix.`,
     );
   }
+  const bad = invalidInput(input);
+  if (bad) return failedStart(plan.mode, started, bad);
   if (input.signal?.aborted) return failedStart(plan.mode, started, "aborted before start");
 
   let dir: string | null = null;
@@ -267,7 +269,7 @@ async function buildCommand(plan: Plan, dir: string, input: RunPythonInput): Pro
   const limits = plan.prlimit
     ? [
         plan.prlimit,
-        `--as=${Math.max(16, Math.floor(input.memoryMb)) * 1024 * 1024}`,
+        `--as=${Math.floor(input.memoryMb) * 1024 * 1024}`,
         `--cpu=${Math.max(1, Math.ceil(input.timeoutMs / 1000) + 1)}`,
         `--nproc=${nproc}`,
         `--fsize=${MAX_FILE_BYTES}`,
@@ -456,6 +458,16 @@ async function makeWritable(path: string): Promise<void> {
   if (st.isSymbolicLink() || !st.isDirectory()) return;
   await chmod(path, 0o700);
   for (const e of await readdir(path)) await makeWritable(join(path, e));
+}
+
+function invalidInput(input: RunPythonInput): string | null {
+  if (typeof input.code !== "string") return "code must be a string";
+  if (!Number.isFinite(input.timeoutMs) || input.timeoutMs <= 0) return `timeoutMs must be a positive number of ms, got ${input.timeoutMs}`;
+  if (!Number.isFinite(input.memoryMb) || input.memoryMb < 16) return `memoryMb must be at least 16, got ${input.memoryMb}`;
+  if (input.maxOutputBytes !== undefined && (!Number.isFinite(input.maxOutputBytes) || input.maxOutputBytes < 1)) {
+    return `maxOutputBytes must be a positive number of bytes, got ${input.maxOutputBytes}`;
+  }
+  return null;
 }
 
 function failedStart(mode: SandboxMode, started: number, error: string): RunPythonResult {

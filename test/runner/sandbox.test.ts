@@ -367,6 +367,21 @@ describe("fallback and configuration", () => {
     expect(r.error).toContain("BATON_SANDBOX");
   }, 30_000);
 
+  test("bad limits are errors naming the field, and nothing runs", async () => {
+    const cases: [Partial<RunPythonInput>, string][] = [
+      [{ timeoutMs: 0 }, "timeoutMs"],
+      [{ timeoutMs: Number.NaN }, "timeoutMs"],
+      [{ memoryMb: 4 }, "memoryMb"],
+      [{ maxOutputBytes: -1 }, "maxOutputBytes"],
+    ];
+    for (const [extra, field] of cases) {
+      const r = await run("print('ran')", extra);
+      expect(r.stdout).toBe("");
+      expect(r.exitCode).toBeNull();
+      expect(r.error).toContain(field);
+    }
+  }, 30_000);
+
   test("an interpreter that does not exist yields an error result, not a throw", async () => {
     const r = await run("print(1)", { python: `/nonexistent/python-${uniq()}` });
     expect(r.exitCode).toBeNull();
