@@ -66,7 +66,15 @@ export const RunConfigInput = v.strictObject({
   maxRounds: v.optional(v.pipe(positiveInt, v.maxValue(1000))),
   // invalid orchestrator replies tolerated before the task fails as orchestrator_unparsable
   maxInvalidSteps: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
-  orchestrator: v.optional(v.strictObject({ model: v.optional(v.pipe(v.string(), v.minLength(1))), ...RoleSettings.entries })),
+  orchestrator: v.optional(
+    v.strictObject({
+      model: v.optional(v.pipe(v.string(), v.minLength(1))),
+      // context: ToolOrchestra's format, the state travels only in the context text each round;
+      // messages: earlier steps are also sent as assistant tool-call turns + short tool results
+      history: v.optional(v.picklist(["context", "messages"])),
+      ...RoleSettings.entries,
+    }),
+  ),
   queryLlm: v.optional(RoleSettings),
   coder: v.optional(RoleSettings),
   answerer: v.optional(RoleSettings),
@@ -121,7 +129,7 @@ export type RunConfig = {
   benchmark: string;
   maxRounds: number;
   maxInvalidSteps: number;
-  orchestrator: ResolvedRole & { model: string };
+  orchestrator: ResolvedRole & { model: string; history: "context" | "messages" };
   queryLlm: ResolvedRole;
   coder: ResolvedRole;
   answerer: ResolvedRole;
@@ -148,10 +156,10 @@ export const DEFAULT_ORCHESTRATOR_MODEL = "nvidia/Nemotron-Orchestrator-8B";
 // The OSS deployment of the ToolOrchestra evaluation (model_config_oss_new.json).
 export const DEFAULT_MODELS: Record<string, string> = {
   "search-1": "openai/gpt-oss-20b",
-  "search-2": "Qwen/Qwen3-32B-FP8",
-  "reasoner-1": "Qwen/Qwen2.5-Coder-14B-Instruct",
+  "search-2": "Qwen/Qwen3-32B",
+  "reasoner-1": "Qwen/Qwen2.5-Coder-32B-Instruct",
   "reasoner-2": "openai/gpt-oss-20b",
-  "answer-1": "Qwen/Qwen3-32B-FP8",
+  "answer-1": "Qwen/Qwen3-32B",
   "answer-2": "openai/gpt-oss-20b",
 };
 
@@ -294,6 +302,7 @@ export function resolveRunConfig({ benchmark, config }: { benchmark: string; con
     maxInvalidSteps: input.maxInvalidSteps ?? 5,
     orchestrator: {
       model: input.orchestrator?.model ?? DEFAULT_ORCHESTRATOR_MODEL,
+      history: input.orchestrator?.history ?? "context",
       ...role(input.orchestrator, { temperature: 1, maxTokens: 12_000, policy: ORCH_POLICY }),
     },
     queryLlm: role(input.queryLlm, { temperature: 0.2, maxTokens: 8_000, policy: EXPERT_POLICY }),

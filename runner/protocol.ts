@@ -86,6 +86,7 @@ export async function runProtocol({
   const code: CodePiece[] = [];
   const attempts: AttemptNote[] = [];
   const used: string[] = [];
+  const history: ChatRequest["messages"] = [];
   let invalid = 0;
   const toolCounts: Record<string, number> = {};
 
@@ -177,7 +178,8 @@ export async function runProtocol({
 
   async function buildContext(limit: { codeTokens: number; contextTokens: number }): Promise<string> {
     const docStr = docs.map((d, i) => `Doc ${i + 1}: ${d.contents.slice(0, config.budgets.documentChars)}\n\n`).join("");
-    const codeStr = code.map((c) => `\`\`\`python\n${c.code}\n\`\`\`\n\n\`\`\`output\n${c.output}\n\`\`\`\n\n`).join("");
+    // Earlier code is fenced as ```py: "```python" marks the prompt that asks for new code.
+    const codeStr = code.map((c) => `\`\`\`py\n${c.code}\n\`\`\`\n\n\`\`\`output\n${c.output}\n\`\`\`\n\n`).join("");
     let attemptStr = attempts.map((a, i) => `Attempt${i + 1} answer by ${a.model}: ${a.answer}\n`).join("");
     if (attemptStr) attemptStr = (await tok.tail(attemptStr, config.budgets.attemptTokens)).text;
     let codeAttempt = codeStr + attemptStr;
@@ -228,6 +230,7 @@ export async function runProtocol({
         [
           { role: "system", content: config.prompts.orchestratorSystem },
           { role: "user", content: renderPrompt(config.prompts.orchestratorUser, { question, context }) },
+          ...(config.orchestrator.history === "messages" ? history : []),
         ],
         { tools: offered, tool_choice: "auto" },
       );
@@ -285,6 +288,12 @@ export async function runProtocol({
       llmComponent(s, "orchestrator", orchModel, orch);
       const stepStart = orch.startedAt;
       const stepT0 = performance.now() - orch.ms;
+      const callId = `call_${step}`;
+      const remember = (summary: string) =>
+        history.push(
+          { role: "assistant", content: null, tool_calls: [{ id: callId, type: "function", function: { name: tool, arguments: JSON.stringify({ model: alias }) } }] },
+          { role: "tool", tool_call_id: callId, content: summary },
+        );
 
       if (tool === "search") {
         const ctx = await expertContext();
@@ -340,6 +349,7 @@ export async function runProtocol({
             newDocuments: added,
           },
         });
+        remember(`${added} new documents (${docs.length} in context)`);
       } else if (tool === "enhance_reasoning") {
         const ctx = await expertContext();
         const c = await llm(s, "expert_llm", config.coder, deps.pool(model), model, [
@@ -387,6 +397,7 @@ export async function runProtocol({
             ? { code: clip(program, 2000), exitCode: run?.exitCode ?? null, stdout: clip(run?.stdout, 1000), stderr: clip(run?.stderr, 1000) }
             : { reply: clip(c.result!.content, 2000) },
         });
+        remember(program ? `code ran (exit ${run?.exitCode ?? "?"}); output in context` : "no code written");
       } else {
         const ctx = await expertContext();
         const a = await llm(s, "expert_llm", config.answerer, deps.pool(model), model, [
@@ -409,6 +420,7 @@ export async function runProtocol({
             step, tool, modelAlias: alias, model, status: "no_answer", startedAt: stepStart,
             durationMs: performance.now() - stepT0, detail: { reply: clip(replyText, 2000) },
           });
+          remember("the answer model gave no <answer>; its reply is in the attempts");
           continue;
         }
         const judgeStart = Date.now();

@@ -1,0 +1,122 @@
+// `baton runner`: the worker process (run it under sbatch, or beside `baton serve`).
+import { parseArgs } from "node:util";
+import { DEFAULT_DATABASE_URL, normalizeDatabaseUrl, openDb } from "../../db/client";
+import { DbQueue } from "../../runner/queue-db";
+import { HttpQueue } from "../../runner/queue-http";
+import { Runner } from "../../runner/runner";
+import { readJobEndTime, readSlurmContext } from "../../runner/slurm";
+import type { TaskQueue } from "../../runner/task-queue";
+
+export const describe = "claim and evaluate tasks (the worker; one per node or per job-array task)";
+
+const USAGE = `Usage: bun run baton runner [options]
+
+Queue (one of):
+  --server URL         talk to 'baton serve' over HTTP (token from BATON_TOKEN); also $BATON_SERVER
+  --db URL             open the database directly (default $DATABASE_URL or ${DEFAULT_DATABASE_URL})
+
+Options:
+  --concurrency N      tasks in flight at once (default 4)
+  --run ID             only claim tasks of this run
+  --lease-ms N         lease length (default 60000); heartbeats every --heartbeat-ms (default lease/4, at most 5000)
+  --heartbeat-ms N
+  --grace-ms N         on SIGTERM/SIGINT/SIGUSR1 or job end: time in-flight tasks get to finish (default 30000)
+  --task-budget-ms N   expected time of one task; never claim one that cannot finish before the Slurm job ends
+                       (default: the slowest observed so far)
+  --poll-ms N          wait between empty claims (default 1000)
+  --exit-when-idle     stop when nothing is claimable (tests, demo, job arrays)
+  --idle-grace-ms N    with --exit-when-idle: keep polling this long first (default 0)
+  --progress-ms N      progress line interval (default 10000)
+  --runner-id ID       default host:pid:random
+
+Signals: SIGTERM, SIGINT, SIGUSR1 stop claiming, let in-flight tasks finish within --grace-ms, release the
+rest without charging an attempt, and exit 0. A second signal shortens the grace period to zero.`;
+
+function intFlag(name: string, raw: string | undefined, min = 0): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let values: Record<string, any>;
+  let runner: Runner | null = null;
+  let queue: TaskQueue | null = null;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        server: { type: "string" },
+        db: { type: "string" },
+        concurrency: { type: "string" },
+        run: { type: "string" },
+        "lease-ms": { type: "string" },
+        "heartbeat-ms": { type: "string" },
+        "grace-ms": { type: "string" },
+        "task-budget-ms": { type: "string" },
+        "poll-ms": { type: "string" },
+        "exit-when-idle": { type: "boolean", default: false },
+        "idle-grace-ms": { type: "string" },
+        "progress-ms": { type: "string" },
+        "runner-id": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    const server = values.server ?? (values.db ? undefined : process.env.BATON_SERVER);
+    if (server && values.db) throw new Error("--server and --db are exclusive");
+    const slurm = readSlurmContext(process.env);
+    let endsAt: number | null = null;
+    if (slurm) {
+      const end = await readJobEndTime(slurm);
+      endsAt = end.endTimeMs;
+      if (end.source === "unavailable") console.log(`runner: Slurm job end time unknown (${end.detail}); running without an end-time guard`);
+    }
+    queue = server
+      ? new HttpQueue({ baseUrl: server, token: process.env.BATON_TOKEN || null })
+      : new DbQueue(await openDb({ url: normalizeDatabaseUrl(values.db ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL) }));
+    runner = new Runner({
+      queue,
+      concurrency: intFlag("concurrency", values.concurrency, 1),
+      runId: intFlag("run", values.run, 1) ?? null,
+      leaseMs: intFlag("lease-ms", values["lease-ms"], 100),
+      heartbeatMs: intFlag("heartbeat-ms", values["heartbeat-ms"], 10),
+      graceMs: intFlag("grace-ms", values["grace-ms"]),
+      taskBudgetMs: intFlag("task-budget-ms", values["task-budget-ms"]) ?? null,
+      pollMs: intFlag("poll-ms", values["poll-ms"], 1),
+      exitWhenIdle: values["exit-when-idle"],
+      idleGraceMs: intFlag("idle-grace-ms", values["idle-grace-ms"]),
+      progressMs: intFlag("progress-ms", values["progress-ms"], 100),
+      runnerId: values["runner-id"],
+      slurm,
+      endsAt,
+    });
+  } catch (err) {
+    console.error(`baton runner: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) runner!.stop(sig);
+    else {
+      console.log(`runner: second signal (${sig}): releasing in-flight tasks now`);
+      (runner as any).o.graceMs = 0;
+    }
+  };
+  for (const sig of ["SIGTERM", "SIGINT", "SIGUSR1"] as const) process.on(sig, onSignal);
+  try {
+    await runner.run();
+    await queue.close();
+    return 0;
+  } catch (err) {
+    console.error(`baton runner crashed: ${(err as Error)?.stack ?? err}`);
+    await queue.setRunnerState(runner.id, "crashed").catch(() => {});
+    return 1;
+  }
+}
