@@ -43,11 +43,14 @@ as_nobody=()
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1; then
   as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
 fi
-if "${as_nobody[@]}" "${probe[@]}" /usr/bin/true 2>/tmp/setup-sandbox.$$.err; then
+err=$(mktemp)
+if "${as_nobody[@]}" "${probe[@]}" /usr/bin/true 2>"$err"; then
   echo "setup-sandbox: bwrap works here (network, pid, ipc, uts and user namespaces): code runs isolated"
+elif [ "${#as_nobody[@]}" -gt 0 ] && "${probe[@]}" /usr/bin/true 2>/dev/null; then
+  echo "setup-sandbox: bwrap works as root but not as nobody: code runs isolated, but without a process-count limit" >&2
 else
   echo "setup-sandbox: bwrap is installed but cannot create its namespaces here:" >&2
-  sed 's/^/  /' /tmp/setup-sandbox.$$.err >&2
+  sed 's/^/  /' "$err" >&2
   echo "setup-sandbox: the sandbox will fall back to a plain subprocess (NOT isolated from network/filesystem)" >&2
 fi
-rm -f /tmp/setup-sandbox.$$.err
+rm -f "$err"

@@ -62,11 +62,12 @@ beforeAll(() => {
   const bwrap = Bun.which("bwrap");
   if (bwrap) {
     const asNobody = process.getuid?.() === 0 && Bun.which("setpriv") ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] : [];
-    const probe = Bun.spawnSync(
-      [...asNobody, bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "/usr/bin/python3", "-c", "print('ok')"],
-      { stdout: "pipe", stderr: "pipe" },
-    );
-    bwrapWorks = probe.exitCode === 0 && probe.stdout.toString().trim() === "ok";
+    const cmd = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "/usr/bin/python3", "-c", "print('ok')"];
+    // The sandbox prefers to drop root to nobody, but also runs bwrap as root when only that works.
+    for (const prefix of asNobody.length ? [asNobody, []] : [[]]) {
+      const probe = Bun.spawnSync([...prefix, ...cmd], { stdout: "pipe", stderr: "pipe" });
+      if (probe.exitCode === 0 && probe.stdout.toString().trim() === "ok") bwrapWorks = true;
+    }
   }
   resetSandboxProbe();
 }, 300_000);
