@@ -275,7 +275,8 @@ export class Runner {
         if (!run) throw new Error(`run ${runId} not found`);
         const config = loadRunConfig({ benchmark: run.benchmark, config: run.config });
         const registry = new EndpointRegistry({
-          source: () => this.q.listEndpoints(),
+          // GET /v1/endpoints answers snake_case (base_url); accept either spelling.
+          source: async () => (await this.q.listEndpoints()).map((r: any) => ({ ...r, baseUrl: r.baseUrl ?? r.base_url })),
           refreshMs: this.o.endpointRefreshMs,
           fallback: staticEndpointsFrom(config.endpoints),
           pool: { coolDownMs: 2_000 },

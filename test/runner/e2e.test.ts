@@ -1,0 +1,116 @@
+// End to end over HTTP: the Baton server, the simulated vLLM/retrieval cluster, and a runner
+// talking to the server through HttpQueue. Runs of >= 200 tasks must end with every task
+// succeeded or failed with a class, and every succeeded task must have its rows.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { normalizeAnswer } from "../../runner/grading";
+import { HttpQueue } from "../../runner/queue-http";
+import { Runner } from "../../runner/runner";
+import { q, readJsonl, simRunConfig, startWorld, submitRun, synthHle, waitFor, type Row, type World } from "./_harness";
+
+const frames: Row[] = readJsonl("data/frames-sample.jsonl").slice(0, 200);
+const hle: Row[] = synthHle(200);
+
+let world: World;
+
+beforeAll(async () => {
+  world = await startWorld({ rows: [...frames, ...hle] });
+});
+
+afterAll(async () => {
+  await world?.close();
+});
+
+async function runToEnd(runId: number): Promise<string[]> {
+  const lines: string[] = [];
+  if (process.env.E2E_DEBUG) lines.push = ((...l: string[]) => (console.log(...l), 0)) as any;
+  const runner = new Runner({
+    queue: new HttpQueue({ baseUrl: world.server.url, token: "test-token" }),
+    concurrency: 16,
+    runId,
+    leaseMs: 10_000,
+    pollMs: 20,
+    exitWhenIdle: true,
+    idleGraceMs: 300,
+    log: (l) => lines.push(l),
+  });
+  await runner.run();
+  return lines;
+}
+
+async function checkRun(runId: number, n: number) {
+  const statuses = await q(world.db, "SELECT status, error_class, count(*) AS n FROM tasks WHERE run_id = ? GROUP BY 1, 2", [runId]);
+  const total = statuses.reduce((s, r: any) => s + Number(r.n), 0);
+  expect(total).toBe(n);
+  for (const r of statuses as any[]) {
+    expect(["succeeded", "failed"]).toContain(r.status);
+    if (r.status === "failed") expect(r.error_class).toBeTruthy();
+  }
+  const succeeded = (statuses as any[]).filter((r) => r.status === "succeeded").reduce((s, r) => s + Number(r.n), 0);
+  expect(succeeded).toBeGreaterThan(n * 0.8);
+  // Each succeeded task has its tool calls, a component per tool call, and LLM attempts,
+  // all under the attempt that succeeded.
+  const missing = await q(
+    world.db,
+    `SELECT t.id,
+       (SELECT count(*) FROM tool_calls c WHERE c.task_id = t.id AND c.attempt = t.attempt) AS calls,
+       (SELECT count(*) FROM latency_components l WHERE l.task_id = t.id AND l.attempt = t.attempt AND l.component = 'orchestrator') AS orch,
+       (SELECT count(*) FROM llm_calls m WHERE m.task_id = t.id AND m.attempt = t.attempt) AS llm,
+       (SELECT count(*) FROM tool_calls c WHERE c.task_id = t.id AND c.attempt = t.attempt AND c.tool = 'answer' AND c.status IN ('ok', 'judge_error')) AS answers
+     FROM tasks t WHERE t.run_id = ? AND t.status = 'succeeded'`,
+    [runId],
+  );
+  for (const m of missing as any[]) {
+    expect(Number(m.calls)).toBeGreaterThan(0);
+    // one orchestrator component per step, and a step is a tool call row
+    expect(Number(m.orch)).toBe(Number(m.calls));
+    expect(Number(m.llm)).toBeGreaterThanOrEqual(Number(m.calls));
+  }
+  // An answered task has exactly one graded answer row.
+  const answered = await q(world.db, "SELECT id, attempt, result FROM tasks WHERE run_id = ? AND status = 'succeeded'", [runId]);
+  for (const t of answered as any[]) {
+    const result = JSON.parse(t.result);
+    if (result.stopReason === "answered") {
+      const rows = await q(world.db, "SELECT count(*) AS n FROM tool_calls WHERE task_id = ? AND attempt = ? AND tool = 'answer' AND status IN ('ok','judge_error')", [t.id, t.attempt]);
+      expect(Number((rows[0] as any).n)).toBe(1);
+    }
+  }
+  // Search steps leave query_llm and retrieval components.
+  const searchParts = await q(
+    world.db,
+    `SELECT count(*) AS n FROM tool_calls c WHERE c.run_id = ? AND c.tool = 'search' AND c.status <> 'invalid'
+       AND (SELECT count(*) FROM latency_components l WHERE l.task_id = c.task_id AND l.attempt = c.attempt AND l.step = c.step AND l.component IN ('query_llm','retrieval')) <> 2`,
+    [runId],
+  );
+  expect(Number((searchParts[0] as any).n)).toBe(0);
+}
+
+describe("end to end over HTTP with the simulators", () => {
+  test(
+    "a FRAMES run of 200 tasks finishes with every task succeeded or failed with a class, and the rows add up",
+    async () => {
+      const runId = await submitRun(world, { name: "frames-e2e", benchmark: "frames", rows: frames, config: simRunConfig() });
+      const lines = await runToEnd(runId);
+      await checkRun(runId, frames.length);
+      // The simulator replies either the gold answer or another question's answer, so the
+      // grade must agree with a plain comparison, and both outcomes must occur.
+      const graded = (await q(world.db, "SELECT prediction, correct, json_extract(input, '$.answer') AS gold FROM tasks WHERE run_id = ? AND status = 'succeeded' AND prediction IS NOT NULL", [runId])) as any[];
+      for (const t of graded) expect(Boolean(t.correct)).toBe(normalizeAnswer(t.prediction) === normalizeAnswer(t.gold));
+      expect(graded.some((t) => t.correct === 1)).toBe(true);
+      expect(graded.some((t) => t.correct === 0)).toBe(true);
+      expect(lines.some((l) => l.includes("succeeded in"))).toBe(true);
+    },
+    120_000,
+  );
+
+  test(
+    "an HLE-style run of 200 tasks finishes the same way",
+    async () => {
+      const runId = await submitRun(world, { name: "hle-e2e", benchmark: "hle", rows: hle, config: simRunConfig() });
+      await runToEnd(runId);
+      await checkRun(runId, hle.length);
+      const canary = await q(world.db, "SELECT input FROM tasks WHERE run_id = ? LIMIT 1", [runId]);
+      expect(JSON.parse((canary[0] as any).input).canary).toContain("canary GUID");
+    },
+    120_000,
+  );
+});
