@@ -10,6 +10,7 @@ import type { AppDeps } from "./deps";
 import { endpointsRoutes } from "./endpoints";
 import { ApiError, errorBody } from "./errors";
 import { healthRoutes } from "./health";
+import { inflightRoutes } from "./inflight";
 import { queueRoutes } from "./queue";
 import { DEFAULT_MAX_BODY_BYTES, runsRoutes } from "./runs";
 import { tasksRoutes } from "./tasks";
@@ -97,7 +98,8 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(runsRoutes(deps))
     .use(tasksRoutes(deps))
     .use(queueRoutes(deps))
-    .use(endpointsRoutes(deps));
+    .use(endpointsRoutes(deps))
+    .use(inflightRoutes(deps));
 }
 
 export type App = ReturnType<typeof createApp>;
