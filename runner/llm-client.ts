@@ -15,9 +15,7 @@ import { createParser } from "eventsource-parser";
 import type { LlmCallRow } from "../db/rows";
 import {
   DEFAULT_LLM_POLICY,
-  abortCause,
-  attemptSignals,
-  deadlineSignal,
+  AttemptScope,
   describeFetchError,
   nextDelayMs,
   parseRetryAfter,
@@ -250,7 +248,6 @@ export async function callChat(opts: CallChatOptions): Promise<ChatResult> {
   const start = Date.now();
   const t0 = performance.now();
   const deadlineAt = start + policy.deadlineMs;
-  const deadline = deadlineSignal(deadlineAt);
   const attempts: LlmAttempt[] = [];
   const fail = (c: LlmErrorClass, message: string, status: number | null = null) =>
     new LlmCallError(c, message, status, attempts);
@@ -260,7 +257,7 @@ export async function callChat(opts: CallChatOptions): Promise<ChatResult> {
   let lastUrl: string | null = null;
   for (;;) {
     if (caller?.aborted) throw fail("aborted", "call aborted by caller");
-    if (deadline.aborted) throw fail("deadline", `deadline of ${policy.deadlineMs} ms exhausted after ${tries} attempts`);
+    if (Date.now() >= deadlineAt) throw fail("deadline", `deadline of ${policy.deadlineMs} ms exhausted after ${tries} attempts`);
     let lease;
     try {
       lease = pool.acquire(lastUrl);
@@ -271,13 +268,13 @@ export async function callChat(opts: CallChatOptions): Promise<ChatResult> {
     tries++;
     const startedAt = Date.now();
     const a0 = performance.now();
-    const signals = attemptSignals({ caller, deadline, perAttemptTimeoutMs: policy.perAttemptTimeoutMs });
+    const scope = new AttemptScope({ caller, deadlineAt, perAttemptTimeoutMs: policy.perAttemptTimeoutMs });
     let outcome: AttemptOk | AttemptFailed;
     try {
-      outcome = await runAttempt(lease.url, buildBody(request, stream), stream, signals.signal, opts.apiKey, a0);
+      outcome = await runAttempt(lease.url, buildBody(request, stream), stream, scope.signal, opts.apiKey, a0);
     } catch (err) {
       // Any throw here is the network: refused/reset, or one of our signals firing.
-      const cause = abortCause(caller, signals);
+      const cause = scope.causeNow();
       outcome = {
         ok: false,
         errorClass: cause ?? "connection",
@@ -286,6 +283,8 @@ export async function callChat(opts: CallChatOptions): Promise<ChatResult> {
         retryAfterMs: null,
         ttftMs: err instanceof InterruptedStream ? err.ttftMs : null,
       };
+    } finally {
+      scope.dispose();
     }
     // A response that finished but raced a signal is still a failure the caller asked for.
     if (outcome.ok === false && outcome.errorClass !== "aborted" && caller?.aborted) outcome.errorClass = "aborted";
@@ -354,10 +353,10 @@ export async function callChat(opts: CallChatOptions): Promise<ChatResult> {
       throw fail("deadline", `deadline of ${policy.deadlineMs} ms would pass before the next try (last: ${c}: ${outcome.message})`, outcome.httpStatus);
     lastUrl = lease.url;
     try {
-      await sleepUnlessAborted(delay, caller ? AbortSignal.any([caller, deadline]) : deadline);
+      // nextDelayMs already ended the sleep before the deadline; only the caller can cut it.
+      await sleepUnlessAborted(delay, caller);
     } catch {
-      if (caller?.aborted) throw fail("aborted", "call aborted by caller during backoff");
-      throw fail("deadline", `deadline of ${policy.deadlineMs} ms reached during backoff (last: ${c})`);
+      throw fail("aborted", "call aborted by caller during backoff");
     }
   }
 }
@@ -402,6 +401,27 @@ async function runAttempt(
   // A server may ignore stream=true (or a proxy may buffer): read whatever came.
   if (stream && type.includes("text/event-stream")) return readStream(res, a0, signal);
   return readJson(await res.text(), a0);
+}
+
+/**
+ * Reads the (normally empty) rest of the body after [DONE] so the keep-alive connection goes
+ * back to the pool; cancelling instead closes it, and new connections per call cost more than
+ * the whole client (bench/client-overhead.ts). A server that keeps the stream open after
+ * [DONE] gets a short grace, then the connection is dropped.
+ */
+async function drainAfterDone(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const grace = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), 1_000)));
+  const drain = (async () => {
+    try {
+      while (!(await reader.read()).done);
+    } catch {
+      // the connection died after [DONE]: the answer is complete anyway
+    }
+    return "drained" as const;
+  })();
+  if ((await Promise.race([drain, grace])) === "late") reader.cancel().catch(() => {});
+  clearTimeout(timer);
 }
 
 /** One of our signals fired while reading a 200 stream. */
@@ -546,9 +566,9 @@ async function readStream(res: Response, a0: number, signal: AbortSignal): Promi
     }
     // Keep the time to first token: "slow decode" and "no first token" are different tails.
     throw new InterruptedStream(ttftMs);
-  } finally {
-    if (done || failure) reader.cancel().catch(() => {});
   }
+  if (done) await drainAfterDone(reader);
+  else if (failure) reader.cancel().catch(() => {});
   if (failure) return failure;
   if (!done) {
     return {

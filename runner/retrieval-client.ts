@@ -4,9 +4,7 @@
 import * as v from "valibot";
 import {
   DEFAULT_RETRIEVAL_POLICY,
-  abortCause,
-  attemptSignals,
-  deadlineSignal,
+  AttemptScope,
   describeFetchError,
   nextDelayMs,
   parseRetryAfter,
@@ -105,11 +103,10 @@ export async function retrieve(opts: RetrieveOptions): Promise<RetrievalResult> 
     // fallback's time.
     const share = (deadlineAt - Date.now()) / (opts.backends.length - index);
     const backendDeadlineAt = Date.now() + share;
-    const deadline = deadlineSignal(backendDeadlineAt);
     let lastUrl: string | null = null;
     for (let n = 1; n <= policy.attempts; n++) {
       if (caller?.aborted) throw abortNow();
-      if (deadline.aborted) break;
+      if (Date.now() >= backendDeadlineAt) break;
       let lease;
       try {
         lease = backend.pool.acquire(lastUrl);
@@ -120,12 +117,12 @@ export async function retrieve(opts: RetrieveOptions): Promise<RetrievalResult> 
       }
       const startedAt = Date.now();
       const a0 = performance.now();
-      const signals = attemptSignals({ caller, deadline, perAttemptTimeoutMs: policy.perAttemptTimeoutMs });
+      const scope = new AttemptScope({ caller, deadlineAt: backendDeadlineAt, perAttemptTimeoutMs: policy.perAttemptTimeoutMs });
       let outcome: Outcome;
       try {
-        outcome = await runAttempt(lease.url, body, signals.signal, opts.apiKey);
+        outcome = await runAttempt(lease.url, body, scope.signal, opts.apiKey);
       } catch (err) {
-        const cause = abortCause(caller, signals);
+        const cause = scope.causeNow();
         outcome = {
           ok: false,
           outcome: cause ?? "connection",
@@ -134,6 +131,8 @@ export async function retrieve(opts: RetrieveOptions): Promise<RetrievalResult> 
           retryable: cause !== "deadline",
           retryAfterMs: null,
         };
+      } finally {
+        scope.dispose();
       }
       const ms = performance.now() - a0;
       if (!outcome.ok && outcome.outcome === "aborted") {
@@ -156,10 +155,9 @@ export async function retrieve(opts: RetrieveOptions): Promise<RetrievalResult> 
       if (delay == null) break;
       lastUrl = lease.url;
       try {
-        await sleepUnlessAborted(delay, caller ? AbortSignal.any([caller, deadline]) : deadline);
+        await sleepUnlessAborted(delay, caller);
       } catch {
-        if (caller?.aborted) throw abortNow();
-        break;
+        throw abortNow();
       }
     }
   }
