@@ -423,7 +423,6 @@ export async function runProtocol({
           remember("the answer model gave no <answer>; its reply is in the attempts");
           continue;
         }
-        const judgeStart = Date.now();
         let judgeMs: number | null = null;
         let judgeResult: Awaited<ReturnType<typeof llm>> | null = null;
         const grade = await gradeAnswer({
@@ -440,8 +439,8 @@ export async function runProtocol({
             return judgeResult.result!.content;
           },
         });
+        // No judge row when the exact match decided: a 0 ms "judge" would drag its percentiles.
         if (judgeResult) llmComponent(s, "judge", config.judge.model, judgeResult);
-        else component(s, "judge", { ms: 0, startedAt: judgeStart, status: grade.method });
         recorder.toolCall({
           step,
           tool,
