@@ -56,6 +56,7 @@ export class Listener {
   ) {
     this.server = createServer((req, res) => {
       Promise.resolve(handler(req, res)).catch((err: unknown) => {
+        if (res.destroyed) return; // the client went away mid-request: nothing to report
         console.error("[sim] handler error:", err);
         sendJson(res, 500, { error: { message: `simulator error: ${String(err)}`, type: "InternalServerError", param: null, code: 500 } });
       });

@@ -52,10 +52,24 @@ export type VllmSim = {
   stop(): Promise<void>;
 };
 
+const CUT_STALL_MS = 50;
 const DEFAULT_LATENCY = { ttftMs: 0, perTokenMs: 0, perPromptTokenMs: 0, jitter: 0, maxNumSeqs: 256 };
 
 function vllmError(status: number, type: string, message: string) {
   return { error: { message, type, param: null, code: status } };
+}
+
+/** Ends the TCP connection under a response that is not finished (the bytes written still arrive). */
+function cutConnection(res: ServerResponse): void {
+  const socket = res.socket;
+  if (!socket) return;
+  // Stall briefly first, as a dying stream does: some clients (Bun's fetch) drop body bytes
+  // still unread when the connection closes, and would never see the partial stream.
+  setTimeout(() => {
+    socket.end();
+    // If the peer never reads, do not keep the socket forever.
+    setTimeout(() => socket.destroy(), 1_000).unref();
+  }, CUT_STALL_MS).unref();
 }
 
 function randomId(prefix: string): string {
@@ -373,7 +387,7 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
       const text = JSON.stringify({ id, object: "chat.completion" });
       res.writeHead(200, { "content-type": "application/json", "content-length": text.length * 2 });
       res.write(text);
-      res.socket?.destroy();
+      cutConnection(res);
       return;
     }
     if (fault === "stream_error") {
@@ -460,9 +474,9 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
     }
     if (o.isClosed()) return;
     if (o.fault === "stream_cut") {
-      // Let the written bytes leave, then drop the connection without [DONE].
-      res.once("drain", () => res.socket?.destroy());
-      if (!res.writableNeedDrain) setImmediate(() => res.socket?.destroy());
+      // Close without [DONE] or the chunked terminator: end() flushes what was written, then
+      // FIN (destroy() could drop the flushed-but-unsent bytes, so the client would see nothing).
+      cutConnection(res);
       return;
     }
     if (o.fault === "stream_error") {
