@@ -207,6 +207,27 @@ function lineValue(text: string, label: RegExp): string | null {
   return m ? m[1]!.trim() : null;
 }
 
+type ExpertMode = "judge" | "query" | "code" | "answer";
+
+function markerIn(text: string): ExpertMode | null {
+  if (text.includes("<correct>")) return "judge";
+  if (text.includes("<query>")) return "query";
+  if (text.includes("```python") || /\bPython\b/.test(text)) return "code";
+  if (text.includes("<answer>")) return "answer";
+  return null;
+}
+
+/**
+ * Which reply a prompt asks for. The instruction comes last, after the context, and the
+ * context may itself hold markers (earlier code in ```python fences, quoted answers), so the
+ * last paragraph decides; the whole prompt only when the last paragraph has no marker.
+ */
+export function expertMode(prompt: string): ExpertMode {
+  const trimmed = prompt.trimEnd();
+  const cut = trimmed.lastIndexOf("\n\n");
+  return markerIn(cut < 0 ? trimmed : trimmed.slice(cut + 2)) ?? markerIn(trimmed) ?? "answer";
+}
+
 export function writeExpertReply(opts: {
   messages: ChatMessage[];
   seed: number;
@@ -217,8 +238,9 @@ export function writeExpertReply(opts: {
   const prompt = lastUserText(messages);
   const known = findGold(answers, prompt);
   const subject = known?.question ?? prompt;
+  const mode = expertMode(prompt);
 
-  if (prompt.includes("<correct>")) {
+  if (mode === "judge") {
     const prediction = lineValue(prompt, /^\s*Prediction:\s*(.*)$/im);
     const gold = lineValue(prompt, /^\s*Gold answer:\s*(.*)$/im);
     let verdict: boolean;
@@ -236,13 +258,13 @@ export function writeExpertReply(opts: {
     };
   }
 
-  if (prompt.includes("<query>")) {
+  if (mode === "query") {
     const words = keywords(subject, 8);
     const query = words.length ? words.join(" ") : "general knowledge";
     return { reasoning: `The key terms are: ${words.join(", ")}.`, content: `<query>${query}</query>`, toolCalls: [] };
   }
 
-  if (prompt.includes("```python") || /\bPython\b/.test(prompt)) {
+  if (mode === "code") {
     const nums = (subject.match(/\d+/g) ?? []).slice(0, 6).map((n) => Number(n) % 100000);
     const values = nums.length ? nums : [hashString(subject, seed) % 1000];
     const code = [

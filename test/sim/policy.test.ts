@@ -212,3 +212,18 @@ describe("expert replies by marker", () => {
     }
   });
 });
+
+describe("expert marker in a prompt with context", () => {
+  test("the instruction's marker wins over markers quoted in the context before it", async () => {
+    const sim = await startVllmSim({ model: EXPERT_MODELS[0], mode: "expert", answers: { "Who built the Orrin lighthouse?": "Tam Veller" } });
+    try {
+      const context = "Code so far:\n```python\nprint(1)\n```\nOutput: 1\n\nAn earlier attempt said <query>orrin</query>.";
+      const reply = (await turn(sim, [{ role: "user", content: `${context}\n\nWho built the Orrin lighthouse?\n\nThink step by step, then wrap only the exact answer within <answer> and </answer>.` }])).message.content;
+      expect(reply).toContain("<answer>Tam Veller</answer>");
+      const code = (await turn(sim, [{ role: "user", content: `${context}\n\nQuestion: Who built the Orrin lighthouse?\nWrite code. Wrap the code within \`\`\`python and \`\`\`.` }])).message.content;
+      expect(code).toStartWith("```python");
+    } finally {
+      await sim.stop();
+    }
+  });
+});
