@@ -1,0 +1,574 @@
+// The queries behind `baton report`, GET /v1/runs/:id/report and the web page's charts.
+// The SQL views (migrations/0002_analysis_views.sql) answer the same questions for ad-hoc
+// use; these queries are shaped for speed instead: aggregates read only covering indexes,
+// and each nearest-rank percentile is one ordered index walk from whichever end is nearer.
+// Tests check both give the same numbers.
+import type { Client, InValue } from "@libsql/client";
+import type { Db } from "./client";
+
+export const PERCENTILES = [50, 80, 90, 95, 99] as const;
+export const UNDER_MS = 5000;
+export const LOG_BINS = [
+  { label: "<1ms", loMs: 0, hiMs: 1 },
+  { label: "1-10ms", loMs: 1, hiMs: 10 },
+  { label: "10-100ms", loMs: 10, hiMs: 100 },
+  { label: "0.1-1s", loMs: 100, hiMs: 1000 },
+  { label: "1-10s", loMs: 1000, hiMs: 10000 },
+  { label: "10-100s", loMs: 10000, hiMs: 100000 },
+  { label: ">=100s", loMs: 100000, hiMs: null },
+] as const;
+// Infrastructure classes known up front; a class the runner retried is infrastructure too
+// (see task_outcomes in the migration: keep the two lists equal).
+export const INFRA_ERROR_CLASSES = [
+  "endpoint_unreachable", "retrieval_unavailable", "lease_expired", "lease_lost", "connection_refused",
+  "connection_reset", "timeout", "deadline_exceeded", "http_5xx", "rate_limited", "server_error",
+  "stream_cut", "endpoint_misconfigured",
+];
+
+export type Percentiles = { p50: number | null; p80: number | null; p90: number | null; p95: number | null; p99: number | null };
+export type LatencyStats = Percentiles & {
+  count: number;
+  mean: number | null;
+  min: number | null;
+  max: number | null;
+  under5s: number | null;
+};
+export type Histogram = { loMs: number; hiMs: number; counts: number[] };
+export type LogHistogram = { label: string; loMs: number; hiMs: number | null; count: number }[];
+export type ComponentStats = LatencyStats & {
+  component: string;
+  totalMs: number;
+  retries: number;
+  callsWithRetries: number;
+  timeouts: number;
+  fallbacks: number;
+  unavailable: number;
+  errors: number;
+};
+export type ToolReport = LatencyStats & {
+  tool: string;
+  histogram: Histogram;
+  logHistogram: LogHistogram;
+  components: ComponentStats[];
+};
+export type EndpointReport = {
+  kind: "llm" | "retrieval";
+  endpoint: string;
+  role: string;
+  name: string | null;
+  calls: number;
+  errors: number;
+  errorRate: number;
+  timeouts: number;
+  retries: number;
+  mean: number | null;
+  p50: number | null;
+  p95: number | null;
+  max: number | null;
+  meanTtft: number | null;
+};
+export type TaskSummary = {
+  total: number;
+  queued: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  canceled: number;
+  correct: number;
+  infraFailed: number;
+  // correct / all tasks
+  accuracy: number | null;
+  // correct / tasks without an infrastructure failure
+  accuracyExcludingInfra: number | null;
+};
+export type SlowCall = {
+  taskId: number;
+  externalId: string | null;
+  attempt: number;
+  step: number;
+  tool: string;
+  model: string | null;
+  status: string;
+  durationMs: number;
+  components: Record<string, number>;
+};
+export type FailedTask = {
+  taskId: number;
+  externalId: string;
+  status: string;
+  attempt: number;
+  errorClass: string | null;
+  errorMessage: string | null;
+  infra: boolean;
+};
+export type Report = {
+  run: { id: number; name: string; benchmark: string; createdAt: number; startedAt: number | null; canceledAt: number | null };
+  generatedAt: number;
+  tasks: TaskSummary;
+  steps: { mean: number | null; max: number | null; invalid: number; perTask: { steps: number; tasks: number }[] };
+  tools: ToolReport[];
+  all: LatencyStats & { histogram: Histogram; logHistogram: LogHistogram };
+  endpoints: EndpointReport[];
+  errors: {
+    byTool: { tool: string; status: string; errorClass: string; calls: number }[];
+    byTaskClass: { errorClass: string; tasks: number; infra: boolean }[];
+  };
+  retries: { tool: string; component: string; calls: number; callsWithRetries: number; retries: number; timeouts: number; fallbacks: number; unavailable: number; errors: number }[];
+  tokens: { role: string; model: string; calls: number; promptTokens: number; completionTokens: number; truncated: number }[];
+  slowest: SlowCall[];
+  failed: FailedTask[];
+  missingIds: string[];
+  missingTruncated: boolean;
+};
+
+type Row = Record<string, any>;
+const tuned = new WeakSet<Client>();
+
+async function rows(db: Db, sql: string, args: InValue[] = []): Promise<Row[]> {
+  return (await db.$client.execute({ sql, args })).rows as unknown as Row[];
+}
+
+// Memory-mapped reads: without them every page of a large file is a read() syscall, and a
+// report over a million rows spends seconds in the kernel. Harmless under WAL; remote
+// (http/libsql) databases ignore or refuse the pragma, which is fine.
+async function tuneForReads(db: Db): Promise<void> {
+  if (tuned.has(db.$client)) return;
+  tuned.add(db.$client);
+  try {
+    await db.$client.execute("PRAGMA mmap_size = 2147483648");
+  } catch {}
+}
+
+/** Nearest-rank: the value at 1-based rank ceil(p/100 * n) of the ascending values. */
+export function nearestRank(sorted: ArrayLike<number>, p: number): number | null {
+  const n = sorted.length;
+  if (n === 0) return null;
+  return sorted[Math.max(1, Math.floor((p * n + 99) / 100)) - 1];
+}
+
+export function rankOf(p: number, n: number): number {
+  return Math.max(1, Math.floor((p * n + 99) / 100));
+}
+
+/** Stats of a list of values the same way the SQL views compute them (for tests and the UI). */
+export function summarize(values: number[]): LatencyStats {
+  const s = Float64Array.from(values).sort();
+  const n = s.length;
+  let sum = 0;
+  let under = 0;
+  for (const x of s) {
+    sum += x;
+    if (x < UNDER_MS) under++;
+  }
+  return {
+    count: n,
+    mean: n ? sum / n : null,
+    min: n ? s[0] : null,
+    max: n ? s[n - 1] : null,
+    under5s: n ? under / n : null,
+    p50: nearestRank(s, 50),
+    p80: nearestRank(s, 80),
+    p90: nearestRank(s, 90),
+    p95: nearestRank(s, 95),
+    p99: nearestRank(s, 99),
+  };
+}
+
+/** Equal-width bin of a value, the same expression as the tool_latency_histogram view. */
+export function binOf(ms: number, lo: number, hi: number, bins = 10): number {
+  if (hi === lo) return 0;
+  return Math.min(bins - 1, Math.trunc(((ms - lo) * bins) / (hi - lo)));
+}
+
+const logBinSql = (col: string) =>
+  `CASE WHEN ${col} < 1 THEN 0 WHEN ${col} < 10 THEN 1 WHEN ${col} < 100 THEN 2 WHEN ${col} < 1000 THEN 3 WHEN ${col} < 10000 THEN 4 WHEN ${col} < 100000 THEN 5 ELSE 6 END`;
+
+/**
+ * Nearest-rank percentiles of one ordered index range: `from` names the table and its
+ * WHERE clause; each percentile is one LIMIT 1 OFFSET walk, from the top for the tail so
+ * p99 touches 1% of the range, not 99%.
+ */
+async function percentilesOf(db: Db, n: number, col: string, from: string, args: InValue[]): Promise<Percentiles> {
+  const out: Percentiles = { p50: null, p80: null, p90: null, p95: null, p99: null };
+  if (n === 0) return out;
+  const parts: string[] = [];
+  const allArgs: InValue[] = [];
+  for (const p of PERCENTILES) {
+    const k = rankOf(p, n);
+    const asc = k <= n / 2;
+    parts.push(
+      `SELECT ${p} AS p, (SELECT ${col} FROM ${from} ORDER BY ${col} ${asc ? "ASC" : "DESC"} LIMIT 1 OFFSET ${asc ? k - 1 : n - k}) AS v`,
+    );
+    allArgs.push(...args);
+  }
+  for (const r of await rows(db, parts.join(" UNION ALL "), allArgs)) (out as any)[`p${r.p}`] = r.v == null ? null : Number(r.v);
+  return out;
+}
+
+export type RunRow = Report["run"];
+
+/** A run by numeric id or by name (the most recent run of that name). */
+export async function findRun({ db, run }: { db: Db; run: string | number }): Promise<RunRow | null> {
+  const byId = typeof run === "number" || /^\d+$/.test(String(run));
+  const r = (
+    await rows(
+      db,
+      byId
+        ? "SELECT id, name, benchmark, created_at, started_at, canceled_at FROM runs WHERE id = ?"
+        : "SELECT id, name, benchmark, created_at, started_at, canceled_at FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1",
+      [byId ? Number(run) : String(run)],
+    )
+  )[0];
+  if (!r) return null;
+  return { id: Number(r.id), name: r.name, benchmark: r.benchmark, createdAt: r.created_at, startedAt: r.started_at, canceledAt: r.canceled_at };
+}
+
+export async function summarizeTasks({ db, runId }: { db: Db; runId: number }): Promise<TaskSummary> {
+  const [counts, infra] = await Promise.all([
+    rows(db, "SELECT status, count(*) AS n, sum(correct = 1) AS correct FROM tasks WHERE run_id = ? GROUP BY status", [runId]),
+    rows(
+      db,
+      `SELECT count(*) AS n FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND (
+         t.error_class IN (${INFRA_ERROR_CLASSES.map(() => "?").join(",")})
+         OR EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.outcome = 'retry' AND a.error_class = t.error_class))`,
+      [runId, ...INFRA_ERROR_CLASSES],
+    ),
+  ]);
+  const s: TaskSummary = { total: 0, queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, correct: 0, infraFailed: Number(infra[0]?.n ?? 0), accuracy: null, accuracyExcludingInfra: null };
+  for (const r of counts) {
+    s.total += Number(r.n);
+    s.correct += Number(r.correct ?? 0);
+    if (r.status in s) (s as any)[r.status] = Number(r.n);
+  }
+  s.accuracy = s.total ? s.correct / s.total : null;
+  s.accuracyExcludingInfra = s.total - s.infraFailed > 0 ? s.correct / (s.total - s.infraFailed) : null;
+  return s;
+}
+
+/** Per tool latency (tool_calls.duration_ms, invalid steps excluded) with both histograms. */
+async function toolLatency(db: Db, runId: number, tool: string | null): Promise<LatencyStats & { histogram: Histogram; logHistogram: LogHistogram }> {
+  const where = `tool_calls WHERE run_id = ? ${tool == null ? "" : "AND tool = ?"} AND status <> 'invalid'`;
+  const args: InValue[] = tool == null ? [runId] : [runId, tool];
+  const agg = (
+    await rows(
+      db,
+      `SELECT count(*) AS n, avg(duration_ms) AS mean, min(duration_ms) AS lo, max(duration_ms) AS hi, sum(duration_ms < ${UNDER_MS}) AS under FROM ${where}`,
+      args,
+    )
+  )[0];
+  const n = Number(agg?.n ?? 0);
+  const lo = n ? Number(agg.lo) : 0;
+  const hi = n ? Number(agg.hi) : 0;
+  const bins = n
+    ? await rows(
+        db,
+        `SELECT CASE WHEN ? = ? THEN 0 ELSE min(9, CAST((duration_ms - ?) * 10 / (? - ?) AS INTEGER)) END AS bin,
+           ${logBinSql("duration_ms")} AS logbin, count(*) AS c FROM ${where} GROUP BY 1, 2`,
+        [hi, lo, lo, hi, lo, ...args],
+      )
+    : [];
+  const counts = new Array(10).fill(0);
+  const logCounts = new Array(LOG_BINS.length).fill(0);
+  for (const b of bins) {
+    counts[Number(b.bin)] += Number(b.c);
+    logCounts[Number(b.logbin)] += Number(b.c);
+  }
+  const pct = await percentilesOf(db, n, "duration_ms", where, args);
+  return {
+    count: n,
+    mean: n ? Number(agg.mean) : null,
+    min: n ? lo : null,
+    max: n ? hi : null,
+    under5s: n ? Number(agg.under) / n : null,
+    ...pct,
+    histogram: { loMs: lo, hiMs: hi, counts },
+    logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: logCounts[i] })),
+  };
+}
+
+async function componentStats(db: Db, runId: number): Promise<(ComponentStats & { tool: string })[]> {
+  const aggs = await rows(
+    db,
+    `SELECT tool, component, count(*) AS n, avg(ms) AS mean, min(ms) AS lo, max(ms) AS hi, sum(ms) AS total,
+       sum(ms < ${UNDER_MS}) AS under, sum(retries) AS retries, sum(retries > 0) AS with_retries,
+       sum(status = 'timeout') AS timeouts, sum(status = 'fallback') AS fallbacks,
+       sum(status = 'unavailable') AS unavailable, sum(status NOT IN ('ok', 'fallback')) AS errors
+     FROM latency_components WHERE run_id = ? GROUP BY tool, component`,
+    [runId],
+  );
+  return Promise.all(
+    aggs.map(async (a) => {
+      const n = Number(a.n);
+      const pct = await percentilesOf(db, n, "ms", "latency_components WHERE run_id = ? AND tool = ? AND component = ?", [runId, a.tool, a.component]);
+      return {
+        tool: a.tool,
+        component: a.component,
+        count: n,
+        mean: Number(a.mean),
+        min: Number(a.lo),
+        max: Number(a.hi),
+        under5s: Number(a.under) / n,
+        ...pct,
+        totalMs: Number(a.total),
+        retries: Number(a.retries),
+        callsWithRetries: Number(a.with_retries),
+        timeouts: Number(a.timeouts),
+        fallbacks: Number(a.fallbacks),
+        unavailable: Number(a.unavailable),
+        errors: Number(a.errors),
+      };
+    }),
+  );
+}
+
+async function endpointStats(db: Db, runId: number): Promise<EndpointReport[]> {
+  const [llm, retrieval] = await Promise.all([
+    rows(
+      db,
+      `SELECT endpoint, role, model, count(*) AS n, sum(outcome <> 'ok') AS errors, sum(outcome LIKE '%timeout%') AS timeouts,
+         sum(http_attempt > 1) AS retries, avg(total_ms) AS mean, max(total_ms) AS hi, avg(ttft_ms) AS ttft
+       FROM llm_calls WHERE run_id = ? GROUP BY endpoint, role, model`,
+      [runId],
+    ),
+    rows(
+      db,
+      `SELECT endpoint, backend, count(*) AS n, sum(status NOT IN ('ok', 'fallback')) AS errors, sum(status = 'timeout') AS timeouts,
+         sum(retries > 0) AS retries, avg(ms) AS mean, max(ms) AS hi
+       FROM latency_components WHERE run_id = ? AND component = 'retrieval' AND endpoint IS NOT NULL GROUP BY endpoint, backend`,
+      [runId],
+    ),
+  ]);
+  const out: EndpointReport[] = [];
+  for (const r of llm) {
+    const n = Number(r.n);
+    const p = await percentilesOf(db, n, "total_ms", "llm_calls WHERE run_id = ? AND endpoint = ? AND role = ? AND model = ?", [runId, r.endpoint, r.role, r.model]);
+    out.push({ kind: "llm", endpoint: r.endpoint, role: r.role, name: r.model, calls: n, errors: Number(r.errors), errorRate: Number(r.errors) / n, timeouts: Number(r.timeouts), retries: Number(r.retries), mean: Number(r.mean), p50: p.p50, p95: p.p95, max: Number(r.hi), meanTtft: r.ttft == null ? null : Number(r.ttft) });
+  }
+  for (const r of retrieval) {
+    const n = Number(r.n);
+    const p = await percentilesOf(db, n, "ms", "latency_components WHERE run_id = ? AND component = 'retrieval' AND endpoint = ? AND backend IS ?", [runId, r.endpoint, r.backend]);
+    out.push({ kind: "retrieval", endpoint: r.endpoint, role: "retrieval", name: r.backend, calls: n, errors: Number(r.errors), errorRate: Number(r.errors) / n, timeouts: Number(r.timeouts), retries: Number(r.retries), mean: Number(r.mean), p50: p.p50, p95: p.p95, max: Number(r.hi), meanTtft: null });
+  }
+  return out.sort((a, b) => a.kind.localeCompare(b.kind) || a.role.localeCompare(b.role) || a.endpoint.localeCompare(b.endpoint));
+}
+
+/** The slowest tool calls: each tool's top `limit` walked from its index, then merged. */
+export async function listSlowestCalls({ db, runId, limit = 20, tool }: { db: Db; runId: number; limit?: number; tool?: string | null }): Promise<SlowCall[]> {
+  const tools = tool ? [tool] : (await rows(db, "SELECT DISTINCT tool FROM tool_calls WHERE run_id = ? AND status <> 'invalid'", [runId])).map((r) => r.tool as string);
+  const tops = await Promise.all(
+    tools.map((t) =>
+      rows(
+        db,
+        `SELECT c.task_id, t.external_id, c.attempt, c.step, c.tool, c.model, c.status, c.duration_ms
+         FROM (SELECT id FROM tool_calls WHERE run_id = ? AND tool = ? AND status <> 'invalid' ORDER BY duration_ms DESC LIMIT ?) k
+         JOIN tool_calls c ON c.id = k.id LEFT JOIN tasks t ON t.id = c.task_id`,
+        [runId, t, limit],
+      ),
+    ),
+  );
+  const top = tops.flat().sort((a, b) => Number(b.duration_ms) - Number(a.duration_ms)).slice(0, limit);
+  return Promise.all(
+    top.map(async (r) => {
+      const comps = await rows(db, "SELECT component, ms FROM latency_components WHERE task_id = ? AND attempt = ? AND step = ?", [r.task_id, r.attempt, r.step]);
+      return {
+        taskId: Number(r.task_id),
+        externalId: r.external_id ?? null,
+        attempt: Number(r.attempt),
+        step: Number(r.step),
+        tool: r.tool,
+        model: r.model ?? null,
+        status: r.status,
+        durationMs: Number(r.duration_ms),
+        components: Object.fromEntries(comps.map((c) => [c.component, Number(c.ms)])),
+      };
+    }),
+  );
+}
+
+export async function listFailedTasks({ db, runId, limit = 200 }: { db: Db; runId: number; limit?: number }): Promise<FailedTask[]> {
+  const r = await rows(
+    db,
+    `SELECT t.id, t.external_id, t.status, t.attempt, t.error_class, t.error_message,
+       (t.error_class IN (${INFRA_ERROR_CLASSES.map(() => "?").join(",")})
+        OR EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.outcome = 'retry' AND a.error_class = t.error_class)) AS infra
+     FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' ORDER BY t.id LIMIT ?`,
+    [...INFRA_ERROR_CLASSES, runId, limit],
+  );
+  return r.map((x) => ({ taskId: Number(x.id), externalId: x.external_id, status: x.status, attempt: Number(x.attempt), errorClass: x.error_class ?? null, errorMessage: x.error_message ?? null, infra: Boolean(x.infra) }));
+}
+
+export type BuildReportOptions = { db: Db; runId: number; slowest?: number; failed?: number; missing?: number };
+
+export async function buildReport({ db, runId, slowest = 20, failed = 200, missing = 10_000 }: BuildReportOptions): Promise<Report | null> {
+  await tuneForReads(db);
+  const run = await findRun({ db, run: runId });
+  if (!run) return null;
+  const toolNames = (await rows(db, "SELECT DISTINCT tool FROM tool_calls WHERE run_id = ? AND status <> 'invalid' ORDER BY tool", [runId])).map((r) => r.tool as string);
+  const [tasks, comps, perTool, all, endpoints, errorsByTool, errorsByClass, tokens, steps, slow, failedTasks, missingRows] = await Promise.all([
+    summarizeTasks({ db, runId }),
+    componentStats(db, runId),
+    Promise.all(toolNames.map((t) => toolLatency(db, runId, t))),
+    toolLatency(db, runId, null),
+    endpointStats(db, runId),
+    rows(db, "SELECT tool, status, coalesce(error_class, status) AS error_class, count(*) AS n FROM tool_calls WHERE run_id = ? AND status <> 'ok' GROUP BY 1, 2, 3 ORDER BY n DESC", [runId]),
+    rows(
+      db,
+      `SELECT coalesce(t.error_class, 'unknown') AS error_class, count(*) AS n,
+         max(t.error_class IN (${INFRA_ERROR_CLASSES.map(() => "?").join(",")})
+           OR EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.outcome = 'retry' AND a.error_class = t.error_class)) AS infra
+       FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' GROUP BY 1 ORDER BY n DESC`,
+      [...INFRA_ERROR_CLASSES, runId],
+    ),
+    rows(
+      db,
+      `SELECT role, model, count(*) AS n, coalesce(sum(prompt_tokens), 0) AS p, coalesce(sum(completion_tokens), 0) AS c,
+         sum(finish_reason = 'length') AS truncated FROM llm_calls WHERE run_id = ? GROUP BY role, model`,
+      [runId],
+    ),
+    rows(
+      db,
+      `SELECT steps, count(*) AS n FROM (SELECT count(c.id) AS steps FROM tasks t JOIN tool_calls c ON c.task_id = t.id AND c.attempt = t.attempt
+         WHERE t.run_id = ? AND t.status IN ('succeeded', 'failed') GROUP BY t.id) GROUP BY steps ORDER BY steps`,
+      [runId],
+    ),
+    listSlowestCalls({ db, runId, limit: slowest }),
+    listFailedTasks({ db, runId, limit: failed }),
+    rows(db, "SELECT external_id FROM tasks WHERE run_id = ? AND status <> 'succeeded' ORDER BY id LIMIT ?", [runId, missing + 1]),
+  ]);
+  const perTask = steps.map((s) => ({ steps: Number(s.steps), tasks: Number(s.n) }));
+  const nTasks = perTask.reduce((a, s) => a + s.tasks, 0);
+  return {
+    run,
+    generatedAt: Date.now(),
+    tasks,
+    steps: {
+      mean: nTasks ? perTask.reduce((a, s) => a + s.steps * s.tasks, 0) / nTasks : null,
+      max: perTask.length ? perTask[perTask.length - 1].steps : null,
+      invalid: errorsByTool.filter((r) => r.status === "invalid").reduce((a, r) => a + Number(r.n), 0),
+      perTask,
+    },
+    tools: toolNames.map((tool, i) => ({
+      tool,
+      ...perTool[i],
+      components: comps.filter((c) => c.tool === tool).map(({ tool: _t, ...c }) => c),
+    })),
+    all,
+    endpoints,
+    errors: {
+      byTool: errorsByTool.map((r) => ({ tool: r.tool, status: r.status, errorClass: r.error_class, calls: Number(r.n) })),
+      byTaskClass: errorsByClass.map((r) => ({ errorClass: r.error_class, tasks: Number(r.n), infra: Boolean(r.infra) })),
+    },
+    retries: comps.map((c) => ({ tool: c.tool, component: c.component, calls: c.count, callsWithRetries: c.callsWithRetries, retries: c.retries, timeouts: c.timeouts, fallbacks: c.fallbacks, unavailable: c.unavailable, errors: c.errors })),
+    tokens: tokens.map((r) => ({ role: r.role, model: r.model, calls: Number(r.n), promptTokens: Number(r.p), completionTokens: Number(r.c), truncated: Number(r.truncated ?? 0) })),
+    slowest: slow,
+    failed: failedTasks,
+    missingIds: missingRows.slice(0, missing).map((r) => r.external_id as string),
+    missingTruncated: missingRows.length > missing,
+  };
+}
+
+export type LatencyDistribution = LatencyStats & {
+  runId: number;
+  tool: string | null;
+  component: string | null;
+  histogram: Histogram;
+  logHistogram: LogHistogram;
+  // [ms, fraction of calls <= ms], at most ~`points` points, for the cumulative curve
+  cdf: [number, number][];
+};
+
+/**
+ * One distribution for the charts: a tool's end-to-end call latency (no component), one
+ * component of a tool, or all tools (no tool).
+ */
+export async function getLatency({ db, runId, tool = null, component = null, points = 100 }: { db: Db; runId: number; tool?: string | null; component?: string | null; points?: number }): Promise<LatencyDistribution> {
+  await tuneForReads(db);
+  let col: string;
+  let where: string;
+  let args: InValue[];
+  if (component) {
+    col = "ms";
+    where = `latency_components WHERE run_id = ? ${tool ? "AND tool = ?" : ""} AND component = ?`;
+    args = tool ? [runId, tool, component] : [runId, component];
+  } else {
+    col = "duration_ms";
+    where = `tool_calls WHERE run_id = ? ${tool ? "AND tool = ?" : ""} AND status <> 'invalid'`;
+    args = tool ? [runId, tool] : [runId];
+  }
+  const agg = (await rows(db, `SELECT count(*) AS n, avg(${col}) AS mean, min(${col}) AS lo, max(${col}) AS hi, sum(${col} < ${UNDER_MS}) AS under FROM ${where}`, args))[0];
+  const n = Number(agg?.n ?? 0);
+  const lo = n ? Number(agg.lo) : 0;
+  const hi = n ? Number(agg.hi) : 0;
+  const counts = new Array(10).fill(0);
+  const logCounts = new Array(LOG_BINS.length).fill(0);
+  let cdf: [number, number][] = [];
+  if (n) {
+    for (const b of await rows(
+      db,
+      `SELECT CASE WHEN ? = ? THEN 0 ELSE min(9, CAST((${col} - ?) * 10 / (? - ?) AS INTEGER)) END AS bin, ${logBinSql(col)} AS logbin, count(*) AS c FROM ${where} GROUP BY 1, 2`,
+      [hi, lo, lo, hi, lo, ...args],
+    )) {
+      counts[Number(b.bin)] += Number(b.c);
+      logCounts[Number(b.logbin)] += Number(b.c);
+    }
+    // Every k-th value in order: exact points of the empirical CDF without shipping all rows.
+    const k = Math.max(1, Math.ceil(n / points));
+    const sampled = await rows(
+      db,
+      `SELECT rn, v FROM (SELECT ${col} AS v, row_number() OVER (ORDER BY ${col}) AS rn FROM ${where}) WHERE rn % ? = 0 OR rn = 1 OR rn = ?`,
+      [...args, k, n],
+    );
+    cdf = sampled.map((r) => [Number(r.v), Number(r.rn) / n]);
+  }
+  const pct = await percentilesOf(db, n, col, where, args);
+  return {
+    runId,
+    tool,
+    component,
+    count: n,
+    mean: n ? Number(agg.mean) : null,
+    min: n ? lo : null,
+    max: n ? hi : null,
+    under5s: n ? Number(agg.under) / n : null,
+    ...pct,
+    histogram: { loMs: lo, hiMs: hi, counts },
+    logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: logCounts[i] })),
+    cdf,
+  };
+}
+
+export type CompareRow = { section: string; metric: string; a: number | null; b: number | null; ratio: number | null };
+export type Comparison = { a: Report["run"]; b: Report["run"]; rows: CompareRow[] };
+
+/** Two runs side by side; ratio = b / a (above 1: the second run is larger/slower). */
+export function compareReports({ a, b }: { a: Report; b: Report }): Comparison {
+  const out: CompareRow[] = [];
+  const add = (section: string, metric: string, x: number | null | undefined, y: number | null | undefined) =>
+    out.push({ section, metric, a: x ?? null, b: y ?? null, ratio: x != null && y != null && x !== 0 ? y / x : null });
+  add("tasks", "tasks", a.tasks.total, b.tasks.total);
+  add("tasks", "succeeded", a.tasks.succeeded, b.tasks.succeeded);
+  add("tasks", "failed", a.tasks.failed, b.tasks.failed);
+  add("tasks", "accuracy", a.tasks.accuracy, b.tasks.accuracy);
+  add("tasks", "accuracy_excluding_infra", a.tasks.accuracyExcludingInfra, b.tasks.accuracyExcludingInfra);
+  add("tasks", "mean_steps", a.steps.mean, b.steps.mean);
+  const tools = [...new Set([...a.tools.map((t) => t.tool), ...b.tools.map((t) => t.tool)])].sort();
+  const stat = (r: Report, tool: string) => (tool === "all" ? r.all : r.tools.find((t) => t.tool === tool));
+  for (const tool of [...tools, "all"]) {
+    const x = stat(a, tool);
+    const y = stat(b, tool);
+    add(`latency ${tool}`, "calls", x?.count, y?.count);
+    for (const m of ["mean", "p50", "p90", "p95", "p99", "max"] as const) add(`latency ${tool}`, `${m}_ms`, x?.[m], y?.[m]);
+    add(`latency ${tool}`, "under_5s", x?.under5s, y?.under5s);
+  }
+  for (const tool of tools) {
+    const ca = a.tools.find((t) => t.tool === tool)?.components ?? [];
+    const cb = b.tools.find((t) => t.tool === tool)?.components ?? [];
+    for (const comp of [...new Set([...ca.map((c) => c.component), ...cb.map((c) => c.component)])].sort()) {
+      const x = ca.find((c) => c.component === comp);
+      const y = cb.find((c) => c.component === comp);
+      add(`component ${tool}/${comp}`, "p50_ms", x?.p50, y?.p50);
+      add(`component ${tool}/${comp}`, "p95_ms", x?.p95, y?.p95);
+    }
+  }
+  return { a: a.run, b: b.run, rows: out };
+}
