@@ -172,7 +172,11 @@ export function decideOrchestratorTurn(opts: {
 
 const sortedQuestions = new WeakMap<Record<string, string>, [string, string][]>();
 
-/** The gold answer of the longest known question contained in the text, if any. */
+/**
+ * The gold answer of the known question the text asks. Retrieved documents earlier in the
+ * prompt may quote other questions, and prompts put the question after the context, so the
+ * question ending last wins; among those ending at the same place, the longest.
+ */
 export function findGold(answers: Record<string, string>, text: string): { question: string; answer: string } | null {
   let list = sortedQuestions.get(answers);
   if (!list) {
@@ -182,8 +186,17 @@ export function findGold(answers: Record<string, string>, text: string): { quest
       .sort((a, b) => b[0].length - a[0].length);
     sortedQuestions.set(answers, list);
   }
-  for (const [q, a] of list) if (text.includes(q)) return { question: q, answer: a };
-  return null;
+  let best: { question: string; answer: string } | null = null;
+  let bestEnd = -1;
+  for (const [q, a] of list) {
+    const at = text.lastIndexOf(q);
+    // The list is longest first, so ">" keeps the longest among equal ends.
+    if (at >= 0 && at + q.length > bestEnd) {
+      best = { question: q, answer: a };
+      bestEnd = at + q.length;
+    }
+  }
+  return best;
 }
 
 export function normaliseAnswer(s: string): string {

@@ -227,3 +227,18 @@ describe("expert marker in a prompt with context", () => {
     }
   });
 });
+
+test("the question asked after the context is answered, not a longer one quoted in a document", async () => {
+  const answers = {
+    "Who built the Orrin lighthouse?": "Tam Veller",
+    "Which river flows past the Orrin lighthouse and into the Kessar sea?": "Quell",
+  };
+  const sim = await startVllmSim({ model: EXPERT_MODELS[0], mode: "expert", answers });
+  try {
+    const doc = "Doc 1: Which river flows past the Orrin lighthouse and into the Kessar sea? It is the Quell.";
+    const reply = (await turn(sim, [{ role: "user", content: `${doc}\n\nWho built the Orrin lighthouse?\n\nWrap the answer within <answer> and </answer>.` }])).message.content;
+    expect(reply).toContain("<answer>Tam Veller</answer>");
+  } finally {
+    await sim.stop();
+  }
+});
