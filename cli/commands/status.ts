@@ -1,0 +1,92 @@
+// `baton status RUN`: counts, rate, ETA, accuracy; --watch redraws a progress bar until done.
+import { parseArgs } from "node:util";
+import { createApi, encodeRef, formatDuration, formatPct, runCli, CliError } from "./_api";
+
+export const describe = "show a run's progress: counts, rate, ETA, accuracy (--watch to follow it)";
+
+const USAGE = `Usage: bun run baton status RUN [--watch] [--interval SECONDS] [--json] [--server URL]
+
+RUN is the run id or its name (when unique).`;
+
+export type Summary = {
+  id: number;
+  name: string;
+  benchmark: string;
+  task_count: number;
+  counts: { queued: number; running: number; succeeded: number; failed: number; canceled: number };
+  done: boolean;
+  correct: number;
+  accuracy: number | null;
+  accuracy_finished: number | null;
+  rate_per_min: number | null;
+  eta_ms: number | null;
+  canceled_at: number | null;
+};
+
+export function progressBar(done: number, total: number, width = 30): string {
+  const frac = total > 0 ? Math.min(1, done / total) : 0;
+  const full = Math.round(frac * width);
+  return `[${"#".repeat(full)}${"-".repeat(width - full)}] ${(frac * 100).toFixed(1).padStart(5)}%`;
+}
+
+export function formatStatusLine(s: Summary): string {
+  const c = s.counts;
+  const finished = c.succeeded + c.failed + c.canceled;
+  const rate = s.rate_per_min == null ? "-" : `${s.rate_per_min.toFixed(1)}/min`;
+  return `${progressBar(finished, s.task_count)} ${finished}/${s.task_count}  running ${c.running}  queued ${c.queued}  ok ${c.succeeded}  failed ${c.failed}  canceled ${c.canceled}  rate ${rate}  eta ${s.done ? "done" : formatDuration(s.eta_ms)}  acc ${formatPct(s.accuracy)}`;
+}
+
+export function formatStatus(s: Summary): string {
+  const c = s.counts;
+  return [
+    `run ${s.id} ${s.name} (${s.benchmark})${s.canceled_at ? "  CANCELED" : s.done ? "  DONE" : ""}`,
+    `  tasks      ${s.task_count}: queued ${c.queued}, running ${c.running}, succeeded ${c.succeeded}, failed ${c.failed}, canceled ${c.canceled}`,
+    `  progress   ${progressBar(c.succeeded + c.failed + c.canceled, s.task_count)}`,
+    `  rate       ${s.rate_per_min == null ? "-" : `${s.rate_per_min.toFixed(1)} tasks/min`}   eta ${s.done ? "done" : formatDuration(s.eta_ms)}`,
+    `  accuracy   ${formatPct(s.accuracy)} of succeeded (${s.correct}/${c.succeeded}), ${formatPct(s.accuracy_finished)} of finished`,
+  ].join("\n");
+}
+
+export async function run(argv: string[]): Promise<number> {
+  return runCli(async () => {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        watch: { type: "boolean", default: false },
+        interval: { type: "string", default: "2" },
+        json: { type: "boolean", default: false },
+        server: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    const ref = positionals[0];
+    if (!ref) throw new CliError(`missing RUN\n${USAGE}`, 2);
+    const interval = Number(values.interval);
+    if (!(interval > 0)) throw new CliError("--interval: expected a positive number of seconds", 2);
+    const api = createApi({ server: values.server });
+    const read = () => api.call<Summary>("GET", `/v1/runs/${encodeRef(ref)}`);
+    if (!values.watch) {
+      const s = await read();
+      console.log(values.json ? JSON.stringify(s) : formatStatus(s));
+      return 0;
+    }
+    const tty = process.stdout.isTTY;
+    for (;;) {
+      const s = await read();
+      if (values.json) console.log(JSON.stringify(s));
+      else if (tty) process.stdout.write(`\r\x1b[2K${formatStatusLine(s)}`);
+      else console.log(formatStatusLine(s));
+      if (s.done || s.canceled_at) {
+        if (tty && !values.json) process.stdout.write("\n");
+        if (!values.json) console.log(formatStatus(s));
+        return 0;
+      }
+      await Bun.sleep(interval * 1000);
+    }
+  }, "status");
+}

@@ -1,0 +1,98 @@
+// `baton submit FILE.jsonl`: checks the file locally (errors name the line), then POSTs
+// the run as JSON so the config travels with it.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { validateJsonlTasks, validateTasks } from "../../db/runs";
+import { ApiError } from "../../functions/errors";
+import { CliError, createApi, runCli } from "./_api";
+
+export const describe = "submit a dataset (JSONL: id, question, answer, ...) as a new run; prints the run id";
+
+const USAGE = `Usage: bun run baton submit FILE.jsonl --name NAME --benchmark frames|hle [--config FILE.json]
+                           [--max-attempts N] [--idempotency-key KEY] [--server URL] [--json]
+
+FILE is JSONL (one task per line) or a JSON array; each task needs id and question, all other
+fields (answer, answer_type, image, ...) are kept. --config is the run configuration (models,
+budgets, prompts); omitted settings take the defaults. With --idempotency-key, submitting again
+returns the first run instead of creating a second one.`;
+
+export async function run(argv: string[]): Promise<number> {
+  return runCli(async () => {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        name: { type: "string" },
+        benchmark: { type: "string" },
+        config: { type: "string" },
+        "max-attempts": { type: "string" },
+        "idempotency-key": { type: "string" },
+        server: { type: "string" },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    const file = positionals[0];
+    if (!file) throw new CliError(`missing FILE.jsonl\n${USAGE}`, 2);
+    if (!values.name) throw new CliError("--name is required", 2);
+    if (!values.benchmark) throw new CliError("--benchmark is required (frames, hle, ...)", 2);
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+    let rows: unknown[];
+    try {
+      if (/^\s*\[/.test(text)) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch (err) {
+          throw new CliError(`${file}: invalid JSON (${(err as Error).message})`);
+        }
+        rows = validateTasks({ rows: parsed as unknown[] }).map((t) => t.input);
+      } else {
+        rows = validateJsonlTasks(text).map((t) => t.input);
+      }
+    } catch (err) {
+      if (err instanceof ApiError) throw new CliError(`${file}: ${err.message}`);
+      throw err;
+    }
+    let config: unknown;
+    if (values.config) {
+      try {
+        config = JSON.parse(readFileSync(values.config, "utf8"));
+      } catch (err) {
+        throw new CliError(`--config ${values.config}: ${(err as Error).message}`);
+      }
+    }
+    let maxAttempts: number | undefined;
+    if (values["max-attempts"] != null) {
+      maxAttempts = Number(values["max-attempts"]);
+      if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new CliError("--max-attempts: expected a positive integer", 2);
+    }
+    const api = createApi({ server: values.server });
+    const headers: Record<string, string> = {};
+    if (values["idempotency-key"]) headers["idempotency-key"] = values["idempotency-key"];
+    const res = await api.call<{ id: number; name: string; tasks: number; created: boolean }>("POST", "/v1/runs", {
+      json: { name: values.name, benchmark: values.benchmark, config, tasks: rows, max_attempts: maxAttempts },
+      headers,
+      timeoutMs: 10 * 60_000,
+    });
+    if (values.json) console.log(JSON.stringify(res));
+    else {
+      console.log(
+        res.created
+          ? `run ${res.id} (${res.name}): ${res.tasks} tasks queued`
+          : `run ${res.id} (${res.name}) already exists for this idempotency key: ${res.tasks} tasks`,
+      );
+      console.log(`  follow it with: bun run baton status ${res.id} --watch`);
+    }
+    return 0;
+  }, "submit");
+}
