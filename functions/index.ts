@@ -14,6 +14,8 @@ import { inflightRoutes } from "./inflight";
 import { queueRoutes } from "./queue";
 import { DEFAULT_MAX_BODY_BYTES, runsRoutes } from "./runs";
 import { tasksRoutes } from "./tasks";
+import { reportRoutes } from "./report";
+import { uiRoutes } from "./ui";
 
 export type AppOptions = {
   // Requests declaring a larger Content-Length get 413 before the body is read.
@@ -99,7 +101,9 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(tasksRoutes(deps))
     .use(queueRoutes(deps))
     .use(endpointsRoutes(deps))
-    .use(inflightRoutes(deps));
+    .use(inflightRoutes(deps))
+    .use(reportRoutes(deps))
+    .use(uiRoutes(deps));
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,110 @@
+// `baton export RUN --format toolorchestra DIR` (one JSON file per task, the shape
+// ToolOrchestra's analysis scripts read) or `--format jsonl|csv --what results|latency
+// [--out FILE]` (stdout by default). Streamed page by page; never the whole run in memory.
+import { createWriteStream, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { findRun } from "../../db/analysis";
+import { closeDb, openDb } from "../../db/client";
+import { csvField, exportLatency, exportResults, exportToolOrchestra, LATENCY_COLUMNS, RESULT_COLUMNS } from "../../db/export";
+
+export const describe = "Export a run: per-task ToolOrchestra JSON files, or results/latency rows as JSONL/CSV";
+
+const USAGE = `usage: baton export RUN --format toolorchestra DIR [--db URL]
+       baton export RUN --format jsonl|csv [--what results|latency] [--out FILE] [--db URL]`;
+
+// A file name from a dataset id: path separators and oddities become '_'.
+export function safeFileName(id: string): string {
+  const s = id.replace(/[^A-Za-z0-9._-]/g, "_");
+  return s === "" || s === "." || s === ".." ? `_${s}` : s;
+}
+
+type Writer = { write(s: string): Promise<void>; close(): Promise<void> };
+
+function openWriter(path: string | undefined): Writer {
+  if (!path || path === "-") {
+    return {
+      write: (s) => new Promise((res, rej) => (process.stdout.write(s, (e) => (e ? rej(e) : res())))),
+      close: async () => {},
+    };
+  }
+  // written beside the target and renamed at the end: no half-written export on failure
+  const tmp = `${path}.partial`;
+  const stream = createWriteStream(tmp);
+  return {
+    write: (s) => new Promise((res, rej) => { if (stream.write(s)) res(); else stream.once("drain", res); stream.once("error", rej); }),
+    close: () => new Promise((res, rej) => stream.end((e?: Error | null) => { if (e) return rej(e); renameSync(tmp, path); res(); })),
+  };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        format: { type: "string" },
+        what: { type: "string", default: "results" },
+        out: { type: "string", short: "o" },
+        db: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    console.error(`baton export: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const format = values.format;
+  if (!format || !["toolorchestra", "jsonl", "csv"].includes(format)) {
+    console.error(`baton export: --format: expected toolorchestra, jsonl or csv, got ${JSON.stringify(format ?? "")}\n${USAGE}`);
+    return 2;
+  }
+  if (!["results", "latency"].includes(values.what!)) {
+    console.error(`baton export: --what: expected results or latency, got ${JSON.stringify(values.what)}`);
+    return 2;
+  }
+  const expected = format === "toolorchestra" ? 2 : 1;
+  if (positionals.length !== expected) {
+    console.error(`baton export: expected ${format === "toolorchestra" ? "RUN and DIR" : "RUN"}\n${USAGE}`);
+    return 2;
+  }
+  const db = await openDb({ url: values.db });
+  try {
+    const found = await findRun({ db, run: positionals[0] });
+    if (!found) {
+      console.error(`baton export: no run with id or name ${JSON.stringify(positionals[0])}`);
+      return 1;
+    }
+    if (format === "toolorchestra") {
+      const dir = positionals[1];
+      mkdirSync(dir, { recursive: true });
+      const n = await exportToolOrchestra({
+        db,
+        runId: found.id,
+        onTask: (t) => {
+          const path = join(dir, `${safeFileName(t.id)}.json`);
+          writeFileSync(`${path}.partial`, JSON.stringify(t, null, 2));
+          renameSync(`${path}.partial`, path);
+        },
+      });
+      console.error(`baton export: wrote ${n} task files to ${dir}`);
+      return 0;
+    }
+    const w = openWriter(values.out);
+    const columns = values.what === "latency" ? LATENCY_COLUMNS : RESULT_COLUMNS;
+    if (format === "csv") await w.write(columns.join(",") + "\n");
+    const onRow = (r: Record<string, unknown>) => w.write(format === "csv" ? columns.map((c) => csvField(r[c])).join(",") + "\n" : JSON.stringify(r) + "\n");
+    const n = values.what === "latency" ? await exportLatency({ db, runId: found.id, onRow }) : await exportResults({ db, runId: found.id, onRow });
+    await w.close();
+    if (values.out && values.out !== "-") console.error(`baton export: wrote ${n} rows to ${values.out}`);
+    return 0;
+  } finally {
+    closeDb(db);
+  }
+}

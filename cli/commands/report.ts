@@ -1,0 +1,163 @@
+// `baton report RUN [--json] [--compare RUN2] [--db URL | --server URL]`: the latency and
+// outcome report of a run in the terminal. Reads the database directly (read-only) or asks
+// the server (GET /v1/runs/:id/report), which returns the same JSON.
+import { parseArgs } from "node:util";
+import { buildReport, compareReports, findRun, type LatencyStats, type Report } from "../../db/analysis";
+import { closeDb, openDb } from "../../db/client";
+import { CliError, createApi } from "./_api";
+
+export const describe = "Latency and accuracy report of a run (tables, histograms; --json; --compare RUN2)";
+
+const USAGE = `usage: baton report RUN [--json] [--compare RUN2] [--db URL | --server URL] [--slowest N]
+  RUN        run id or name
+  --db       database URL or path (default DATABASE_URL or ./baton.db); read-only
+  --server   ask a Baton server instead (or set BATON_SERVER); token from BATON_TOKEN
+  --compare  a second run shown side by side, with ratios second/first
+  --json     print the report (or comparison) as JSON`;
+
+async function loadReport(run: string, opts: { db?: string; server?: string; slowest: number }): Promise<Report> {
+  if (opts.server || (!opts.db && !process.env.DATABASE_URL && process.env.BATON_SERVER)) {
+    const api = createApi({ server: opts.server });
+    return api.call<Report>("GET", `/v1/runs/${encodeURIComponent(run)}/report?slowest=${opts.slowest}`);
+  }
+  const db = await openDb({ url: opts.db, migrate: true });
+  try {
+    const found = await findRun({ db, run });
+    if (!found) throw new CliError(`baton report: no run with id or name ${JSON.stringify(run)}`);
+    return (await buildReport({ db, runId: found.id, slowest: opts.slowest }))!;
+  } finally {
+    closeDb(db);
+  }
+}
+
+const fmtMs = (x: number | null | undefined) =>
+  x == null ? "-" : x < 1000 ? `${x.toFixed(0)}ms` : x < 60_000 ? `${(x / 1000).toFixed(2)}s` : `${(x / 60_000).toFixed(1)}m`;
+const fmtPct = (x: number | null | undefined) => (x == null ? "-" : `${(100 * x).toFixed(1)}%`);
+const BLOCKS = " ▏▎▍▌▋▊▉█";
+
+export function bar(value: number, max: number, width: number): string {
+  if (max <= 0 || value <= 0) return "";
+  const cells = (value / max) * width;
+  const full = Math.floor(cells);
+  const rest = Math.round((cells - full) * 8);
+  return "█".repeat(full) + (rest > 0 ? BLOCKS[rest] : "");
+}
+
+export function formatTable(head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => [...(r[i] ?? "")].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return [line(cells[0]), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
+}
+
+const COMPONENT_MARKS: Record<string, string> = { orchestrator: "░", query_llm: "█", retrieval: "▓", expert_llm: "▒", code_exec: "▚", judge: "▞" };
+
+export function renderReport(r: Report): string {
+  const out: string[] = [];
+  const t = r.tasks;
+  out.push(`Run ${r.run.id} · ${r.run.name} (${r.run.benchmark})`);
+  out.push(`Tasks ${t.total}: ${t.succeeded} succeeded, ${t.failed} failed (${t.infraFailed} infrastructure), ${t.running} running, ${t.queued} queued, ${t.canceled} canceled`);
+  out.push(`Accuracy ${fmtPct(t.accuracy)} of all tasks (${t.correct}/${t.total}); ${fmtPct(t.accuracyExcludingInfra)} excluding infrastructure failures (${t.correct}/${t.total - t.infraFailed})`);
+  out.push(`Steps per finished task: mean ${r.steps.mean?.toFixed(1) ?? "-"}, max ${r.steps.max ?? "-"}; invalid steps ${r.steps.invalid}`);
+  out.push("");
+  const statRow = (name: string, s: LatencyStats) => [name, s.count, fmtMs(s.mean), fmtMs(s.p50), fmtMs(s.p80), fmtMs(s.p90), fmtMs(s.p95), fmtMs(s.p99), fmtMs(s.max), fmtPct(s.under5s)];
+  const statHead = ["tool", "calls", "mean", "p50", "p80", "p90", "p95", "p99", "max", "<5s"];
+  out.push("Latency per tool call");
+  out.push(formatTable(statHead, [...r.tools.map((x) => statRow(x.tool, x)), statRow("all", r.all)]));
+  out.push("");
+  out.push("Latency per component");
+  out.push(formatTable(["tool / component", ...statHead.slice(1), "retried", "timeouts", "fallbacks", "unavail."], r.tools.flatMap((x) => x.components.map((c) => [...statRow(`${x.tool} / ${c.component}`, c), c.callsWithRetries, c.timeouts, c.fallbacks, c.unavailable]))));
+  out.push("");
+  out.push(`Where the time goes: mean per call, stacked by component (${Object.entries(COMPONENT_MARKS).map(([k, m]) => `${m} ${k}`).join("  ")})`);
+  const maxMean = Math.max(1, ...r.tools.map((x) => x.components.reduce((a, c) => a + c.mean!, 0)));
+  for (const x of r.tools) {
+    const total = x.components.reduce((a, c) => a + c.mean!, 0);
+    const stacked = x.components.map((c) => (COMPONENT_MARKS[c.component] ?? "#").repeat(Math.round((c.mean! / maxMean) * 50))).join("");
+    out.push(`  ${x.tool.padEnd(18)} ${stacked} ${fmtMs(total)}`);
+  }
+  out.push("");
+  for (const x of [...r.tools, { tool: "all", ...r.all }]) {
+    const h = x.histogram;
+    const max = Math.max(...h.counts);
+    const w = (h.hiMs - h.loMs) / 10;
+    out.push(`Histogram ${x.tool} (${x.count} calls, 10 equal bins)`);
+    h.counts.forEach((c, i) => out.push(`  ${fmtMs(h.loMs + w * i).padStart(7)} – ${fmtMs(h.loMs + w * (i + 1)).padEnd(7)} ${String(c).padStart(7)} ${bar(c, max, 40)}`));
+  }
+  out.push("");
+  out.push("Endpoints");
+  out.push(formatTable(["endpoint", "role", "model/backend", "calls", "errors", "err%", "retries", "timeouts", "mean", "p50", "p95", "max"], r.endpoints.map((e) => [e.endpoint, e.role, e.name ?? "-", e.calls, e.errors, fmtPct(e.errorRate), e.retries, e.timeouts, fmtMs(e.mean), fmtMs(e.p50), fmtMs(e.p95), fmtMs(e.max)])));
+  out.push("");
+  if (r.errors.byTaskClass.length) {
+    out.push("Failed tasks by class");
+    out.push(formatTable(["error class", "tasks", "infrastructure"], r.errors.byTaskClass.map((e) => [e.errorClass, e.tasks, e.infra ? "yes" : "no"])));
+    out.push("");
+  }
+  if (r.errors.byTool.length) {
+    out.push("Tool calls that did not end ok");
+    out.push(formatTable(["tool", "status", "error class", "calls"], r.errors.byTool.map((e) => [e.tool, e.status, e.errorClass, e.calls])));
+    out.push("");
+  }
+  out.push("Tokens");
+  out.push(formatTable(["role", "model", "calls", "prompt", "completion", "finish=length"], r.tokens.map((x) => [x.role, x.model, x.calls, x.promptTokens, x.completionTokens, x.truncated])));
+  out.push("");
+  out.push("Slowest calls");
+  out.push(formatTable(["task", "step", "tool", "status", "duration", "components"], r.slowest.slice(0, 10).map((s) => [s.externalId ?? String(s.taskId), s.step, s.tool, s.status, fmtMs(s.durationMs), Object.entries(s.components).map(([k, v]) => `${k} ${fmtMs(v)}`).join(", ")])));
+  out.push("");
+  out.push(`Missing ids (not succeeded): ${r.missingIds.length}${r.missingTruncated ? "+" : ""}${r.missingIds.length ? ": " + r.missingIds.slice(0, 50).join(" ") + (r.missingIds.length > 50 ? " …" : "") : ""}`);
+  return out.join("\n");
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: "boolean" },
+        compare: { type: "string" },
+        db: { type: "string" },
+        server: { type: "string" },
+        slowest: { type: "string", default: "20" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    console.error(`baton report: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    console.error(`baton report: expected one RUN (id or name), got ${positionals.length}\n${USAGE}`);
+    return 2;
+  }
+  const slowest = Number(values.slowest);
+  if (!Number.isInteger(slowest) || slowest < 1) {
+    console.error(`baton report: --slowest: expected a positive integer, got ${JSON.stringify(values.slowest)}`);
+    return 2;
+  }
+  try {
+    const opts = { db: values.db, server: values.server, slowest };
+    const a = await loadReport(positionals[0], opts);
+    if (values.compare) {
+      const b = await loadReport(values.compare, opts);
+      const cmp = compareReports({ a, b });
+      if (values.json) console.log(JSON.stringify(cmp, null, 2));
+      else {
+        const f = (m: string, x: number | null) => (x == null ? "-" : m.endsWith("_ms") ? fmtMs(x) : m.startsWith("accuracy") || m === "under_5s" ? fmtPct(x) : Number.isInteger(x) ? String(x) : x.toFixed(2));
+        console.log(`Run ${a.run.id} (${a.run.name}) vs run ${b.run.id} (${b.run.name}); ratio = second / first`);
+        console.log(formatTable(["section", "metric", `#${a.run.id}`, `#${b.run.id}`, "ratio"], cmp.rows.map((r) => [r.section, r.metric, f(r.metric, r.a), f(r.metric, r.b), r.ratio == null ? "-" : `${r.ratio.toFixed(2)}x`])));
+      }
+      return 0;
+    }
+    console.log(values.json ? JSON.stringify(a, null, 2) : renderReport(a));
+    return 0;
+  } catch (err) {
+    console.error(err instanceof CliError ? err.message : `baton report: ${(err as Error).message}`);
+    return 1;
+  }
+}

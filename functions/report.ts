@@ -1,0 +1,98 @@
+// Latency and outcome analysis of one run: the same JSON as `baton report --json`, plus the
+// distributions behind the web page's charts. Reads only; the work is in db/analysis.ts.
+import { Elysia } from "elysia";
+import * as v from "valibot";
+import { buildReport, findRun, getLatency, listFailedTasks, listSlowestCalls } from "../db/analysis";
+import type { AppDeps } from "./deps";
+import { ErrorBody, errorBody } from "./errors";
+
+export const ReportParams = v.object({ id: v.pipe(v.string(), v.minLength(1, "run id or name expected")) });
+export type ReportParams = v.InferOutput<typeof ReportParams>;
+
+const Count = v.pipe(
+  v.optional(v.string(), "20"),
+  v.transform(Number),
+  v.integer("limit: expected an integer"),
+  v.minValue(1, "limit: expected at least 1"),
+  v.maxValue(10_000, "limit: expected at most 10000"),
+);
+
+export const ReportQuery = v.object({ slowest: Count, failed: Count });
+export type ReportQuery = v.InferOutput<typeof ReportQuery>;
+
+export const LatencyQuery = v.object({
+  tool: v.optional(v.pipe(v.string(), v.minLength(1, "tool: expected a tool name"))),
+  component: v.optional(v.pipe(v.string(), v.minLength(1, "component: expected a component name"))),
+  points: v.pipe(v.optional(v.string(), "100"), v.transform(Number), v.integer("points: expected an integer"), v.minValue(2, "points: expected at least 2"), v.maxValue(2000, "points: expected at most 2000")),
+});
+export type LatencyQuery = v.InferOutput<typeof LatencyQuery>;
+
+export const LimitQuery = v.object({ limit: Count, tool: v.optional(v.string()) });
+export type LimitQuery = v.InferOutput<typeof LimitQuery>;
+
+// The report is large and documented by its TypeScript type (db/analysis.ts Report); the
+// schema pins the top-level shape clients rely on.
+export const ReportBody = v.looseObject({
+  run: v.looseObject({ id: v.number(), name: v.string(), benchmark: v.string() }),
+  tasks: v.looseObject({ total: v.number() }),
+  tools: v.array(v.looseObject({ tool: v.string() })),
+  endpoints: v.array(v.looseObject({ endpoint: v.string() })),
+});
+export type ReportBody = v.InferOutput<typeof ReportBody>;
+
+export const LatencyBody = v.looseObject({ count: v.number(), cdf: v.array(v.array(v.number())) });
+export type LatencyBody = v.InferOutput<typeof LatencyBody>;
+
+export const SlowestBody = v.object({ calls: v.array(v.looseObject({ taskId: v.number(), durationMs: v.number() })) });
+export const FailedBody = v.object({ tasks: v.array(v.looseObject({ taskId: v.number(), externalId: v.string() })) });
+
+const notFound = (id: string) => errorBody("runs.not_found", `no run with id or name ${JSON.stringify(id)}`);
+
+export const reportRoutes = (deps: AppDeps) =>
+  new Elysia({ name: "report" })
+    .get(
+      "/v1/runs/:id/report",
+      async ({ params, query, status }) => {
+        const run = await findRun({ db: deps.db, run: params.id });
+        if (!run) return status(404, notFound(params.id));
+        return (await buildReport({ db: deps.db, runId: run.id, slowest: query.slowest, failed: query.failed })) as any;
+      },
+      {
+        params: ReportParams,
+        query: ReportQuery,
+        response: { 200: ReportBody, 404: ErrorBody },
+        detail: { summary: "Full report of a run (what `baton report --json` prints): accuracy, latency per tool and component, endpoints, errors, retries, slowest calls, failed and missing tasks" },
+      },
+    )
+    .get(
+      "/v1/runs/:id/latency",
+      async ({ params, query, status }) => {
+        const run = await findRun({ db: deps.db, run: params.id });
+        if (!run) return status(404, notFound(params.id));
+        return (await getLatency({ db: deps.db, runId: run.id, tool: query.tool ?? null, component: query.component ?? null, points: query.points })) as any;
+      },
+      {
+        params: ReportParams,
+        query: LatencyQuery,
+        response: { 200: LatencyBody, 404: ErrorBody },
+        detail: { summary: "One latency distribution for charts: 10-bin and decade histograms, CDF points, nearest-rank percentiles. No tool = all tools; no component = the tool call's duration" },
+      },
+    )
+    .get(
+      "/v1/runs/:id/slowest",
+      async ({ params, query, status }) => {
+        const run = await findRun({ db: deps.db, run: params.id });
+        if (!run) return status(404, notFound(params.id));
+        return { calls: await listSlowestCalls({ db: deps.db, runId: run.id, limit: query.limit, tool: query.tool ?? null }) };
+      },
+      { params: ReportParams, query: LimitQuery, response: { 200: SlowestBody, 404: ErrorBody }, detail: { summary: "The slowest tool calls of a run, with their components" } },
+    )
+    .get(
+      "/v1/runs/:id/failed",
+      async ({ params, query, status }) => {
+        const run = await findRun({ db: deps.db, run: params.id });
+        if (!run) return status(404, notFound(params.id));
+        return { tasks: await listFailedTasks({ db: deps.db, runId: run.id, limit: query.limit }) };
+      },
+      { params: ReportParams, query: LimitQuery, response: { 200: FailedBody, 404: ErrorBody }, detail: { summary: "Failed tasks of a run with their error class and whether it was infrastructure" } },
+    );
