@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateRun, INFRA_ERROR_CLASS, SLOW_RETRIEVAL_ENDPOINT } from "../../bench/gen-latency-rows";
+import { buildReport, compareReports, findRun, getLatency, summarize, type Report } from "../../db/analysis";
+import { closeDb, openDb, type Db } from "../../db/client";
+
+let dir: string;
+let db: Db;
+let report: Report;
+let slow: Report;
+
+async function q(sql: string, args: any[] = []): Promise<Record<string, any>[]> {
+  return (await db.$client.execute({ sql, args })).rows as any;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "baton-analysis-"));
+  db = await openDb({ url: join(dir, "a.db") });
+  await generateRun({ db, tasks: 300, seed: 5, name: "base" });
+  await generateRun({ db, tasks: 300, seed: 5, scale: 2, name: "slower" });
+  report = (await buildReport({ db, runId: 1 }))!;
+  slow = (await buildReport({ db, runId: 2 }))!;
+});
+
+afterAll(() => {
+  closeDb(db);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("buildReport", () => {
+  test("per-tool percentiles agree with the tool_latency_stats view", async () => {
+    const view = await q("SELECT * FROM tool_latency_stats WHERE run_id = 1 ORDER BY tool");
+    expect(report.tools.map((t) => t.tool)).toEqual(view.map((v) => v.tool));
+    for (const v of view) {
+      const t = report.tools.find((x) => x.tool === v.tool)!;
+      expect([t.count, t.min, t.p50, t.p80, t.p90, t.p95, t.p99, t.max]).toEqual([v.calls, v.min_ms, v.p50_ms, v.p80_ms, v.p90_ms, v.p95_ms, v.p99_ms, v.max_ms]);
+      expect(t.under5s!).toBeCloseTo(v.under_5s, 10);
+    }
+  });
+
+  test("per-component percentiles and retry counts agree with the views", async () => {
+    const view = await q("SELECT s.*, r.calls_with_retries, r.timeouts, r.fallbacks, r.unavailable FROM component_latency_stats s JOIN retry_summary r USING (run_id, tool, component) WHERE run_id = 1");
+    const comps = report.tools.flatMap((t) => t.components.map((c) => ({ tool: t.tool, ...c })));
+    // invalid steps have an orchestrator component under the invalid tool name: the view has them too
+    for (const v of view.filter((x) => report.tools.some((t) => t.tool === x.tool))) {
+      const c = comps.find((x) => x.tool === v.tool && x.component === v.component)!;
+      expect([c.count, c.p50, c.p80, c.p90, c.p95, c.p99, c.max]).toEqual([v.calls, v.p50_ms, v.p80_ms, v.p90_ms, v.p95_ms, v.p99_ms, v.max_ms]);
+      expect([c.callsWithRetries, c.timeouts, c.fallbacks, c.unavailable]).toEqual([v.calls_with_retries, v.timeouts, v.fallbacks, v.unavailable]);
+    }
+  });
+
+  test("the all-tools row is nearest-rank over every valid tool call", async () => {
+    const s = summarize((await q("SELECT duration_ms FROM tool_calls WHERE run_id = 1 AND status <> 'invalid'")).map((r) => r.duration_ms));
+    expect([report.all.count, report.all.p50, report.all.p95, report.all.p99]).toEqual([s.count, s.p50, s.p95, s.p99]);
+    expect(report.all.histogram.counts.reduce((a, b) => a + b, 0)).toBe(s.count);
+    expect(report.all.logHistogram.reduce((a, b) => a + b.count, 0)).toBe(s.count);
+  });
+
+  test("endpoint rows agree with endpoint_latency and the slow replica of the primary retriever has the highest median", async () => {
+    const view = await q("SELECT * FROM endpoint_latency WHERE run_id = 1");
+    expect(report.endpoints.length).toBe(view.length);
+    for (const v of view) {
+      const e = report.endpoints.find((x) => x.kind === v.kind && x.endpoint === v.endpoint && x.role === v.component && x.name === v.name)!;
+      expect([e.calls, e.errors, e.p50, e.p95, e.max]).toEqual([v.calls, v.errors, v.p50_ms, v.p95_ms, v.max_ms]);
+    }
+    const retrieval = report.endpoints.filter((e) => e.kind === "retrieval" && e.name === "wiki_retrieval").sort((a, b) => b.p50! - a.p50!);
+    expect(retrieval[0].endpoint).toBe(SLOW_RETRIEVAL_ENDPOINT);
+  });
+
+  test("task counts and both accuracies agree with run_summary", async () => {
+    const [v] = await q("SELECT * FROM run_summary WHERE run_id = 1");
+    const t = report.tasks;
+    expect([t.total, t.succeeded, t.failed, t.running, t.queued, t.correct, t.infraFailed]).toEqual([v.tasks, v.succeeded, v.failed, v.running, v.queued, v.correct, v.infra_failed]);
+    expect(t.accuracy!).toBeCloseTo(v.accuracy, 4);
+    expect(t.accuracyExcludingInfra!).toBeCloseTo(v.accuracy_excluding_infra, 4);
+    expect(report.errors.byTaskClass.find((e) => e.errorClass === INFRA_ERROR_CLASS)?.infra).toBe(true);
+  });
+
+  test("missing ids, failed tasks and slowest calls come from the rows", async () => {
+    const missing = await q("SELECT external_id FROM tasks WHERE run_id = 1 AND status <> 'succeeded' ORDER BY id");
+    expect(report.missingIds).toEqual(missing.map((r) => r.external_id));
+    expect(report.failed.length).toBe(report.tasks.failed);
+    const [max] = await q("SELECT max(duration_ms) AS m FROM tool_calls WHERE run_id = 1 AND status <> 'invalid'");
+    expect(report.slowest[0].durationMs).toBe(max.m);
+    expect(report.slowest.map((s) => s.durationMs)).toEqual([...report.slowest.map((s) => s.durationMs)].sort((a, b) => b - a));
+    expect(Object.keys(report.slowest[0].components).length).toBeGreaterThan(0);
+  });
+
+  test("a run is found by id or by name, and an unknown run is null", async () => {
+    expect((await findRun({ db, run: "slower" }))?.id).toBe(2);
+    expect((await findRun({ db, run: 1 }))?.name).toBe("base");
+    expect(await findRun({ db, run: "nope" })).toBeNull();
+    expect(await buildReport({ db, runId: 99 })).toBeNull();
+  });
+});
+
+describe("getLatency", () => {
+  test("the CDF rises to 1 and its points are exact order statistics", async () => {
+    const d = await getLatency({ db, runId: 1, tool: "search", points: 50 });
+    const sorted = (await q("SELECT duration_ms FROM tool_calls WHERE run_id = 1 AND tool = 'search' AND status <> 'invalid' ORDER BY duration_ms")).map((r) => r.duration_ms);
+    expect(d.count).toBe(sorted.length);
+    expect(d.cdf[d.cdf.length - 1]).toEqual([sorted[sorted.length - 1], 1]);
+    for (const [ms, f] of d.cdf) expect(sorted[Math.round(f * sorted.length) - 1]).toBe(ms);
+    expect(d.cdf.length).toBeLessThanOrEqual(52);
+    expect(d.p50).toBe(summarize(sorted).p50);
+  });
+
+  test("a component distribution reads the component rows", async () => {
+    const d = await getLatency({ db, runId: 1, tool: "search", component: "retrieval" });
+    const s = summarize((await q("SELECT ms FROM latency_components WHERE run_id = 1 AND tool = 'search' AND component = 'retrieval'")).map((r) => r.ms));
+    expect([d.count, d.p50, d.p99]).toEqual([s.count, s.p50, s.p99]);
+  });
+
+  test("an empty selection has no percentiles and an empty CDF", async () => {
+    const d = await getLatency({ db, runId: 1, tool: "no_such_tool" });
+    expect(d.count).toBe(0);
+    expect(d.p50).toBeNull();
+    expect(d.cdf).toEqual([]);
+  });
+});
+
+describe("compareReports", () => {
+  test("ratios are second over first, and a run twice as slow shows about 2x", () => {
+    const cmp = compareReports({ a: report, b: slow });
+    for (const r of cmp.rows) if (r.a != null && r.b != null && r.a !== 0) expect(r.ratio!).toBeCloseTo(r.b / r.a, 10);
+    const p50 = cmp.rows.find((r) => r.section === "latency search" && r.metric === "p50_ms")!;
+    expect(p50.ratio!).toBeGreaterThan(1.6);
+    expect(p50.ratio!).toBeLessThan(2.4);
+    const acc = cmp.rows.find((r) => r.metric === "accuracy")!;
+    expect(acc.ratio).toBe(1);
+    expect(cmp.a.id).toBe(1);
+    expect(cmp.b.id).toBe(2);
+  });
+});
