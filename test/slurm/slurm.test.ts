@@ -152,11 +152,12 @@ console.log(JSON.stringify({ ctx, end: ctx && (await readJobEndTime(ctx)), now: 
       for (const r of sim.replicas) if (r.kind === "orchestrator" || r.kind === "expert") r.sim.update({ latency });
     }
 
-    async function submitRun(name: string, n: number): Promise<number> {
+    async function submitRun(name: string, n: number, { inlineEndpoints }: { inlineEndpoints: boolean }): Promise<number> {
       const rows = readFileSync(FRAMES, "utf8").trim().split("\n").map((l) => JSON.parse(l));
       const tasks = Array.from({ length: n }, (_, i) => ({ ...rows[i % rows.length], id: `${name}-${i}` }));
-      // Endpoints travel with the run (the ToolOrchestra model config as-is).
-      return (await api("POST", "/v1/runs", { name, benchmark: "frames", tasks, max_attempts: 5, config: { endpoints: sim.config } })).id;
+      // Either the registry (imported below) or the run's own config carries the endpoints.
+      const config = inlineEndpoints ? { endpoints: sim.config } : {};
+      return (await api("POST", "/v1/runs", { name, benchmark: "frames", tasks, max_attempts: 5, config })).id;
     }
 
     async function counts(runId: number): Promise<Record<string, number>> {
@@ -201,6 +202,9 @@ console.log(JSON.stringify({ ctx, end: ctx && (await readJobEndTime(ctx)), now: 
       server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.handle(req) });
       base = `http://127.0.0.1:${server.port}`;
       sim = await startSimCluster({ latency: { ttftMs: 100, perTokenMs: 1 } });
+      // As docs/cluster-run.md does it: the ToolOrchestra model config into the registry.
+      const imported = await api("POST", "/v1/endpoints/import", sim.config);
+      expect(imported.endpoints.length).toBe(sim.replicas.length);
     }, 60_000);
 
     afterAll(async () => {
@@ -212,7 +216,7 @@ console.log(JSON.stringify({ ctx, end: ctx && (await readJobEndTime(ctx)), now: 
     test("finishes a 60-task run although one runner is cancelled and another killed mid-run", async () => {
       setTaskLatency({ ttftMs: 100, perTokenMs: 1 });
       const n = 60;
-      const runId = await submitRun("slurm-array", n);
+      const runId = await submitRun("slurm-array", n, { inlineEndpoints: false });
       // Short leases so the killed runner's tasks come back within seconds; the survivors keep
       // polling past a lease so they pick those tasks up instead of exiting early.
       const id = launch(
@@ -265,7 +269,7 @@ console.log(JSON.stringify({ ctx, end: ctx && (await readJobEndTime(ctx)), now: 
       // mid-task when their time runs out.
       setTaskLatency({ ttftMs: 10_000, perTokenMs: 1 });
       const n = 8;
-      const runId = await submitRun("slurm-timeout", n);
+      const runId = await submitRun("slurm-timeout", n, { inlineEndpoints: true });
       // Job A: --time=1 with the template's own #SBATCH lines; its runner sees the end time
       // (squeue) and SIGUSR1, and stops before Slurm kills it.
       const a = launch(["--array=0", "--time=1", "--signal=B:USR1@1"], ["--lease-ms", "3000", "--grace-ms", "2000", "--concurrency", "4"], runId);
