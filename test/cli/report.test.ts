@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { generateRun } from "../../bench/gen-latency-rows";
+import { buildReport } from "../../db/analysis";
+import { closeDb, openDb, type Db } from "../../db/client";
+
+const ROOT = resolve(import.meta.dir, "../..");
+let dir: string;
+let dbPath: string;
+let db: Db;
+
+async function baton(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = Bun.spawn([process.execPath, join(ROOT, "cli/baton.ts"), ...args], {
+    cwd: dir,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, DATABASE_URL: "", BATON_SERVER: "" },
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, stdout, stderr };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "baton-cli-report-"));
+  dbPath = join(dir, "cli.db");
+  db = await openDb({ url: dbPath });
+  await generateRun({ db, tasks: 120, seed: 9, name: "first" });
+  await generateRun({ db, tasks: 120, seed: 9, scale: 2, name: "second" });
+});
+
+afterAll(() => {
+  closeDb(db);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("baton report", () => {
+  test("--json prints the report the API serves", async () => {
+    const { code, stdout } = await baton("report", "1", "--db", dbPath, "--json");
+    expect(code).toBe(0);
+    const got = JSON.parse(stdout);
+    const expected = JSON.parse(JSON.stringify(await buildReport({ db, runId: 1 })));
+    expect({ ...got, generatedAt: 0 }).toEqual({ ...expected, generatedAt: 0 });
+  }, 20_000);
+
+  test("the terminal report shows accuracy both ways, per-tool percentiles and bar histograms", async () => {
+    const r = (await buildReport({ db, runId: 1 }))!;
+    const { code, stdout } = await baton("report", "first", "--db", dbPath);
+    expect(code).toBe(0);
+    expect(stdout).toContain(`Accuracy ${(100 * r.tasks.accuracy!).toFixed(1)}% of all tasks`);
+    expect(stdout).toContain(`${(100 * r.tasks.accuracyExcludingInfra!).toFixed(1)}% excluding infrastructure failures`);
+    const search = stdout.split("\n").find((l) => l.startsWith("search "))!;
+    expect(search).toContain(String(r.tools.find((t) => t.tool === "search")!.count));
+    expect(stdout).toContain("Histogram search");
+    expect(stdout).toContain("█");
+    expect(stdout).toContain("Endpoints");
+  }, 20_000);
+
+  test("--compare puts two runs side by side with ratios second/first", async () => {
+    const { code, stdout } = await baton("report", "1", "--compare", "2", "--db", dbPath, "--json");
+    expect(code).toBe(0);
+    const cmp = JSON.parse(stdout);
+    const p50 = cmp.rows.find((r: any) => r.section === "latency all" && r.metric === "p50_ms");
+    expect(p50.ratio).toBeCloseTo(p50.b / p50.a, 10);
+    expect(p50.ratio).toBeGreaterThan(1.6);
+    const text = await baton("report", "1", "--compare", "second", "--db", dbPath);
+    expect(text.stdout).toContain("ratio");
+    expect(text.stdout).toMatch(/p50_ms .* \d\.\d\dx/);
+  }, 20_000);
+
+  test("an unknown run and a missing argument fail with a clear message", async () => {
+    const missing = await baton("report", "nope", "--db", dbPath);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('no run with id or name "nope"');
+    const usage = await baton("report", "--db", dbPath);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("expected one RUN");
+  }, 20_000);
+});
+
+describe("baton export", () => {
+  test("--format toolorchestra writes one JSON file per task in ToolOrchestra's shape", async () => {
+    const out = join(dir, "to");
+    const { code } = await baton("export", "1", "--format", "toolorchestra", out, "--db", dbPath);
+    expect(code).toBe(0);
+    const files = readdirSync(out);
+    expect(files.length).toBe(120);
+    expect(files.some((f) => f.endsWith(".partial"))).toBe(false);
+    const tasks = files.map((f) => JSON.parse(readFileSync(join(out, f), "utf8")));
+    const ok = tasks.find((t) => t.status === "success" && Object.values(t.all_tool_responses).some((rs: any) => rs[0].tool === "search"))!;
+    expect(typeof ok.id).toBe("string");
+    expect(typeof ok.correct).toBe("boolean");
+    const search = (Object.values(ok.all_tool_responses) as any[]).map((rs) => rs[0]).find((r) => r.tool === "search");
+    expect(typeof search._query_llm_ms).toBe("number");
+    expect(typeof search._retrieval_ms).toBe("number");
+    expect(typeof search._retrieval_retries).toBe("number");
+    const answer = (Object.values(ok.all_tool_responses) as any[]).map((rs) => rs[0]).find((r) => r.tool === "answer");
+    expect(typeof answer._expert_ms).toBe("number");
+    for (const key of Object.keys(ok.all_tool_responses)) expect(key).toMatch(/^turn_\d+_response$/);
+    const failed = tasks.find((t) => t.status === "error")!;
+    expect(typeof failed.error_type).toBe("string");
+    // the component ms in the file are the rows' ms
+    const [row] = (await db.$client.execute({ sql: "SELECT sum(lc.ms) AS s FROM latency_components lc JOIN tasks t ON t.id = lc.task_id WHERE t.external_id = ? AND t.run_id = 1 AND lc.component = 'retrieval'", args: [ok.id] })).rows as any;
+    const fileSum = (Object.values(ok.all_tool_responses) as any[]).map((rs) => rs[0]._retrieval_ms ?? 0).reduce((a, b) => a + b, 0);
+    expect(fileSum).toBeCloseTo(row.s ?? 0, 6);
+  }, 20_000);
+
+  test("--format csv --what latency writes a header and one row per latency component", async () => {
+    const file = join(dir, "lat.csv");
+    const { code } = await baton("export", "1", "--format", "csv", "--what", "latency", "--out", file, "--db", dbPath);
+    expect(code).toBe(0);
+    const lines = readFileSync(file, "utf8").trim().split("\n");
+    const [row] = (await db.$client.execute("SELECT count(*) AS n FROM latency_components WHERE run_id = 1")).rows as any;
+    expect(lines[0].split(",")).toContain("component");
+    expect(lines.length - 1).toBe(row.n);
+  }, 20_000);
+
+  test("--format jsonl --what results writes one line per task to stdout", async () => {
+    const { code, stdout } = await baton("export", "first", "--format", "jsonl", "--db", dbPath);
+    expect(code).toBe(0);
+    const rows = stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(rows.length).toBe(120);
+    expect(Object.keys(rows[0])).toEqual(["id", "status", "correct", "prediction", "attempt", "steps", "error_class", "error_message", "started_at", "finished_at"]);
+  }, 20_000);
+
+  test("a bad format is refused before anything is written", async () => {
+    const r = await baton("export", "1", "--format", "xml", "--db", dbPath);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--format: expected toolorchestra, jsonl or csv");
+  }, 20_000);
+});
