@@ -24,8 +24,10 @@ async function getJson(path) {
 function card(k, v, id) {
   return `<div class="card"><div class="k">${esc(k)}</div><div class="v"${id ? ` data-testid="${id}"` : ""}>${esc(v)}</div></div>`;
 }
-function table(head, rows, id) {
-  return `<table${id ? ` data-testid="${id}"` : ""}><thead><tr>${head.map((h, i) => `<th${i === 0 ? ' class="l"' : ""}>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
+// left: indexes of text columns (left-aligned); the rest are numbers (right-aligned)
+function table(head, rows, id, left = [0]) {
+  const cls = (i) => (left.includes(i) ? ' class="l"' : "");
+  return `<table${id ? ` data-testid="${id}"` : ""}><thead><tr>${head.map((h, i) => `<th${cls(i)}>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c, i) => `<td${cls(i)}>${c}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
 }
 
 async function showRuns() {
@@ -56,7 +58,6 @@ function histogramChart(el, title, dist) {
   const n = dist.count || 1;
   const { loMs, hiMs, counts } = dist.histogram;
   const w = (hiMs - loMs) / 10 || 1;
-  const xs = counts.map((_, i) => (loMs + w * (i + 0.5)) / 1000);
   const share = counts.map((c) => (100 * c) / n);
   // the cumulative curve at the same x positions, from the exact CDF points
   const cdfX = dist.cdf.map((p) => p[0] / 1000);
@@ -66,16 +67,31 @@ function histogramChart(el, title, dist) {
   box.className = "chart";
   box.innerHTML = `<h3>${esc(title)}</h3><div class="pcts" data-testid="pcts-${esc(dist.tool ?? "all")}">n=${dist.count} · p50 <b data-k="p50">${ms(dist.p50)}</b> · p90 ${ms(dist.p90)} · p95 <b data-k="p95">${ms(dist.p95)}</b> · p99 ${ms(dist.p99)} · under 5 s ${pct(dist.under5s)}</div>`;
   el.appendChild(box);
-  const xsAll = [...xs.map((x, i) => [x, share[i], null]), ...cdfX.map((x, i) => [x, null, cdfY[i]])].sort((a, b) => a[0] - b[0]);
-  const data = [xsAll.map((r) => r[0]), xsAll.map((r) => r[1]), xsAll.map((r) => r[2])];
-  const bars = uPlot.paths.bars({ size: [0.95, Infinity], align: 0 });
+  // x: the CDF points; the bars are drawn straight onto the canvas from the bin edges so
+  // their widths are the true bin widths whatever the spacing of the CDF points
+  const data = [[loMs / 1000, ...cdfX], [null, ...cdfY.map(() => null)], [0, ...cdfY]];
+  const yMax = Math.max(5, ...share) * 1.1;
   const opts = {
-    width: Math.min(640, el.clientWidth - 10 || 600), height: 240,
-    scales: { x: { time: false, range: [loMs / 1000, hiMs / 1000 || 1] }, y: { range: [0, Math.max(5, ...share) * 1.1] }, c: { range: [0, 100] } },
+    width: Math.max(320, box.clientWidth - 22), height: 240,
+    legend: { show: false },
+    cursor: { show: false },
+    scales: { x: { time: false, range: [loMs / 1000, hiMs / 1000 || 1] }, y: { range: [0, yMax] }, c: { range: [0, 100] } },
     axes: [{ label: "seconds" }, { label: "% of calls", size: 50 }, { scale: "c", side: 1, label: "cumulative %", grid: { show: false } }],
-    series: [{}, { label: "share", fill: "rgba(37,99,235,.35)", stroke: "#2563eb", paths: (u, si, a, b) => bars(u, si, a, b), points: { show: false }, spanGaps: false },
-      { label: "cumulative", scale: "c", stroke: "#111827", width: 1.5, spanGaps: true, points: { show: false } }],
-    hooks: { draw: [(u) => {
+    series: [{}, { label: "share", scale: "y" }, { label: "cumulative", scale: "c", stroke: "#111827", width: 1.5, points: { show: false } }],
+    hooks: { drawSeries: [(u, si) => {
+      if (si !== 2) return;
+      const ctx = u.ctx;
+      ctx.save();
+      counts.forEach((c, i) => {
+        const x0 = u.valToPos((loMs + w * i) / 1000, "x", true);
+        const x1 = u.valToPos((loMs + w * (i + 1)) / 1000, "x", true);
+        const y = u.valToPos(share[i], "y", true);
+        const y0 = u.valToPos(0, "y", true);
+        ctx.fillStyle = "rgba(37,99,235,.35)"; ctx.strokeStyle = "#2563eb"; ctx.lineWidth = 1;
+        ctx.fillRect(x0 + 1, y, x1 - x0 - 2, y0 - y); ctx.strokeRect(x0 + 1, y, x1 - x0 - 2, y0 - y);
+      });
+      ctx.restore();
+    }], draw: [(u) => {
       const ctx = u.ctx;
       for (const [name, v, color] of markers) {
         if (v == null) continue;
@@ -116,20 +132,20 @@ async function showRun(id) {
     ${table(["Tool", "Calls", "p50", "p95", "p99", "Under 5 s", "Components (stacked mean)"], r.tools.map((tool) => [
       esc(tool.tool), tool.count, ms(tool.p50), ms(tool.p95), ms(tool.p99), pct(tool.under5s),
       `<div class="bar" style="width:${Math.max(8, (100 * tool.components.reduce((a, c) => a + c.mean, 0)) / maxMean)}%" title="${esc(tool.components.map((c) => `${c.component} ${ms(c.mean)}`).join(", "))}">${tool.components.map((c) => `<span style="flex:${c.mean};background:${COMPONENT_COLORS[c.component] || "#999"}"></span>`).join("")}</div>`,
-    ]), "tools")}
+    ]), "tools", [0, 6])}
     <h2>Components</h2>
     ${table(["Tool / component", "Calls", "Mean", "p50", "p95", "p99", "Max", "Retried", "Timeouts", "Fallbacks", "Unavailable"], r.tools.flatMap((tool) => tool.components.map((c) => [
       `${esc(tool.tool)} / ${esc(c.component)}`, c.count, ms(c.mean), ms(c.p50), ms(c.p95), ms(c.p99), ms(c.max), c.callsWithRetries, c.timeouts, c.fallbacks, c.unavailable])))}
     <h2>Endpoints</h2>
     ${table(["Endpoint", "Role", "Model / backend", "Calls", "Errors", "Error rate", "Mean", "p50", "p95", "Max"], r.endpoints.map((e) => [
-      esc(e.endpoint), esc(e.role), esc(e.name), e.calls, e.errors, pct(e.errorRate), ms(e.mean), ms(e.p50), ms(e.p95), ms(e.max)]))}
+      esc(e.endpoint), esc(e.role), esc(e.name), e.calls, e.errors, pct(e.errorRate), ms(e.mean), ms(e.p50), ms(e.p95), ms(e.max)]), "endpoints", [0, 1, 2])}
     <h2>Slowest calls</h2>
     ${table(["Task", "Step", "Tool", "Model", "Status", "Duration", "Components"], r.slowest.map((s) => [
       esc(s.externalId ?? s.taskId), s.step, esc(s.tool), esc(s.model), esc(s.status), ms(s.durationMs),
-      `<span class="muted">${esc(Object.entries(s.components).map(([k, v]) => `${k} ${ms(v)}`).join(" · "))}</span>`]), "slowest")}
+      `<span class="muted">${esc(Object.entries(s.components).map(([k, v]) => `${k} ${ms(v)}`).join(" · "))}</span>`]), "slowest", [0, 2, 3, 4, 6])}
     <h2>Failed tasks (${t.failed})</h2>
     ${r.failed.length === 0 ? `<p class="muted">None.</p>` : table(["Task", "Attempts", "Error class", "Infrastructure", "Message"], r.failed.map((f) => [
-      esc(f.externalId), f.attempt, `<span class="status-failed">${esc(f.errorClass)}</span>`, f.infra ? "yes" : "no", `<span class="muted">${esc((f.errorMessage || "").slice(0, 120))}</span>`]), "failed")}
+      esc(f.externalId), f.attempt, `<span class="status-failed">${esc(f.errorClass)}</span>`, f.infra ? "yes" : "no", `<span class="muted">${esc((f.errorMessage || "").slice(0, 120))}</span>`]), "failed", [0, 2, 3, 4])}
     <h2>Missing ids (${r.missingIds.length}${r.missingTruncated ? "+" : ""})</h2>
     <p class="muted" style="white-space:normal;word-break:break-all">${esc(r.missingIds.slice(0, 300).join(", "))}${r.missingIds.length > 300 ? " …" : ""}</p>`;
   const el = document.getElementById("charts");
