@@ -21,6 +21,11 @@ export type TaskRow = v.InferOutput<typeof TaskRow>;
 
 export const MAX_ATTEMPTS_LIMIT = 100;
 
+const MISSING: Record<string, string> = {
+  id: "missing; expected a string or a number",
+  question: "expected a non-empty string",
+};
+
 export type ValidTask = { externalId: string; input: Record<string, unknown> };
 
 /**
@@ -45,7 +50,9 @@ export function validateTasks({
     if (!parsed.success) {
       const issue = parsed.issues[0];
       const field = v.getDotPath(issue) ?? "";
-      throw new ApiError(400, "tasks.invalid", `${label(i)}${field ? `.${field}` : ""}: ${issue.message}`);
+      // valibot reports a missing key as an object issue; say what the field should be.
+      const message = /object$/.test(issue.type) && issue.received === "undefined" ? (MISSING[field] ?? "required") : issue.message;
+      throw new ApiError(400, "tasks.invalid", `${label(i)}${field ? `.${field}` : ""}: ${message}`);
     }
     const externalId = parsed.output.id;
     const first = seen.get(externalId);
@@ -93,9 +100,9 @@ export function validateJsonlTasks(text: string): ValidTask[] {
 
 export type RunRecord = typeof runs.$inferSelect;
 
-// 7 bound values per row; 2,000 rows stays under SQLite's 32,766-variable limit with room,
-// and few large statements are what makes 100k tasks fast.
-const INSERT_CHUNK = 2_000;
+// 2 bound values per row; 5,000 rows stays well under SQLite's 32,766-variable limit, and
+// few large statements are what makes 100k tasks fast.
+const INSERT_CHUNK = 5_000;
 
 /**
  * Creates a run with all its tasks in one write transaction: either every task is queued or
@@ -133,33 +140,37 @@ export async function createRun({
       resolved.issues.map((i) => `${i.path.startsWith("config") ? i.path : `config.${i.path}`}: ${i.message}`).join("; "),
     );
   const now = Date.now();
+  // One batch, not an interactive transaction: the file driver runs a batch synchronously
+  // on one connection, so nothing else in this process can interleave. An interactive
+  // transaction that awaits between chunks lets a second writer on another pooled
+  // connection block the event loop in SQLite's busy handler until both time out.
+  // The tasks find their run as max(id): the batch holds the write lock from its first
+  // insert, and AUTOINCREMENT ids only grow.
+  const runId = sql`(SELECT max(id) FROM runs)`;
+  const statements: any[] = [];
+  if (db.$client.protocol === "file") {
+    // 100k tasks update six indexes; the default 2 MB page cache would spill and re-read.
+    statements.push(db.run(sql`PRAGMA cache_size = -131072`));
+  }
+  const insertRun = db
+    .insert(runs)
+    .values({ name, benchmark, config: resolved.config, maxAttempts, taskCount: rows.length, idempotencyKey, createdAt: now })
+    .returning();
+  statements.push(insertRun);
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    const chunk = rows.slice(i, i + INSERT_CHUNK);
+    statements.push(
+      // SELECT over VALUES so the run-id subquery is evaluated once per statement, not per row.
+      db.run(sql`INSERT INTO tasks (run_id, external_id, input, max_attempts, available_at, created_at, updated_at)
+        SELECT ${runId}, column1, column2, ${maxAttempts}, ${now}, ${now}, ${now} FROM (VALUES ${sql.join(
+          chunk.map((t) => sql`(${t.externalId}, ${JSON.stringify(t.input)})`),
+          sql`, `,
+        )})`),
+    );
+  }
   try {
-    const run = await db.transaction(async (tx) => {
-      // A 100k-task insert updates six indexes; the default 2 MB page cache makes that
-      // spill and re-read pages. Memory is only used as the cache fills, and only here.
-      if (db.$client.protocol === "file") await tx.run(sql`PRAGMA cache_size = -131072`);
-      const [run] = await tx
-        .insert(runs)
-        .values({
-          name,
-          benchmark,
-          config: resolved.config,
-          maxAttempts,
-          taskCount: rows.length,
-          idempotencyKey,
-          createdAt: now,
-        })
-        .returning();
-      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-        const chunk = rows.slice(i, i + INSERT_CHUNK);
-        await tx.run(sql`INSERT INTO tasks (run_id, external_id, input, max_attempts, available_at, created_at, updated_at)
-          VALUES ${sql.join(
-            chunk.map((t) => sql`(${run.id}, ${t.externalId}, ${JSON.stringify(t.input)}, ${maxAttempts}, ${now}, ${now}, ${now})`),
-            sql`, `,
-          )}`);
-      }
-      return run;
-    });
+    const results = await db.batch(statements as [any, ...any[]]);
+    const run = results[statements.indexOf(insertRun)][0] as RunRecord;
     return { run, created: true };
   } catch (err) {
     // Two requests with one key raced: the loser returns the winner's run.

@@ -37,7 +37,8 @@ export function toErrorResponse({ code, error }: { code: unknown; error: unknown
     const issue = e?.valueError as v.BaseIssue<unknown> | undefined;
     const where = e?.type && e.type !== "body" ? String(e.type) : "";
     const field = issue ? [where, v.getDotPath(issue)].filter(Boolean).join(".") : where;
-    const message = issue?.message ?? "invalid request";
+    const message =
+      /object$/.test(issue?.type ?? "") && issue?.received === "undefined" ? "required but missing" : (issue?.message ?? "invalid request");
     return { status: 400, body: errorBody("request.invalid", field ? `${field}: ${message}` : message) };
   }
   if (v.isValiError(error)) {
