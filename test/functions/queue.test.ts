@@ -1,0 +1,78 @@
+// The queue routes remote runners use, including re-sent finishing writes.
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { AUTH, makeApp, tasksOf, type TestApp } from "./_app";
+
+let t: TestApp;
+beforeEach(async () => {
+  t = await makeApp();
+  await t.req("/v1/runs", { method: "POST", headers: AUTH, json: { name: "q", benchmark: "frames", tasks: tasksOf(3), max_attempts: 2 } });
+});
+afterEach(() => t.close());
+
+const q = (path: string, json: unknown) => t.req(`/v1/queue/${path}`, { method: "POST", headers: AUTH, json });
+
+test("register, claim, heartbeat with progress, complete", async () => {
+  expect((await q("runners", { id: "r1", host: "node1", pid: 42, slurmJobId: "77" }))[0].status).toBe(200);
+  const [, claim] = await q("claim", { runnerId: "r1", limit: 2, leaseMs: 60_000 });
+  expect(claim.tasks.map((x: any) => x.externalId)).toEqual(["t0", "t1"]);
+  const [a, b] = claim.tasks;
+  const [, hb] = await q("heartbeat", { runnerId: "r1", tokens: [a.leaseToken, b.leaseToken, "gone"], leaseMs: 60_000, progress: { [a.leaseToken]: { step: 3, tool: "search", component: "retrieval" } } });
+  expect(hb.held.sort()).toEqual([a.leaseToken, b.leaseToken].sort());
+  expect(hb.lost).toEqual(["gone"]);
+  const [, inflight] = await t.req(`/v1/tasks/${a.id}`);
+  expect(inflight.progress).toMatchObject({ step: 3, tool: "search" });
+  const [, done] = await q("complete", { taskId: a.id, leaseToken: a.leaseToken, result: { prediction: "x", correct: true } });
+  expect(done).toEqual({ ok: true, already: false });
+  const [, rel] = await q("release", { runnerId: "r1", tokens: [b.leaseToken] });
+  expect(rel.released).toBe(1);
+  const [, task] = await t.req(`/v1/tasks/${b.id}`);
+  expect(task).toMatchObject({ status: "queued", attempt: 0 });
+  expect((await q("runners/r1/state", { state: "stopped" }))[0].status).toBe(200);
+});
+
+test("a completion re-sent after a lost reply answers ok, and a stale lease answers not ok", async () => {
+  const [, claim] = await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
+  const [task] = claim.tasks;
+  const body = { taskId: task.id, leaseToken: task.leaseToken, result: { prediction: "x", correct: true } };
+  expect((await q("complete", body))[1]).toEqual({ ok: true, already: false });
+  expect((await q("complete", body))[1]).toEqual({ ok: true, already: true });
+  const [, other] = await q("claim", { runnerId: "r2", limit: 1, leaseMs: 60_000 });
+  expect((await q("complete", { taskId: other.tasks[0].id, leaseToken: "not-a-lease", result: {} }))[1]).toEqual({ ok: false, already: false });
+  const [, detail] = await t.req(`/v1/tasks/${task.id}`);
+  expect(detail.attempts).toHaveLength(1);
+});
+
+test("a failure re-sent after a lost reply repeats its outcome", async () => {
+  const [, claim] = await q("claim", { runnerId: "r1", limit: 2, leaseMs: 60_000 });
+  const [a, b] = claim.tasks;
+  const retry = { taskId: a.id, leaseToken: a.leaseToken, errorClass: "endpoint_unreachable", retryable: true };
+  expect((await q("fail", retry))[1]).toEqual({ outcome: "retry", already: false });
+  expect((await q("fail", retry))[1]).toEqual({ outcome: "retry", already: true });
+  const final = { taskId: b.id, leaseToken: b.leaseToken, errorClass: "context_length", errorMessage: "prompt too long", retryable: false };
+  expect((await q("fail", final))[1]).toEqual({ outcome: "failed", already: false });
+  expect((await q("fail", final))[1]).toEqual({ outcome: "failed", already: true });
+  const [, task] = await t.req(`/v1/tasks/${b.id}`);
+  expect(task).toMatchObject({ status: "failed", error_class: "context_length", error_message: "prompt too long" });
+});
+
+test("latency rows are recorded once even when the batch is re-sent", async () => {
+  const [, claim] = await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
+  const t0 = claim.tasks[0];
+  const batch = {
+    toolCalls: [{ runId: t0.runId, taskId: t0.id, attempt: 1, step: 1, tool: "search", status: "ok", startedAt: 1, durationMs: 12.5 }],
+    components: [{ runId: t0.runId, taskId: t0.id, attempt: 1, step: 1, tool: "search", component: "retrieval", ms: 7, startedAt: 1 }],
+  };
+  expect((await q("rows", batch))[1]).toEqual({ written: 2 });
+  await q("rows", batch);
+  const count = (await t.db.run("SELECT (SELECT count(*) FROM tool_calls) AS a, (SELECT count(*) FROM latency_components) AS b" as any)) as any;
+  expect(count.rows[0]).toEqual({ a: 1, b: 1 });
+});
+
+test("malformed queue requests are refused with the field named", async () => {
+  const [res, body] = await q("claim", { runnerId: "r1", limit: 0, leaseMs: 1000 });
+  expect(res.status).toBe(400);
+  expect(body.error.message).toMatch(/^limit: /);
+  const [res2, body2] = await q("complete", { taskId: 1, result: {} });
+  expect(res2.status).toBe(400);
+  expect(body2.error.message).toMatch(/^leaseToken: /);
+});

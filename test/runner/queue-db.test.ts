@@ -1,0 +1,33 @@
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { closeDb, openDb, type Db } from "../../db/client";
+import { createRun, getTask, validateTasks } from "../../db/runs";
+import { endpoints } from "../../db/schema";
+import { DbQueue } from "../../runner/queue-db";
+
+let dir: string;
+let db: Db;
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "baton-dbq-"));
+  db = await openDb({ url: `file:${join(dir, "baton.db")}` });
+});
+afterEach(() => {
+  closeDb(db);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("DbQueue runs the queue operations on the database and reads runs and endpoints", async () => {
+  const { run } = await createRun({ db, name: "d", benchmark: "hle", tasks: validateTasks({ rows: [{ id: "a", question: "q" }] }) });
+  await db.insert(endpoints).values({ kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", createdAt: 1, updatedAt: 1 });
+  const q = new DbQueue(db, { backoff: { baseMs: 1, capMs: 2 } });
+  await q.registerRunner({ id: "r", host: "h", pid: 1 });
+  const [t] = await q.claim({ runnerId: "r", limit: 5, leaseMs: 60_000 });
+  expect(t.externalId).toBe("a");
+  expect(await q.fail({ taskId: t.id, leaseToken: t.leaseToken, errorClass: "timeout", retryable: true })).toBe("retry");
+  expect((await getTask({ db, taskId: t.id })).status).toBe("queued");
+  expect(await q.listEndpoints()).toEqual([{ id: 1, kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", enabled: true }]);
+  expect(await q.getRun(run.id)).toMatchObject({ id: run.id, name: "d", benchmark: "hle", canceledAt: null });
+  expect(await q.getRun(run.id + 1)).toBeNull();
+});
