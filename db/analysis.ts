@@ -188,12 +188,13 @@ const logBinSql = (col: string) =>
  * WHERE clause; each percentile is one LIMIT 1 OFFSET walk, from the top for the tail so
  * p99 touches 1% of the range, not 99%.
  */
-async function percentilesOf(db: Db, n: number, col: string, from: string, args: InValue[]): Promise<Percentiles> {
-  const out: Percentiles = { p50: null, p80: null, p90: null, p95: null, p99: null };
+async function percentilesOf(db: Db, n: number, col: string, from: string, args: InValue[]): Promise<Percentiles & { min: number | null; max: number | null }> {
+  const out = { p50: null, p80: null, p90: null, p95: null, p99: null, min: null, max: null } as Percentiles & { min: number | null; max: number | null };
   if (n === 0) return out;
   const parts: string[] = [];
   const allArgs: InValue[] = [];
-  for (const p of PERCENTILES) {
+  // p0 and p100 are the min and max: one index step each, cheaper than aggregating them
+  for (const p of [0, ...PERCENTILES, 100]) {
     const k = rankOf(p, n);
     const asc = k <= n / 2;
     parts.push(
@@ -201,8 +202,45 @@ async function percentilesOf(db: Db, n: number, col: string, from: string, args:
     );
     allArgs.push(...args);
   }
-  for (const r of await rows(db, parts.join(" UNION ALL "), allArgs)) (out as any)[`p${r.p}`] = r.v == null ? null : Number(r.v);
+  for (const r of await rows(db, parts.join(" UNION ALL "), allArgs))
+    (out as any)[r.p === 0 ? "min" : r.p === 100 ? "max" : `p${r.p}`] = r.v == null ? null : Number(r.v);
   return out;
+}
+
+/**
+ * Both histograms of one ordered index range by range counts (an index walk, no sort and
+ * no per-row expression). The equal-width bins must equal the views' expression exactly,
+ * so values within a hair of an edge are fetched and binned with binOf (the same
+ * floating-point operations); everything else is certainly inside its bin.
+ */
+async function histogramsOf(db: Db, n: number, col: string, from: string, args: InValue[], lo: number, hi: number): Promise<{ counts: number[]; logCounts: number[] }> {
+  const counts = new Array(10).fill(0);
+  const logCounts = new Array(LOG_BINS.length).fill(0);
+  if (n === 0) return { counts, logCounts };
+  const parts: string[] = [];
+  const all: InValue[] = [];
+  const range = (kind: string, i: number, from_: number | null, to: number | null, select = "count(*)") => {
+    const conds = [from_ == null ? "" : ` AND ${col} >= ?`, to == null ? "" : ` AND ${col} < ?`].join("");
+    parts.push(select === "count(*)" ? `SELECT '${kind}' AS k, ${i} AS i, (SELECT count(*) FROM ${from}${conds}) AS v` : `SELECT '${kind}' AS k, ${i} AS i, ${col} AS v FROM ${from}${conds}`);
+    all.push(...args);
+    if (from_ != null) all.push(from_);
+    if (to != null) all.push(to);
+  };
+  LOG_BINS.forEach((b, i) => range("log", i, i === 0 ? null : b.loMs, b.hiMs));
+  if (hi === lo) counts[0] = n;
+  else {
+    const w = hi - lo;
+    const delta = w * 1e-9;
+    const edge = (i: number) => lo + (w * i) / 10;
+    for (let i = 0; i < 10; i++) range("bin", i, i === 0 ? null : edge(i) + delta, i === 9 ? null : edge(i + 1) - delta);
+    for (let i = 1; i < 10; i++) range("edge", i, edge(i) - delta, edge(i) + delta, "value");
+  }
+  for (const r of await rows(db, parts.join(" UNION ALL "), all)) {
+    if (r.k === "log") logCounts[Number(r.i)] += Number(r.v);
+    else if (r.k === "bin") counts[Number(r.i)] += Number(r.v);
+    else counts[binOf(Number(r.v), lo, hi)]++;
+  }
+  return { counts, logCounts };
 }
 
 export type RunRow = Report["run"];
@@ -245,111 +283,173 @@ export async function summarizeTasks({ db, runId }: { db: Db; runId: number }): 
   return s;
 }
 
-/** Per tool latency (tool_calls.duration_ms, invalid steps excluded) with both histograms. */
-async function toolLatency(db: Db, runId: number, tool: string | null): Promise<LatencyStats & { histogram: Histogram; logHistogram: LogHistogram }> {
-  const where = `tool_calls WHERE run_id = ? ${tool == null ? "" : "AND tool = ?"} AND status <> 'invalid'`;
-  const args: InValue[] = tool == null ? [runId] : [runId, tool];
-  const agg = (
-    await rows(
-      db,
-      `SELECT count(*) AS n, avg(duration_ms) AS mean, min(duration_ms) AS lo, max(duration_ms) AS hi, sum(duration_ms < ${UNDER_MS}) AS under FROM ${where}`,
-      args,
-    )
-  )[0];
-  const n = Number(agg?.n ?? 0);
-  const lo = n ? Number(agg.lo) : 0;
-  const hi = n ? Number(agg.hi) : 0;
-  const bins = n
-    ? await rows(
-        db,
-        `SELECT CASE WHEN ? = ? THEN 0 ELSE min(9, CAST((duration_ms - ?) * 10 / (? - ?) AS INTEGER)) END AS bin,
-           ${logBinSql("duration_ms")} AS logbin, count(*) AS c FROM ${where} GROUP BY 1, 2`,
-        [hi, lo, lo, hi, lo, ...args],
-      )
-    : [];
-  const counts = new Array(10).fill(0);
-  const logCounts = new Array(LOG_BINS.length).fill(0);
-  for (const b of bins) {
-    counts[Number(b.bin)] += Number(b.c);
-    logCounts[Number(b.logbin)] += Number(b.c);
-  }
-  const pct = await percentilesOf(db, n, "duration_ms", where, args);
+type ToolLatency = LatencyStats & { histogram: Histogram; logHistogram: LogHistogram };
+
+/**
+ * Per tool latency (tool_calls.duration_ms, invalid steps excluded) and the all-tools row,
+ * with both histograms: one aggregate pass and one binning pass over a covering index,
+ * whatever the number of tools; the all-tools sums are added up from the per-tool ones.
+ */
+async function toolLatencies(db: Db, runId: number): Promise<{ tools: (ToolLatency & { tool: string })[]; all: ToolLatency }> {
+  const aggs = await rows(
+    db,
+    `SELECT tool, count(*) AS n, sum(duration_ms) AS total, min(duration_ms) AS lo, max(duration_ms) AS hi,
+       sum(duration_ms < ${UNDER_MS}) AS under
+     FROM tool_calls WHERE run_id = ? AND status <> 'invalid' GROUP BY tool ORDER BY tool`,
+    [runId],
+  );
+  const n = aggs.reduce((a, r) => a + Number(r.n), 0);
+  const lo = n ? Math.min(...aggs.map((r) => Number(r.lo))) : 0;
+  const hi = n ? Math.max(...aggs.map((r) => Number(r.hi))) : 0;
+  const toolFrom = "tool_calls WHERE run_id = ? AND tool = ? AND status <> 'invalid'";
+  const hists = await Promise.all(aggs.map((r) => histogramsOf(db, Number(r.n), "duration_ms", toolFrom, [runId, r.tool], Number(r.lo), Number(r.hi))));
+  const counts = new Map<string, number[]>(aggs.map((r, i) => [r.tool as string, hists[i].counts]));
+  const logCounts = new Map<string, number[]>(aggs.map((r, i) => [r.tool as string, hists[i].logCounts]));
+  const allCounts = (await histogramsOf(db, n, "duration_ms", "tool_calls WHERE run_id = ? AND status <> 'invalid'", [runId], lo, hi)).counts;
+  const logOf = (r: Row) => LOG_BINS.map((b, i) => ({ ...b, count: logCounts.get(r.tool)![i] }));
+  const tools = await Promise.all(
+    aggs.map(async (r) => {
+      const k = Number(r.n);
+      const pct = await percentilesOf(db, k, "duration_ms", "tool_calls WHERE run_id = ? AND tool = ? AND status <> 'invalid'", [runId, r.tool]);
+      return {
+        tool: r.tool as string,
+        count: k,
+        mean: Number(r.total) / k,
+        under5s: Number(r.under) / k,
+        ...pct,
+        histogram: { loMs: Number(r.lo), hiMs: Number(r.hi), counts: counts.get(r.tool)! },
+        logHistogram: logOf(r),
+      };
+    }),
+  );
+  const allPct = await percentilesOf(db, n, "duration_ms", "tool_calls WHERE run_id = ? AND status <> 'invalid'", [runId]);
+  const total = aggs.reduce((a, r) => a + Number(r.total), 0);
+  const under = aggs.reduce((a, r) => a + Number(r.under), 0);
   return {
-    count: n,
-    mean: n ? Number(agg.mean) : null,
-    min: n ? lo : null,
-    max: n ? hi : null,
-    under5s: n ? Number(agg.under) / n : null,
-    ...pct,
-    histogram: { loMs: lo, hiMs: hi, counts },
-    logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: logCounts[i] })),
+    tools,
+    all: {
+      count: n,
+      mean: n ? total / n : null,
+      under5s: n ? under / n : null,
+      ...allPct,
+      histogram: { loMs: lo, hiMs: hi, counts: allCounts },
+      logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: tools.reduce((a, t) => a + t.logHistogram[i].count, 0) })),
+    },
   };
 }
 
 async function componentStats(db: Db, runId: number): Promise<(ComponentStats & { tool: string })[]> {
-  const aggs = await rows(
-    db,
-    `SELECT tool, component, count(*) AS n, avg(ms) AS mean, min(ms) AS lo, max(ms) AS hi, sum(ms) AS total,
-       sum(ms < ${UNDER_MS}) AS under, sum(retries) AS retries, sum(retries > 0) AS with_retries,
-       sum(status = 'timeout') AS timeouts, sum(status = 'fallback') AS fallbacks,
-       sum(status = 'unavailable') AS unavailable, sum(status NOT IN ('ok', 'fallback')) AS errors
-     FROM latency_components WHERE run_id = ? GROUP BY tool, component`,
-    [runId],
-  );
+  // Every expression costs per row over a million rows: the main pass keeps to three, and
+  // retries/statuses (rare) are aggregated from only the rows that have them.
+  const [aggs, rare] = await Promise.all([
+    rows(db, `SELECT tool, component, count(*) AS n, sum(ms) AS total, sum(ms < ${UNDER_MS}) AS under FROM latency_components WHERE run_id = ? GROUP BY tool, component`, [runId]),
+    rows(
+      db,
+      `SELECT tool, component, status, retries > 0 AS retried, count(*) AS n, sum(retries) AS retries
+       FROM latency_components WHERE run_id = ? AND (status <> 'ok' OR retries > 0) GROUP BY 1, 2, 3, 4`,
+      [runId],
+    ),
+  ]);
   return Promise.all(
     aggs.map(async (a) => {
       const n = Number(a.n);
       const pct = await percentilesOf(db, n, "ms", "latency_components WHERE run_id = ? AND tool = ? AND component = ?", [runId, a.tool, a.component]);
+      const mine = rare.filter((r) => r.tool === a.tool && r.component === a.component);
+      const count = (f: (r: Row) => boolean) => mine.filter(f).reduce((x, r) => x + Number(r.n), 0);
       return {
         tool: a.tool,
         component: a.component,
         count: n,
-        mean: Number(a.mean),
-        min: Number(a.lo),
-        max: Number(a.hi),
+        mean: Number(a.total) / n,
         under5s: Number(a.under) / n,
         ...pct,
         totalMs: Number(a.total),
-        retries: Number(a.retries),
-        callsWithRetries: Number(a.with_retries),
-        timeouts: Number(a.timeouts),
-        fallbacks: Number(a.fallbacks),
-        unavailable: Number(a.unavailable),
-        errors: Number(a.errors),
+        retries: mine.reduce((x, r) => x + Number(r.retries), 0),
+        callsWithRetries: count((r) => Number(r.retried) === 1),
+        timeouts: count((r) => r.status === "timeout"),
+        fallbacks: count((r) => r.status === "fallback"),
+        unavailable: count((r) => r.status === "unavailable"),
+        errors: count((r) => r.status !== "ok" && r.status !== "fallback"),
       };
     }),
   );
 }
 
-async function endpointStats(db: Db, runId: number): Promise<EndpointReport[]> {
-  const [llm, retrieval] = await Promise.all([
+type TokenRow = Report["tokens"][number];
+
+/** Per endpoint latency and errors, and (from the same pass over llm_calls) tokens per model. */
+async function endpointStats(db: Db, runId: number): Promise<{ endpoints: EndpointReport[]; tokens: TokenRow[] }> {
+  const [llm, llmRare, retrieval, retrievalRare] = await Promise.all([
     rows(
       db,
-      `SELECT endpoint, role, model, count(*) AS n, sum(outcome <> 'ok') AS errors, sum(outcome LIKE '%timeout%') AS timeouts,
-         sum(http_attempt > 1) AS retries, avg(total_ms) AS mean, max(total_ms) AS hi, avg(ttft_ms) AS ttft
+      `SELECT endpoint, role, model, count(*) AS n, sum(total_ms) AS total, sum(ttft_ms) AS ttft, count(ttft_ms) AS nttft,
+         sum(prompt_tokens) AS p, sum(completion_tokens) AS c
        FROM llm_calls WHERE run_id = ? GROUP BY endpoint, role, model`,
       [runId],
     ),
+    // errors, retries and truncations are rare: aggregated from only the rows that have them
     rows(
       db,
-      `SELECT endpoint, backend, count(*) AS n, sum(status NOT IN ('ok', 'fallback')) AS errors, sum(status = 'timeout') AS timeouts,
-         sum(retries > 0) AS retries, avg(ms) AS mean, max(ms) AS hi
-       FROM latency_components WHERE run_id = ? AND component = 'retrieval' AND endpoint IS NOT NULL GROUP BY endpoint, backend`,
+      `SELECT endpoint, role, model, outcome, http_attempt > 1 AS retry, finish_reason = 'length' AS truncated, count(*) AS n
+       FROM llm_calls WHERE run_id = ? AND (outcome <> 'ok' OR http_attempt > 1 OR finish_reason = 'length') GROUP BY 1, 2, 3, 4, 5, 6`,
+      [runId],
+    ),
+    rows(
+      db,
+      `SELECT endpoint, backend, count(*) AS n, sum(ms) AS total FROM latency_components
+       WHERE run_id = ? AND component = 'retrieval' AND endpoint IS NOT NULL GROUP BY endpoint, backend`,
+      [runId],
+    ),
+    rows(
+      db,
+      `SELECT endpoint, backend, status, retries > 0 AS retried, count(*) AS n FROM latency_components
+       WHERE run_id = ? AND (status <> 'ok' OR retries > 0) AND component = 'retrieval' AND endpoint IS NOT NULL GROUP BY 1, 2, 3, 4`,
       [runId],
     ),
   ]);
+  for (const r of llm) {
+    const mine = llmRare.filter((x) => x.endpoint === r.endpoint && x.role === r.role && x.model === r.model);
+    const count = (f: (x: Row) => boolean) => mine.filter(f).reduce((a, x) => a + Number(x.n), 0);
+    r.mean = Number(r.total) / Number(r.n);
+    r.ttft = Number(r.nttft) ? Number(r.ttft) / Number(r.nttft) : null;
+    r.errors = count((x) => x.outcome !== "ok");
+    r.timeouts = count((x) => String(x.outcome).includes("timeout"));
+    r.retries = count((x) => Number(x.retry) === 1);
+    r.truncated = count((x) => Number(x.truncated) === 1);
+    r.p = r.p ?? 0;
+    r.c = r.c ?? 0;
+  }
   const out: EndpointReport[] = [];
   for (const r of llm) {
     const n = Number(r.n);
     const p = await percentilesOf(db, n, "total_ms", "llm_calls WHERE run_id = ? AND endpoint = ? AND role = ? AND model = ?", [runId, r.endpoint, r.role, r.model]);
-    out.push({ kind: "llm", endpoint: r.endpoint, role: r.role, name: r.model, calls: n, errors: Number(r.errors), errorRate: Number(r.errors) / n, timeouts: Number(r.timeouts), retries: Number(r.retries), mean: Number(r.mean), p50: p.p50, p95: p.p95, max: Number(r.hi), meanTtft: r.ttft == null ? null : Number(r.ttft) });
+    out.push({ kind: "llm", endpoint: r.endpoint, role: r.role, name: r.model, calls: n, errors: Number(r.errors), errorRate: Number(r.errors) / n, timeouts: Number(r.timeouts), retries: Number(r.retries), mean: Number(r.mean), p50: p.p50, p95: p.p95, max: p.max, meanTtft: r.ttft == null ? null : Number(r.ttft) });
   }
   for (const r of retrieval) {
     const n = Number(r.n);
+    const mine = retrievalRare.filter((x) => x.endpoint === r.endpoint && x.backend === r.backend);
+    const count = (f: (x: Row) => boolean) => mine.filter(f).reduce((a, x) => a + Number(x.n), 0);
+    r.errors = count((x) => x.status !== "ok" && x.status !== "fallback");
+    r.timeouts = count((x) => x.status === "timeout");
+    r.retries = count((x) => Number(x.retried) === 1);
+    r.mean = Number(r.total) / n;
     const p = await percentilesOf(db, n, "ms", "latency_components WHERE run_id = ? AND component = 'retrieval' AND endpoint = ? AND backend IS ?", [runId, r.endpoint, r.backend]);
-    out.push({ kind: "retrieval", endpoint: r.endpoint, role: "retrieval", name: r.backend, calls: n, errors: Number(r.errors), errorRate: Number(r.errors) / n, timeouts: Number(r.timeouts), retries: Number(r.retries), mean: Number(r.mean), p50: p.p50, p95: p.p95, max: Number(r.hi), meanTtft: null });
+    out.push({ kind: "retrieval", endpoint: r.endpoint, role: "retrieval", name: r.backend, calls: n, errors: Number(r.errors), errorRate: Number(r.errors) / n, timeouts: Number(r.timeouts), retries: Number(r.retries), mean: Number(r.mean), p50: p.p50, p95: p.p95, max: p.max, meanTtft: null });
   }
-  return out.sort((a, b) => a.kind.localeCompare(b.kind) || a.role.localeCompare(b.role) || a.endpoint.localeCompare(b.endpoint));
+  const tokens = new Map<string, TokenRow>();
+  for (const r of llm) {
+    const key = `${r.role}\u0000${r.model}`;
+    const t = tokens.get(key) ?? { role: r.role, model: r.model, calls: 0, promptTokens: 0, completionTokens: 0, truncated: 0 };
+    t.calls += Number(r.n);
+    t.promptTokens += Number(r.p);
+    t.completionTokens += Number(r.c);
+    t.truncated += Number(r.truncated ?? 0);
+    tokens.set(key, t);
+  }
+  return {
+    endpoints: out.sort((a, b) => a.kind.localeCompare(b.kind) || a.role.localeCompare(b.role) || a.endpoint.localeCompare(b.endpoint)),
+    tokens: [...tokens.values()].sort((a, b) => a.role.localeCompare(b.role) || a.model.localeCompare(b.model)),
+  };
 }
 
 /** The slowest tool calls: each tool's top `limit` walked from its index, then merged. */
@@ -403,12 +503,10 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
   await tuneForReads(db);
   const run = await findRun({ db, run: runId });
   if (!run) return null;
-  const toolNames = (await rows(db, "SELECT DISTINCT tool FROM tool_calls WHERE run_id = ? AND status <> 'invalid' ORDER BY tool", [runId])).map((r) => r.tool as string);
-  const [tasks, comps, perTool, all, endpoints, errorsByTool, errorsByClass, tokens, steps, slow, failedTasks, missingRows] = await Promise.all([
+  const [tasks, comps, latency, { endpoints, tokens }, errorsByTool, errorsByClass, steps, slow, failedTasks, missingRows] = await Promise.all([
     summarizeTasks({ db, runId }),
     componentStats(db, runId),
-    Promise.all(toolNames.map((t) => toolLatency(db, runId, t))),
-    toolLatency(db, runId, null),
+    toolLatencies(db, runId),
     endpointStats(db, runId),
     rows(db, "SELECT tool, status, coalesce(error_class, status) AS error_class, count(*) AS n FROM tool_calls WHERE run_id = ? AND status <> 'ok' GROUP BY 1, 2, 3 ORDER BY n DESC", [runId]),
     rows(
@@ -421,14 +519,8 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
     ),
     rows(
       db,
-      `SELECT role, model, count(*) AS n, coalesce(sum(prompt_tokens), 0) AS p, coalesce(sum(completion_tokens), 0) AS c,
-         sum(finish_reason = 'length') AS truncated FROM llm_calls WHERE run_id = ? GROUP BY role, model`,
-      [runId],
-    ),
-    rows(
-      db,
-      `SELECT steps, count(*) AS n FROM (SELECT count(c.id) AS steps FROM tasks t JOIN tool_calls c ON c.task_id = t.id AND c.attempt = t.attempt
-         WHERE t.run_id = ? AND t.status IN ('succeeded', 'failed') GROUP BY t.id) GROUP BY steps ORDER BY steps`,
+      `SELECT steps, count(*) AS n FROM (SELECT (SELECT count(*) FROM tool_calls c WHERE c.task_id = t.id AND c.attempt = t.attempt) AS steps
+         FROM tasks t WHERE t.run_id = ? AND t.status IN ('succeeded', 'failed')) GROUP BY steps ORDER BY steps`,
       [runId],
     ),
     listSlowestCalls({ db, runId, limit: slowest }),
@@ -447,19 +539,18 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
       invalid: errorsByTool.filter((r) => r.status === "invalid").reduce((a, r) => a + Number(r.n), 0),
       perTask,
     },
-    tools: toolNames.map((tool, i) => ({
-      tool,
-      ...perTool[i],
-      components: comps.filter((c) => c.tool === tool).map(({ tool: _t, ...c }) => c),
+    tools: latency.tools.map((t) => ({
+      ...t,
+      components: comps.filter((c) => c.tool === t.tool).map(({ tool: _t, ...c }) => c),
     })),
-    all,
+    all: latency.all,
     endpoints,
     errors: {
       byTool: errorsByTool.map((r) => ({ tool: r.tool, status: r.status, errorClass: r.error_class, calls: Number(r.n) })),
       byTaskClass: errorsByClass.map((r) => ({ errorClass: r.error_class, tasks: Number(r.n), infra: Boolean(r.infra) })),
     },
     retries: comps.map((c) => ({ tool: c.tool, component: c.component, calls: c.count, callsWithRetries: c.callsWithRetries, retries: c.retries, timeouts: c.timeouts, fallbacks: c.fallbacks, unavailable: c.unavailable, errors: c.errors })),
-    tokens: tokens.map((r) => ({ role: r.role, model: r.model, calls: Number(r.n), promptTokens: Number(r.p), completionTokens: Number(r.c), truncated: Number(r.truncated ?? 0) })),
+    tokens,
     slowest: slow,
     failed: failedTasks,
     missingIds: missingRows.slice(0, missing).map((r) => r.external_id as string),
@@ -499,18 +590,9 @@ export async function getLatency({ db, runId, tool = null, component = null, poi
   const n = Number(agg?.n ?? 0);
   const lo = n ? Number(agg.lo) : 0;
   const hi = n ? Number(agg.hi) : 0;
-  const counts = new Array(10).fill(0);
-  const logCounts = new Array(LOG_BINS.length).fill(0);
+  const { counts, logCounts } = await histogramsOf(db, n, col, where, args, lo, hi);
   let cdf: [number, number][] = [];
   if (n) {
-    for (const b of await rows(
-      db,
-      `SELECT CASE WHEN ? = ? THEN 0 ELSE min(9, CAST((${col} - ?) * 10 / (? - ?) AS INTEGER)) END AS bin, ${logBinSql(col)} AS logbin, count(*) AS c FROM ${where} GROUP BY 1, 2`,
-      [hi, lo, lo, hi, lo, ...args],
-    )) {
-      counts[Number(b.bin)] += Number(b.c);
-      logCounts[Number(b.logbin)] += Number(b.c);
-    }
     // Every k-th value in order: exact points of the empirical CDF without shipping all rows.
     const k = Math.max(1, Math.ceil(n / points));
     const sampled = await rows(
@@ -527,8 +609,6 @@ export async function getLatency({ db, runId, tool = null, component = null, poi
     component,
     count: n,
     mean: n ? Number(agg.mean) : null,
-    min: n ? lo : null,
-    max: n ? hi : null,
     under5s: n ? Number(agg.under) / n : null,
     ...pct,
     histogram: { loMs: lo, hiMs: hi, counts },

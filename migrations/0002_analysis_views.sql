@@ -9,17 +9,21 @@
 -- latency rows under a second (table lookups alone cost seconds at that size).
 CREATE INDEX IF NOT EXISTS `latency_components_report_idx` ON `latency_components` (`run_id`, `tool`, `component`, `ms`, `retries`, `status`);
 --> statement-breakpoint
+-- The rare rows (retried, timed out, fell back, failed) get their own small indexes, so
+-- counting them never walks the million ordinary ones.
+CREATE INDEX IF NOT EXISTS `latency_components_rare_idx` ON `latency_components` (`run_id`, `tool`, `component`, `status`, `retries`, `endpoint`, `backend`) WHERE `status` <> 'ok' OR `retries` > 0;
+--> statement-breakpoint
+CREATE INDEX IF NOT EXISTS `llm_calls_rare_idx` ON `llm_calls` (`run_id`, `endpoint`, `role`, `model`, `outcome`, `http_attempt`, `finish_reason`) WHERE `outcome` <> 'ok' OR `http_attempt` > 1 OR `finish_reason` = 'length';
+--> statement-breakpoint
 CREATE INDEX IF NOT EXISTS `latency_components_retrieval_idx` ON `latency_components` (`run_id`, `endpoint`, `ms`, `status`, `retries`, `backend`) WHERE `component` = 'retrieval';
 --> statement-breakpoint
-CREATE INDEX IF NOT EXISTS `tool_calls_report_idx` ON `tool_calls` (`run_id`, `tool`, `duration_ms`) WHERE `status` <> 'invalid';
+CREATE INDEX IF NOT EXISTS `tool_calls_report_idx` ON `tool_calls` (`run_id`, `tool`, `duration_ms`, `status`) WHERE `status` <> 'invalid';
 --> statement-breakpoint
-CREATE INDEX IF NOT EXISTS `tool_calls_run_duration_idx` ON `tool_calls` (`run_id`, `duration_ms`) WHERE `status` <> 'invalid';
+CREATE INDEX IF NOT EXISTS `tool_calls_run_duration_idx` ON `tool_calls` (`run_id`, `duration_ms`, `status`) WHERE `status` <> 'invalid';
 --> statement-breakpoint
 CREATE INDEX IF NOT EXISTS `tool_calls_errors_idx` ON `tool_calls` (`run_id`, `tool`, `status`, `error_class`) WHERE `status` <> 'ok';
 --> statement-breakpoint
-CREATE INDEX IF NOT EXISTS `llm_calls_report_idx` ON `llm_calls` (`run_id`, `endpoint`, `role`, `model`, `total_ms`, `outcome`, `http_attempt`, `ttft_ms`);
---> statement-breakpoint
-CREATE INDEX IF NOT EXISTS `llm_calls_tokens_idx` ON `llm_calls` (`run_id`, `role`, `model`, `prompt_tokens`, `completion_tokens`, `finish_reason`);
+CREATE INDEX IF NOT EXISTS `llm_calls_report_idx` ON `llm_calls` (`run_id`, `endpoint`, `role`, `model`, `total_ms`, `outcome`, `http_attempt`, `ttft_ms`, `prompt_tokens`, `completion_tokens`, `finish_reason`);
 --> statement-breakpoint
 -- One row per latency component of a tool call, with the task's dataset id: where ad-hoc
 -- analysis starts.

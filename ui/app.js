@@ -42,9 +42,10 @@ async function showRuns() {
           const total = r.task_count || Object.values(c).reduce((a, b) => a + b, 0) || 1;
           const done = (c.succeeded || 0) + (c.failed || 0) + (c.canceled || 0);
           const bar = `<div class="bar"><span style="width:${(100 * (c.succeeded || 0)) / total}%;background:var(--ok)"></span><span style="width:${(100 * (c.failed || 0)) / total}%;background:var(--bad)"></span><span style="width:${(100 * (c.running || 0)) / total}%;background:var(--accent)"></span></div>`;
-          return [`<a href="#/runs/${r.id}">${esc(r.id)} · ${esc(r.name)}</a>`, esc(r.benchmark), total, `${bar} <span class="muted">${((100 * done) / total).toFixed(0)}%</span>`, c.succeeded || 0, c.failed || 0, c.running || 0, c.queued || 0, new Date(r.created_at).toLocaleString()];
+          return [`<a href="#/runs/${r.id}">${esc(r.id)} · ${esc(r.name)}</a>`, esc(r.benchmark), total, `<div style="display:flex;gap:8px;align-items:center">${bar}<span class="muted">${((100 * done) / total).toFixed(0)}%</span></div>`, c.succeeded || 0, c.failed || 0, c.running || 0, c.queued || 0, new Date(r.created_at).toLocaleString()];
         }),
         "runs",
+        [0, 1, 3],
       ));
     } catch (e) {
       main.innerHTML = `<p class="err">${esc(e.message)}</p>`;

@@ -40,6 +40,22 @@ describe("buildReport", () => {
     }
   });
 
+  test("per-tool histograms agree with tool_latency_histogram and tool_latency_log_histogram", async () => {
+    for (const t of report.tools) {
+      const bins = await q("SELECT calls FROM tool_latency_histogram WHERE run_id = 1 AND tool = ? ORDER BY bin", [t.tool]);
+      expect(t.histogram.counts).toEqual(bins.map((b) => b.calls));
+      const log = await q("SELECT label, calls FROM tool_latency_log_histogram WHERE run_id = 1 AND tool = ? ORDER BY bin", [t.tool]);
+      expect(t.logHistogram.map((b) => [b.label, b.count])).toEqual(log.map((b) => [b.label, b.calls]));
+    }
+  });
+
+  test("tokens per model add up to the llm_calls rows", async () => {
+    const view = await q("SELECT * FROM run_tokens WHERE run_id = 1 ORDER BY role, model");
+    expect(report.tokens.map((t) => [t.role, t.model, t.calls, t.promptTokens, t.completionTokens, t.truncated])).toEqual(
+      view.map((v) => [v.role, v.model, v.calls, v.prompt_tokens, v.completion_tokens, v.truncated]),
+    );
+  });
+
   test("per-component percentiles and retry counts agree with the views", async () => {
     const view = await q("SELECT s.*, r.calls_with_retries, r.timeouts, r.fallbacks, r.unavailable FROM component_latency_stats s JOIN retry_summary r USING (run_id, tool, component) WHERE run_id = 1");
     const comps = report.tools.flatMap((t) => t.components.map((c) => ({ tool: t.tool, ...c })));
