@@ -15,7 +15,6 @@ const { values } = parseArgs({
     db: { type: "string" },
     run: { type: "string", default: "1" },
     repeat: { type: "string", default: "7" },
-    views: { type: "boolean", default: true },
     "no-views": { type: "boolean" },
   },
 });

@@ -43,10 +43,11 @@ export function bar(value: number, max: number, width: number): string {
   return "█".repeat(full) + (rest > 0 ? BLOCKS[rest] : "");
 }
 
-export function formatTable(head: string[], rows: (string | number)[][]): string {
+/** Text columns (`left`, by index) align left, numbers right. */
+export function formatTable(head: string[], rows: (string | number)[][], left: number[] = [0]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];
   const widths = head.map((_, i) => Math.max(...cells.map((r) => [...(r[i] ?? "")].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const line = (r: string[]) => r.map((c, i) => (left.includes(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   return [line(cells[0]), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
 }
 
@@ -85,23 +86,23 @@ export function renderReport(r: Report): string {
   }
   out.push("");
   out.push("Endpoints");
-  out.push(formatTable(["endpoint", "role", "model/backend", "calls", "errors", "err%", "retries", "timeouts", "mean", "p50", "p95", "max"], r.endpoints.map((e) => [e.endpoint, e.role, e.name ?? "-", e.calls, e.errors, fmtPct(e.errorRate), e.retries, e.timeouts, fmtMs(e.mean), fmtMs(e.p50), fmtMs(e.p95), fmtMs(e.max)])));
+  out.push(formatTable(["endpoint", "role", "model/backend", "calls", "errors", "err%", "retries", "timeouts", "mean", "p50", "p95", "max"], r.endpoints.map((e) => [e.endpoint, e.role, e.name ?? "-", e.calls, e.errors, fmtPct(e.errorRate), e.retries, e.timeouts, fmtMs(e.mean), fmtMs(e.p50), fmtMs(e.p95), fmtMs(e.max)]), [0, 1, 2]));
   out.push("");
   if (r.errors.byTaskClass.length) {
     out.push("Failed tasks by class");
-    out.push(formatTable(["error class", "tasks", "infrastructure"], r.errors.byTaskClass.map((e) => [e.errorClass, e.tasks, e.infra ? "yes" : "no"])));
+    out.push(formatTable(["error class", "tasks", "infrastructure"], r.errors.byTaskClass.map((e) => [e.errorClass, e.tasks, e.infra ? "yes" : "no"]), [0, 2]));
     out.push("");
   }
   if (r.errors.byTool.length) {
     out.push("Tool calls that did not end ok");
-    out.push(formatTable(["tool", "status", "error class", "calls"], r.errors.byTool.map((e) => [e.tool, e.status, e.errorClass, e.calls])));
+    out.push(formatTable(["tool", "status", "error class", "calls"], r.errors.byTool.map((e) => [e.tool, e.status, e.errorClass, e.calls]), [0, 1, 2]));
     out.push("");
   }
   out.push("Tokens");
-  out.push(formatTable(["role", "model", "calls", "prompt", "completion", "finish=length"], r.tokens.map((x) => [x.role, x.model, x.calls, x.promptTokens, x.completionTokens, x.truncated])));
+  out.push(formatTable(["role", "model", "calls", "prompt", "completion", "finish=length"], r.tokens.map((x) => [x.role, x.model, x.calls, x.promptTokens, x.completionTokens, x.truncated]), [0, 1]));
   out.push("");
   out.push("Slowest calls");
-  out.push(formatTable(["task", "step", "tool", "status", "duration", "components"], r.slowest.slice(0, 10).map((s) => [s.externalId ?? String(s.taskId), s.step, s.tool, s.status, fmtMs(s.durationMs), Object.entries(s.components).map(([k, v]) => `${k} ${fmtMs(v)}`).join(", ")])));
+  out.push(formatTable(["task", "step", "tool", "status", "duration", "components"], r.slowest.slice(0, 10).map((s) => [s.externalId ?? String(s.taskId), s.step, s.tool, s.status, fmtMs(s.durationMs), Object.entries(s.components).map(([k, v]) => `${k} ${fmtMs(v)}`).join(", ")]), [0, 2, 3, 5]));
   out.push("");
   out.push(`Missing ids (not succeeded): ${r.missingIds.length}${r.missingTruncated ? "+" : ""}${r.missingIds.length ? ": " + r.missingIds.slice(0, 50).join(" ") + (r.missingIds.length > 50 ? " …" : "") : ""}`);
   return out.join("\n");
@@ -150,7 +151,7 @@ export async function run(argv: string[]): Promise<number> {
       else {
         const f = (m: string, x: number | null) => (x == null ? "-" : m.endsWith("_ms") ? fmtMs(x) : m.startsWith("accuracy") || m === "under_5s" ? fmtPct(x) : Number.isInteger(x) ? String(x) : x.toFixed(2));
         console.log(`Run ${a.run.id} (${a.run.name}) vs run ${b.run.id} (${b.run.name}); ratio = second / first`);
-        console.log(formatTable(["section", "metric", `#${a.run.id}`, `#${b.run.id}`, "ratio"], cmp.rows.map((r) => [r.section, r.metric, f(r.metric, r.a), f(r.metric, r.b), r.ratio == null ? "-" : `${r.ratio.toFixed(2)}x`])));
+        console.log(formatTable(["section", "metric", `#${a.run.id}`, `#${b.run.id}`, "ratio"], cmp.rows.map((r) => [r.section, r.metric, f(r.metric, r.a), f(r.metric, r.b), r.ratio == null ? "-" : `${r.ratio.toFixed(2)}x`]), [0, 1]));
       }
       return 0;
     }

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { generateRun } from "../../bench/gen-latency-rows";
 import { buildReport } from "../../db/analysis";
 import { closeDb, openDb, type Db } from "../../db/client";
+import { createApp } from "../../functions/index";
 
 const ROOT = resolve(import.meta.dir, "../..");
 let dir: string;
@@ -42,6 +43,19 @@ describe("baton report", () => {
     const got = JSON.parse(stdout);
     const expected = JSON.parse(JSON.stringify(await buildReport({ db, runId: 1 })));
     expect({ ...got, generatedAt: 0 }).toEqual({ ...expected, generatedAt: 0 });
+  }, 20_000);
+
+  test("--server asks the API and prints the same report as reading the database", async () => {
+    const app = createApp({ db, token: null }).listen({ port: 0, hostname: "127.0.0.1" });
+    try {
+      const { code, stdout, stderr } = await baton("report", "second", "--server", `http://127.0.0.1:${app.server!.port}`, "--json");
+      expect(stderr).toBe("");
+      expect(code).toBe(0);
+      const expected = JSON.parse(JSON.stringify(await buildReport({ db, runId: 2 })));
+      expect({ ...JSON.parse(stdout), generatedAt: 0 }).toEqual({ ...expected, generatedAt: 0 });
+    } finally {
+      app.stop();
+    }
   }, 20_000);
 
   test("the terminal report shows accuracy both ways, per-tool percentiles and bar histograms", async () => {
