@@ -21,19 +21,32 @@ export function safeFileName(id: string): string {
 
 type Writer = { write(s: string): Promise<void>; close(): Promise<void> };
 
+// Rows are gathered into ~64 KB chunks: one write per row would make a million-row export
+// pay a syscall (and a wait for the pipe) per row.
 function openWriter(path: string | undefined): Writer {
-  if (!path || path === "-") {
-    return {
-      write: (s) => new Promise((res, rej) => (process.stdout.write(s, (e) => (e ? rej(e) : res())))),
-      close: async () => {},
-    };
-  }
+  const toStdout = !path || path === "-";
   // written beside the target and renamed at the end: no half-written export on failure
-  const tmp = `${path}.partial`;
-  const stream = createWriteStream(tmp);
+  const tmp = toStdout ? "" : `${path}.partial`;
+  const stream = toStdout ? process.stdout : createWriteStream(tmp);
+  let buf = "";
+  const flush = () =>
+    new Promise<void>((res, rej) => {
+      const chunk = buf;
+      buf = "";
+      if (!chunk) return res();
+      stream.write(chunk, (e) => (e ? rej(e) : res()));
+    });
   return {
-    write: (s) => new Promise((res, rej) => { if (stream.write(s)) res(); else stream.once("drain", res); stream.once("error", rej); }),
-    close: () => new Promise((res, rej) => stream.end((e?: Error | null) => { if (e) return rej(e); renameSync(tmp, path); res(); })),
+    write: async (s) => {
+      buf += s;
+      if (buf.length >= 65_536) await flush();
+    },
+    close: async () => {
+      await flush();
+      if (toStdout) return;
+      await new Promise<void>((res, rej) => (stream as ReturnType<typeof createWriteStream>).end((e?: Error | null) => (e ? rej(e) : res())));
+      renameSync(tmp, path!);
+    },
   };
 }
 
@@ -84,11 +97,16 @@ export async function run(argv: string[]): Promise<number> {
     if (format === "toolorchestra") {
       const dir = positionals[1];
       mkdirSync(dir, { recursive: true });
+      // two ids that map to one file name (a/b and a_b) must not overwrite each other
+      const used = new Set<string>();
       const n = await exportToolOrchestra({
         db,
         runId: found.id,
         onTask: (t) => {
-          const path = join(dir, `${safeFileName(t.id)}.json`);
+          let name = safeFileName(t.id);
+          for (let i = 2; used.has(name); i++) name = `${safeFileName(t.id)}~${i}`;
+          used.add(name);
+          const path = join(dir, `${name}.json`);
           writeFileSync(`${path}.partial`, JSON.stringify(t, null, 2));
           renameSync(`${path}.partial`, path);
         },
