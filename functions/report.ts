@@ -60,7 +60,7 @@ export const reportRoutes = (deps: AppDeps) =>
       {
         params: ReportParams,
         query: ReportQuery,
-        response: { 200: ReportBody, 404: ErrorBody },
+        response: { 200: ReportBody, 400: ErrorBody, 404: ErrorBody },
         detail: { summary: "Full report of a run (what `baton report --json` prints): accuracy, latency per tool and component, endpoints, errors, retries, slowest calls, failed and missing tasks" },
       },
     )
@@ -74,7 +74,7 @@ export const reportRoutes = (deps: AppDeps) =>
       {
         params: ReportParams,
         query: LatencyQuery,
-        response: { 200: LatencyBody, 404: ErrorBody },
+        response: { 200: LatencyBody, 400: ErrorBody, 404: ErrorBody },
         detail: { summary: "One latency distribution for charts: 10-bin and decade histograms, CDF points, nearest-rank percentiles. No tool = all tools; no component = the tool call's duration" },
       },
     )
@@ -85,7 +85,7 @@ export const reportRoutes = (deps: AppDeps) =>
         if (!run) return status(404, notFound(params.id));
         return { calls: await listSlowestCalls({ db: deps.db, runId: run.id, limit: query.limit, tool: query.tool ?? null }) };
       },
-      { params: ReportParams, query: LimitQuery, response: { 200: SlowestBody, 404: ErrorBody }, detail: { summary: "The slowest tool calls of a run, with their components" } },
+      { params: ReportParams, query: LimitQuery, response: { 200: SlowestBody, 400: ErrorBody, 404: ErrorBody }, detail: { summary: "The slowest tool calls of a run, with their components" } },
     )
     .get(
       "/v1/runs/:id/failed",
@@ -94,5 +94,5 @@ export const reportRoutes = (deps: AppDeps) =>
         if (!run) return status(404, notFound(params.id));
         return { tasks: await listFailedTasks({ db: deps.db, runId: run.id, limit: query.limit }) };
       },
-      { params: ReportParams, query: LimitQuery, response: { 200: FailedBody, 404: ErrorBody }, detail: { summary: "Failed tasks of a run with their error class and whether it was infrastructure" } },
+      { params: ReportParams, query: LimitQuery, response: { 200: FailedBody, 400: ErrorBody, 404: ErrorBody }, detail: { summary: "Failed tasks of a run with their error class and whether it was infrastructure" } },
     );
