@@ -6,6 +6,7 @@ import * as v from "valibot";
 import {
   claimTasks,
   completeTask,
+  completeTasks,
   failTask,
   heartbeatLeases,
   registerRunner,
@@ -85,6 +86,10 @@ export const CompleteInput = v.object({ taskId: v.number(), leaseToken: Token, r
 export type CompleteInput = v.InferOutput<typeof CompleteInput>;
 export const CompleteOutput = v.object({ ok: v.boolean(), already: v.boolean() });
 
+export const CompleteManyInput = v.object({ items: v.pipe(v.array(CompleteInput), v.minLength(1), v.maxLength(1000)) });
+export type CompleteManyInput = v.InferOutput<typeof CompleteManyInput>;
+export const CompleteManyOutput = v.object({ results: v.array(CompleteOutput) });
+
 export const FailInput = v.object({
   taskId: v.number(),
   leaseToken: Token,
@@ -123,6 +128,25 @@ export async function completeIdempotent({
   if (await completeTask({ db, taskId, leaseToken, result })) return { ok: true, already: false };
   const outcome = await readAttemptOutcome({ db, leaseToken });
   return outcome === "succeeded" ? { ok: true, already: true } : { ok: false, already: false };
+}
+
+/** completeTasks with the same re-send rule as completeIdempotent, per item. */
+export async function completeManyIdempotent({
+  db,
+  items,
+}: {
+  db: Db;
+  items: { taskId: number; leaseToken: string; result: TaskResult }[];
+}): Promise<{ results: { ok: boolean; already: boolean }[] }> {
+  const written = await completeTasks({ db, items });
+  const results = await Promise.all(
+    written.map(async (ok, i) => {
+      if (ok) return { ok: true, already: false };
+      const outcome = await readAttemptOutcome({ db, leaseToken: items[i].leaseToken });
+      return outcome === "succeeded" ? { ok: true, already: true } : { ok: false, already: false };
+    }),
+  );
+  return { results };
 }
 
 export async function failIdempotent({
@@ -171,6 +195,15 @@ export const queueRoutes = (deps: AppDeps) =>
       response: { 200: CompleteOutput, ...errors },
       detail: { summary: "Fenced completion; ok=false means the lease was lost and the result discarded" },
     })
+    .post(
+      "/complete-many",
+      ({ body }) => completeManyIdempotent({ db: deps.db, items: body.items.map((i) => ({ ...i, result: i.result as TaskResult })) }),
+      {
+        body: CompleteManyInput,
+        response: { 200: CompleteManyOutput, ...errors },
+        detail: { summary: "Fenced completion of many tasks in one statement; results in input order" },
+      },
+    )
     .post("/fail", ({ body }) => failIdempotent({ db: deps.db, ...body }), {
       body: FailInput,
       response: { 200: FailOutput, ...errors },

@@ -111,6 +111,13 @@ export class HttpQueue implements TaskQueue {
     return res.ok;
   }
 
+  /** Not in TaskQueue (yet): many completions in one request; re-sending is safe. */
+  async completeMany(items: Parameters<TaskQueue["complete"]>[0][]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    const res = await this.request<{ results: { ok: boolean }[] }>("POST", "/v1/queue/complete-many", { items });
+    return res.results.map((r) => r.ok);
+  }
+
   async fail(opts: Parameters<TaskQueue["fail"]>[0]): Promise<FailOutcome> {
     const res = await this.request<{ outcome: FailOutcome }>("POST", "/v1/queue/fail", opts);
     return res.outcome;

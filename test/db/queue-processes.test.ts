@@ -65,11 +65,12 @@ async function expectExit(p: Bun.Subprocess<"ignore", "pipe", "pipe">): Promise<
   if (code !== 0) throw new Error(`worker exited ${code}: ${await new Response(p.stderr).text()}`);
 }
 
-test("four processes complete every task exactly once", async () => {
+for (const mode of ["one by one", "in batches"])
+test(`four processes completing ${mode} complete every task exactly once`, async () => {
   const N = 2000;
   await seed(N);
   const ids = ["w1", "w2", "w3", "w4"];
-  const workers = ids.map((id) => spawnWorker(id, ["--batch", "16"]));
+  const workers = ids.map((id) => spawnWorker(id, ["--batch", "16", ...(mode === "in batches" ? ["--complete-many"] : [])]));
   await Promise.all(workers.map(expectExit));
 
   const [counts] = await rows(sql`SELECT count(*) AS n, sum(status = 'succeeded') AS ok FROM tasks`);

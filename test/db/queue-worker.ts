@@ -1,5 +1,5 @@
 // A claimer process for the multi-process queue tests and bench/claim.ts.
-// usage: bun test/db/queue-worker.ts DB_URL RUNNER_ID LOG_FILE [--batch N] [--lease-ms N] [--hang]
+// usage: bun test/db/queue-worker.ts DB_URL RUNNER_ID LOG_FILE [--batch N] [--lease-ms N] [--hang] [--complete-many]
 // Appends "claimed <taskId> <token>" per claim and "done <taskId> <token> <ok>" per
 // completion to LOG_FILE (one line per event, written before moving on). --hang claims
 // one batch and then waits forever, to be killed mid-batch. Exits when no task of any
@@ -8,7 +8,7 @@ import { appendFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { sql } from "drizzle-orm";
 import { openDb } from "../../db/client";
-import { claimTasks, completeTask } from "../../db/queue";
+import { claimTasks, completeTask, completeTasks } from "../../db/queue";
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
@@ -18,6 +18,7 @@ const { values, positionals } = parseArgs({
     "lease-ms": { type: "string", default: "30000" },
     hang: { type: "boolean", default: false },
     "no-log": { type: "boolean", default: false },
+    "complete-many": { type: "boolean", default: false },
   },
 });
 const [url, runnerId, logFile] = positionals;
@@ -45,11 +46,17 @@ for (;;) {
     continue;
   }
   const lines: string[] = [];
-  for (const t of claimed) {
-    const ok = await completeTask({ db, taskId: t.id, leaseToken: t.leaseToken, result: { prediction: `p${t.id}`, correct: true, by: runnerId } });
-    if (ok) completed++;
-    lines.push(`done ${t.id} ${t.leaseToken} ${ok}`);
-  }
+  const result = (id: number) => ({ prediction: `p${id}`, correct: true, by: runnerId });
+  if (values["complete-many"]) {
+    const oks = await completeTasks({ db, items: claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, result: result(t.id) })) });
+    claimed.forEach((t, i) => lines.push(`done ${t.id} ${t.leaseToken} ${oks[i]}`));
+    completed += oks.filter(Boolean).length;
+  } else
+    for (const t of claimed) {
+      const ok = await completeTask({ db, taskId: t.id, leaseToken: t.leaseToken, result: result(t.id) });
+      if (ok) completed++;
+      lines.push(`done ${t.id} ${t.leaseToken} ${ok}`);
+    }
   log(lines.join("\n"));
 }
 console.log(`summary ${completed} ${Math.round(performance.now() - started)}`);

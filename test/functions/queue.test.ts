@@ -42,6 +42,23 @@ test("a completion re-sent after a lost reply answers ok, and a stale lease answ
   expect(detail.attempts).toHaveLength(1);
 });
 
+test("many completions in one request answer per item, and a re-send is safe", async () => {
+  const [, claim] = await q("claim", { runnerId: "r1", limit: 3, leaseMs: 60_000 });
+  const items = claim.tasks.map((x: any) => ({ taskId: x.id, leaseToken: x.leaseToken, result: { prediction: "p", correct: true } }));
+  items[2].leaseToken = "stale";
+  expect((await q("complete-many", { items }))[1].results).toEqual([
+    { ok: true, already: false },
+    { ok: true, already: false },
+    { ok: false, already: false },
+  ]);
+  expect((await q("complete-many", { items: items.slice(0, 2) }))[1].results).toEqual([
+    { ok: true, already: true },
+    { ok: true, already: true },
+  ]);
+  const [res] = await q("complete-many", { items: [] });
+  expect(res.status).toBe(400);
+});
+
 test("a failure re-sent after a lost reply repeats its outcome", async () => {
   const [, claim] = await q("claim", { runnerId: "r1", limit: 2, leaseMs: 60_000 });
   const [a, b] = claim.tasks;

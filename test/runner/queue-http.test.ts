@@ -100,6 +100,15 @@ test("a completion whose reply was lost is re-sent and still reported as complet
   expect(detail.attempts).toHaveLength(1);
 });
 
+test("completeMany writes a batch over HTTP with one request", async () => {
+  const q = queue();
+  const claimed = await q.claim({ runnerId: "r", limit: 3, leaseMs: 60_000 });
+  const before = seen.length;
+  const oks = await q.completeMany(claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, result: { prediction: "p" } })));
+  expect(oks).toEqual([true, true, true]);
+  expect(seen.slice(before)).toEqual(["/v1/queue/complete-many"]);
+});
+
 test("a server that is not there fails after the capped retries", async () => {
   const port = server.port;
   server.stop(true);
