@@ -382,7 +382,7 @@ async function endpointStats(db: Db, runId: number): Promise<{ endpoints: Endpoi
   const [llm, llmRare, retrieval, retrievalRare] = await Promise.all([
     rows(
       db,
-      `SELECT endpoint, role, model, count(*) AS n, sum(total_ms) AS total, sum(ttft_ms) AS ttft, count(ttft_ms) AS nttft,
+      `SELECT endpoint, role, model, count(*) AS n, sum(total_ms) AS total, avg(ttft_ms) AS ttft,
          sum(prompt_tokens) AS p, sum(completion_tokens) AS c
        FROM llm_calls WHERE run_id = ? GROUP BY endpoint, role, model`,
       [runId],
@@ -411,7 +411,6 @@ async function endpointStats(db: Db, runId: number): Promise<{ endpoints: Endpoi
     const mine = llmRare.filter((x) => x.endpoint === r.endpoint && x.role === r.role && x.model === r.model);
     const count = (f: (x: Row) => boolean) => mine.filter(f).reduce((a, x) => a + Number(x.n), 0);
     r.mean = Number(r.total) / Number(r.n);
-    r.ttft = Number(r.nttft) ? Number(r.ttft) / Number(r.nttft) : null;
     r.errors = count((x) => x.outcome !== "ok");
     r.timeouts = count((x) => String(x.outcome).includes("timeout"));
     r.retries = count((x) => Number(x.retry) === 1);
@@ -453,8 +452,8 @@ async function endpointStats(db: Db, runId: number): Promise<{ endpoints: Endpoi
 }
 
 /** The slowest tool calls: each tool's top `limit` walked from its index, then merged. */
-export async function listSlowestCalls({ db, runId, limit = 20, tool }: { db: Db; runId: number; limit?: number; tool?: string | null }): Promise<SlowCall[]> {
-  const tools = tool ? [tool] : (await rows(db, "SELECT DISTINCT tool FROM tool_calls WHERE run_id = ? AND status <> 'invalid'", [runId])).map((r) => r.tool as string);
+export async function listSlowestCalls({ db, runId, limit = 20, tool, tools: known }: { db: Db; runId: number; limit?: number; tool?: string | null; tools?: string[] }): Promise<SlowCall[]> {
+  const tools = tool ? [tool] : (known ?? (await rows(db, "SELECT DISTINCT tool FROM tool_calls WHERE run_id = ? AND status <> 'invalid'", [runId])).map((r) => r.tool as string));
   const tops = await Promise.all(
     tools.map((t) =>
       rows(
@@ -503,10 +502,11 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
   await tuneForReads(db);
   const run = await findRun({ db, run: runId });
   if (!run) return null;
+  const latencyP = toolLatencies(db, runId);
   const [tasks, comps, latency, { endpoints, tokens }, errorsByTool, errorsByClass, steps, slow, failedTasks, missingRows] = await Promise.all([
     summarizeTasks({ db, runId }),
     componentStats(db, runId),
-    toolLatencies(db, runId),
+    latencyP,
     endpointStats(db, runId),
     rows(db, "SELECT tool, status, coalesce(error_class, status) AS error_class, count(*) AS n FROM tool_calls WHERE run_id = ? AND status <> 'ok' GROUP BY 1, 2, 3 ORDER BY n DESC", [runId]),
     rows(
@@ -523,7 +523,7 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
          FROM tasks t WHERE t.run_id = ? AND t.status IN ('succeeded', 'failed')) GROUP BY steps ORDER BY steps`,
       [runId],
     ),
-    listSlowestCalls({ db, runId, limit: slowest }),
+    latencyP.then((l) => listSlowestCalls({ db, runId, limit: slowest, tools: l.tools.map((t) => t.tool) })),
     listFailedTasks({ db, runId, limit: failed }),
     rows(db, "SELECT external_id FROM tasks WHERE run_id = ? AND status <> 'succeeded' ORDER BY id LIMIT ?", [runId, missing + 1]),
   ]);

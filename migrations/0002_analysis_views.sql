@@ -15,7 +15,7 @@ CREATE INDEX IF NOT EXISTS `latency_components_rare_idx` ON `latency_components`
 --> statement-breakpoint
 CREATE INDEX IF NOT EXISTS `llm_calls_rare_idx` ON `llm_calls` (`run_id`, `endpoint`, `role`, `model`, `outcome`, `http_attempt`, `finish_reason`) WHERE `outcome` <> 'ok' OR `http_attempt` > 1 OR `finish_reason` = 'length';
 --> statement-breakpoint
-CREATE INDEX IF NOT EXISTS `latency_components_retrieval_idx` ON `latency_components` (`run_id`, `endpoint`, `ms`, `status`, `retries`, `backend`) WHERE `component` = 'retrieval';
+CREATE INDEX IF NOT EXISTS `latency_components_retrieval_idx` ON `latency_components` (`run_id`, `endpoint`, `backend`, `ms`, `status`, `retries`) WHERE `component` = 'retrieval';
 --> statement-breakpoint
 CREATE INDEX IF NOT EXISTS `tool_calls_report_idx` ON `tool_calls` (`run_id`, `tool`, `duration_ms`, `status`) WHERE `status` <> 'invalid';
 --> statement-breakpoint
