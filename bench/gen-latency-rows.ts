@@ -101,7 +101,13 @@ class RowWriter {
   counts: Record<Table, number> = { tool_calls: 0, latency_components: 0, llm_calls: 0, tasks: 0, task_attempts: 0 };
   constructor(private tx: Transaction) {}
 
+  // times are integer ms in the schema; the simulated clock runs in fractional ms
+  private timeCols = new Map<Table, number[]>(
+    (Object.keys(COLS) as Table[]).map((t) => [t, COLS[t].split(", ").flatMap((c, i) => (/_at$/.test(c) ? [i] : []))]),
+  );
+
   async add(table: Table, row: unknown[]): Promise<void> {
+    for (const i of this.timeCols.get(table)!) if (typeof row[i] === "number") row[i] = Math.round(row[i] as number);
     let buf = this.buffers.get(table);
     if (!buf) this.buffers.set(table, (buf = []));
     buf.push(row);

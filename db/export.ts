@@ -4,6 +4,8 @@ import type { InValue } from "@libsql/client";
 import type { Db } from "./client";
 
 const PAGE = 1000;
+// Pages walk the table by rowid (NOT INDEXED): left to itself the planner picks a run_id
+// index and sorts the whole run for every page, which makes an export quadratic.
 
 // ToolOrchestra's analysis scripts read these per-response keys (analyze_tool_latency.py).
 const TOOLORCHESTRA_KEYS: Record<string, Record<string, string>> = {
@@ -28,11 +30,11 @@ async function rows(db: Db, sql: string, args: InValue[]): Promise<Record<string
 }
 
 /** One object per task in the shape of ToolOrchestra's per-task JSON files. */
-export async function exportToolOrchestra({ db, runId, onTask }: { db: Db; runId: number; onTask: (t: ToolOrchestraTask) => Promise<void> | void }): Promise<number> {
+export async function exportToolOrchestra({ db, runId, onTask, pageSize = PAGE }: { db: Db; runId: number; onTask: (t: ToolOrchestraTask) => Promise<void> | void; pageSize?: number }): Promise<number> {
   let last = 0;
   let n = 0;
   for (;;) {
-    const tasks = await rows(db, "SELECT id, external_id, input, status, correct, prediction, attempt, error_class FROM tasks WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", [runId, last, PAGE]);
+    const tasks = await rows(db, "SELECT id, external_id, input, status, correct, prediction, attempt, error_class FROM tasks NOT INDEXED WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", [runId, last, pageSize]);
     if (tasks.length === 0) return n;
     last = Number(tasks[tasks.length - 1].id);
     const ids = tasks.map((t) => Number(t.id));
@@ -85,7 +87,7 @@ export const RESULT_COLUMNS = ["id", "status", "correct", "prediction", "attempt
 export const LATENCY_COLUMNS = ["run_id", "task_id", "external_id", "attempt", "step", "tool", "model", "component", "ms", "retries", "backend", "endpoint", "status", "call_status", "started_at"] as const;
 
 /** One row per task (results). */
-export async function exportResults({ db, runId, onRow }: { db: Db; runId: number; onRow: (r: Record<string, unknown>) => Promise<void> | void }): Promise<number> {
+export async function exportResults({ db, runId, onRow, pageSize = PAGE }: { db: Db; runId: number; onRow: (r: Record<string, unknown>) => Promise<void> | void; pageSize?: number }): Promise<number> {
   let last = 0;
   let n = 0;
   for (;;) {
@@ -94,8 +96,8 @@ export async function exportResults({ db, runId, onRow }: { db: Db; runId: numbe
       `SELECT t.id AS task_id, t.external_id AS id, t.status, t.correct, t.prediction, t.attempt,
          (SELECT count(*) FROM tool_calls c WHERE c.task_id = t.id AND c.attempt = t.attempt) AS steps,
          t.error_class, t.error_message, t.started_at, t.finished_at
-       FROM tasks t WHERE t.run_id = ? AND t.id > ? ORDER BY t.id LIMIT ?`,
-      [runId, last, PAGE],
+       FROM tasks t NOT INDEXED WHERE t.run_id = ? AND t.id > ? ORDER BY t.id LIMIT ?`,
+      [runId, last, pageSize],
     );
     if (page.length === 0) return n;
     last = Number(page[page.length - 1].task_id);
@@ -107,7 +109,7 @@ export async function exportResults({ db, runId, onRow }: { db: Db; runId: numbe
 }
 
 /** One row per latency component (the tool_latency view), in id order. */
-export async function exportLatency({ db, runId, onRow }: { db: Db; runId: number; onRow: (r: Record<string, unknown>) => Promise<void> | void }): Promise<number> {
+export async function exportLatency({ db, runId, onRow, pageSize = PAGE * 5 }: { db: Db; runId: number; onRow: (r: Record<string, unknown>) => Promise<void> | void; pageSize?: number }): Promise<number> {
   let last = 0;
   let n = 0;
   for (;;) {
@@ -115,10 +117,10 @@ export async function exportLatency({ db, runId, onRow }: { db: Db; runId: numbe
       db,
       `SELECT lc.id AS _id, lc.run_id, lc.task_id, t.external_id, lc.attempt, lc.step, lc.tool, lc.model, lc.component, lc.ms,
          lc.retries, lc.backend, lc.endpoint, lc.status, tc.status AS call_status, lc.started_at
-       FROM latency_components lc LEFT JOIN tasks t ON t.id = lc.task_id
+       FROM latency_components lc NOT INDEXED LEFT JOIN tasks t ON t.id = lc.task_id
        LEFT JOIN tool_calls tc ON tc.task_id = lc.task_id AND tc.attempt = lc.attempt AND tc.step = lc.step
        WHERE lc.run_id = ? AND lc.id > ? ORDER BY lc.id LIMIT ?`,
-      [runId, last, PAGE * 5],
+      [runId, last, pageSize],
     );
     if (page.length === 0) return n;
     last = Number(page[page.length - 1]._id);
