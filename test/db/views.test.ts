@@ -11,8 +11,10 @@ import {
 import { binOf, summarize } from "../../db/analysis";
 import { closeDb, openDb, type Db } from "../../db/client";
 
-// The worked queries of the README section, read from the doc itself so the two cannot drift.
-const DOC = readFileSync(resolve(import.meta.dir, "../../docs/asking-the-database.md"), "utf8");
+// The worked queries of the README's "Asking the database", read from the README itself so the
+// two cannot drift.
+const README = readFileSync(resolve(import.meta.dir, "../../README.md"), "utf8");
+const DOC = README.slice(README.indexOf("## Asking the database"), README.indexOf("## Benchmarks"));
 const QUERIES = new Map<string, { question: string; sql: string }>();
 for (const m of DOC.matchAll(/### \d+\. (.+)\n<!-- id: ([\w-]+) -->\n```sql\n([\s\S]*?)```/g)) QUERIES.set(m[2], { question: m[1], sql: m[3] });
 
@@ -24,7 +26,7 @@ async function q(sql: string, args: any[] = []): Promise<Record<string, any>[]> 
 }
 async function doc(id: string) {
   const found = QUERIES.get(id);
-  if (!found) throw new Error(`docs/asking-the-database.md has no query with id ${id}`);
+  if (!found) throw new Error(`README.md (Asking the database) has no query with id ${id}`);
   return q(found.sql);
 }
 

@@ -202,7 +202,7 @@ console.log(JSON.stringify({ ctx, end: ctx && (await readJobEndTime(ctx)), now: 
       server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.handle(req) });
       base = `http://127.0.0.1:${server.port}`;
       sim = await startSimCluster({ latency: { ttftMs: 100, perTokenMs: 1 } });
-      // As docs/cluster-run.md does it: the ToolOrchestra model config into the registry.
+      // As the README's "Running on a cluster" does it: the ToolOrchestra model config into the registry.
       const imported = await api("POST", "/v1/endpoints/import", sim.config);
       expect(imported.endpoints.length).toBe(sim.replicas.length);
     }, 60_000);
