@@ -1,8 +1,9 @@
 #!/usr/bin/env bun
 // Generates sim/data/corpus.jsonl, the retrieval simulator's passages: deterministic (same
 // output on every run), a few thousand short Wikipedia-style passages. Entities and answers
-// come from the FRAMES sample in sim/data/frames-sample.jsonl, so searches built from FRAMES
-// questions find related passages; the rest is seeded filler so ranking has competition.
+// come from the first questions of the FRAMES sample in data/frames-sample.jsonl, so searches
+// built from FRAMES questions find related passages; the rest is seeded filler so ranking has
+// competition.
 //
 //   bun sim/make-corpus.ts            # rewrites sim/data/corpus.jsonl
 //   bun sim/make-corpus.ts --check    # exits 1 if the committed file differs
@@ -13,6 +14,9 @@ import { createRng, pickOne } from "./rng";
 export type Passage = { id: string; title: string; text: string };
 
 const DATA = join(import.meta.dir, "data");
+export const FRAMES_SAMPLE = join(import.meta.dir, "../data/frames-sample.jsonl");
+// The committed corpus was generated from these many sample rows; more would change it.
+const SEED_ROWS = 150;
 const FILLER_PASSAGES = 2600;
 const SEED = 20240801;
 
@@ -89,16 +93,21 @@ export function makeCorpus(sample: { question: string; answer: string }[]): Pass
   return passages.map((p, i) => ({ id: String(i), ...p }));
 }
 
+/** The FRAMES rows the corpus is built from. */
+export function readCorpusSeed(path = FRAMES_SAMPLE): { question: string; answer: string }[] {
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .slice(0, SEED_ROWS)
+    .map((l) => JSON.parse(l) as { question: string; answer: string });
+}
+
 function render(passages: Passage[]): string {
   return passages.map((p) => JSON.stringify(p)).join("\n") + "\n";
 }
 
 if (import.meta.main) {
-  const sample = readFileSync(join(DATA, "frames-sample.jsonl"), "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as { question: string; answer: string });
-  const text = render(makeCorpus(sample));
+  const text = render(makeCorpus(readCorpusSeed()));
   const target = join(DATA, "corpus.jsonl");
   if (process.argv.includes("--check")) {
     const same = readFileSync(target, "utf8") === text;

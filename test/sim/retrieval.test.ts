@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import { DEFAULT_CORPUS, loadCorpus } from "../../sim/corpus";
-import { makeCorpus } from "../../sim/make-corpus";
+import { makeCorpus, readCorpusSeed } from "../../sim/make-corpus";
 import { type RetrievalSim, startRetrievalSim } from "../../sim/retrieval";
 import { fetchError, postJson, waitFor } from "./_helpers";
 
@@ -138,11 +137,7 @@ describe("retrieval simulator", () => {
 });
 
 test("the shipped corpus is exactly what sim/make-corpus.ts generates", () => {
-  const sample = readFileSync(new URL("../../sim/data/frames-sample.jsonl", import.meta.url), "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-  const generated = makeCorpus(sample);
+  const generated = makeCorpus(readCorpusSeed());
   const shipped = loadCorpus(DEFAULT_CORPUS);
   expect(shipped).toEqual(generated);
   expect(shipped.length).toBeGreaterThan(2000);

@@ -13,7 +13,7 @@ import { createApp } from "../../functions/index";
 import { type SimCluster, startSimCluster } from "../../sim/cluster";
 
 const REPO = resolve(import.meta.dir, "../..");
-const FRAMES = join(REPO, "sim/data/frames-sample.jsonl");
+const FRAMES = join(REPO, "data/frames-sample.jsonl");
 const TEMPLATE = join(REPO, "runner/sbatch/baton-runner.sbatch");
 
 function unsupportedReason(): string | null {
