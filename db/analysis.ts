@@ -17,13 +17,24 @@ export const LOG_BINS = [
   { label: "10-100s", loMs: 10000, hiMs: 100000 },
   { label: ">=100s", loMs: 100000, hiMs: null },
 ] as const;
-// Infrastructure classes known up front; a class the runner retried is infrastructure too
-// (see task_outcomes in the migration: keep the two lists equal).
-export const INFRA_ERROR_CLASSES = [
-  "endpoint_unreachable", "retrieval_unavailable", "lease_expired", "lease_lost", "connection_refused",
-  "connection_reset", "timeout", "deadline_exceeded", "http_5xx", "rate_limited", "server_error",
-  "stream_cut", "endpoint_misconfigured",
+// Whether a failed task failed on infrastructure is recorded by the runner (tasks.error_infra,
+// from its retryable verdict). Only rows without it (written before the column existed, or by
+// tools that insert tasks directly) fall back to these classes, or to a class the queue
+// already retried on an earlier attempt. Keep equal to the list in
+// migrations/0004_infra_views.sql (task_outcomes).
+export const INFRA_FALLBACK_CLASSES = [
+  // what the runner writes (runner/llm-client.ts retryable classes, runner_error, lease_expired)
+  "connection", "timeout", "http_408", "rate_limited", "server_error", "stream_error", "stream_cut",
+  "malformed_response", "deadline", "no_endpoint", "runner_error", "lease_expired",
+  // older and external spellings
+  "endpoint_unreachable", "retrieval_unavailable", "lease_lost", "connection_refused", "connection_reset",
+  "deadline_exceeded", "http_5xx", "endpoint_misconfigured",
 ];
+
+/** SQL truth value "task t failed on infrastructure" (binds INFRA_FALLBACK_CLASSES in order). */
+const INFRA_SQL = `coalesce(t.error_infra,
+  t.error_class IN (${INFRA_FALLBACK_CLASSES.map(() => "?").join(",")})
+  OR EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.outcome = 'retry' AND a.error_class = t.error_class))`;
 
 export type Percentiles = { p50: number | null; p80: number | null; p90: number | null; p95: number | null; p99: number | null };
 export type LatencyStats = Percentiles & {
@@ -266,10 +277,8 @@ export async function summarizeTasks({ db, runId }: { db: Db; runId: number }): 
     rows(db, "SELECT status, count(*) AS n, sum(correct = 1) AS correct FROM tasks WHERE run_id = ? GROUP BY status", [runId]),
     rows(
       db,
-      `SELECT count(*) AS n FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND (
-         t.error_class IN (${INFRA_ERROR_CLASSES.map(() => "?").join(",")})
-         OR EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.outcome = 'retry' AND a.error_class = t.error_class))`,
-      [runId, ...INFRA_ERROR_CLASSES],
+      `SELECT count(*) AS n FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND ${INFRA_SQL}`,
+      [runId, ...INFRA_FALLBACK_CLASSES],
     ),
   ]);
   const s: TaskSummary = { total: 0, queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, correct: 0, infraFailed: Number(infra[0]?.n ?? 0), accuracy: null, accuracyExcludingInfra: null };
@@ -488,10 +497,9 @@ export async function listFailedTasks({ db, runId, limit = 200 }: { db: Db; runI
   const r = await rows(
     db,
     `SELECT t.id, t.external_id, t.status, t.attempt, t.error_class, t.error_message,
-       (t.error_class IN (${INFRA_ERROR_CLASSES.map(() => "?").join(",")})
-        OR EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.outcome = 'retry' AND a.error_class = t.error_class)) AS infra
+       ${INFRA_SQL} AS infra
      FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' ORDER BY t.id LIMIT ?`,
-    [...INFRA_ERROR_CLASSES, runId, limit],
+    [...INFRA_FALLBACK_CLASSES, runId, limit],
   );
   return r.map((x) => ({ taskId: Number(x.id), externalId: x.external_id, status: x.status, attempt: Number(x.attempt), errorClass: x.error_class ?? null, errorMessage: x.error_message ?? null, infra: Boolean(x.infra) }));
 }
@@ -512,10 +520,9 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
     rows(
       db,
       `SELECT coalesce(t.error_class, 'unknown') AS error_class, count(*) AS n,
-         max(t.error_class IN (${INFRA_ERROR_CLASSES.map(() => "?").join(",")})
-           OR EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.outcome = 'retry' AND a.error_class = t.error_class)) AS infra
+         max(${INFRA_SQL}) AS infra
        FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' GROUP BY 1 ORDER BY n DESC`,
-      [...INFRA_ERROR_CLASSES, runId],
+      [...INFRA_FALLBACK_CLASSES, runId],
     ),
     rows(
       db,

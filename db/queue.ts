@@ -119,12 +119,36 @@ export async function claimTasks({
 export async function expireExhaustedLeases({ db, runId }: { db: Db; runId?: number | null }): Promise<number> {
   const runFilter = runId != null ? sql`AND run_id = ${runId}` : sql``;
   const res = await db.run(sql`
-    UPDATE tasks SET status = 'failed', error_class = 'lease_expired',
+    UPDATE tasks SET status = 'failed', error_class = 'lease_expired', error_infra = 1,
       error_message = 'lease expired on the last attempt (runner died or stalled)',
       lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
       finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
     WHERE status = 'running' AND lease_expires_at < ${dbNowMs} AND attempt >= max_attempts ${runFilter}`);
   return Number((res as any).rowsAffected ?? 0);
+}
+
+/**
+ * Tasks not finished yet: queued (waiting, or in backoff) and running (maybe held by a
+ * runner that died: its lease expires and the task is claimed again). Both zero means
+ * nothing is left to do for `runId` (or for every run not canceled). `--exit-when-idle`
+ * asks this instead of "did my claim come back empty?".
+ */
+export async function countOpenTasks({
+  db,
+  runId,
+}: {
+  db: Db;
+  runId?: number | null;
+}): Promise<{ queued: number; running: number }> {
+  const runFilter = runId != null ? sql`AND t.run_id = ${runId}` : sql``;
+  const res = await db.run(sql`
+    SELECT t.status, count(*) AS n FROM tasks t
+    WHERE t.status IN ('queued', 'running') ${runFilter}
+      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.canceled_at IS NOT NULL)
+    GROUP BY t.status`);
+  const out = { queued: 0, running: 0 };
+  for (const r of rowsOf(res)) out[r.status as "queued" | "running"] = Number(r.n);
+  return out;
 }
 
 /**
@@ -182,7 +206,7 @@ export async function completeTask({
   const res = await db.run(sql`
     UPDATE tasks SET status = 'succeeded', result = ${JSON.stringify(result)},
       prediction = ${prediction}, correct = ${correct},
-      error_class = NULL, error_message = NULL,
+      error_class = NULL, error_message = NULL, error_infra = NULL,
       lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
       finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
     WHERE id = ${taskId} AND lease_token = ${leaseToken} AND status = 'running'`);
@@ -209,7 +233,7 @@ export async function completeTasks({
   });
   const res = await db.run(sql`
     UPDATE tasks SET status = 'succeeded', result = v.result, prediction = v.prediction, correct = v.correct,
-      error_class = NULL, error_message = NULL,
+      error_class = NULL, error_message = NULL, error_infra = NULL,
       lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
       finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
     FROM (SELECT column1 AS id, column2 AS token, column3 AS result, column4 AS prediction, column5 AS correct
@@ -223,7 +247,8 @@ export async function completeTasks({
 /**
  * Fenced failure. Retryable (infrastructure) failures go back to the queue with
  * exponential backoff and jitter while attempts remain; the rest, and the last attempt,
- * fail the task with its class. The backoff is computed in SQL from the task's own
+ * fail the task with its class. `retryable` is also stored as error_infra: the runner's
+ * verdict is what "accuracy excluding infrastructure failures" counts. The backoff is computed in SQL from the task's own
  * attempt count so the decision and the write are one statement.
  */
 export async function failTask({
@@ -258,7 +283,7 @@ export async function failTask({
         ELSE available_at END,
       finished_at = CASE WHEN ${retry} = 1 AND attempt < max_attempts THEN NULL ELSE ${dbNowMs} END,
       result = coalesce(${result == null ? null : JSON.stringify(result)}, result),
-      error_class = ${errorClass}, error_message = ${message},
+      error_class = ${errorClass}, error_message = ${message}, error_infra = ${retry},
       lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
       updated_at = ${dbNowMs}
     WHERE id = ${taskId} AND lease_token = ${leaseToken} AND status = 'running'
@@ -295,7 +320,7 @@ export async function cancelRun({ db, runId }: { db: Db; runId: number }): Promi
   const [runRes, taskRes] = await db.batch([
     db.run(sql`UPDATE runs SET canceled_at = coalesce(canceled_at, ${dbNowMs}) WHERE id = ${runId} RETURNING id`),
     db.run(sql`
-      UPDATE tasks SET status = 'canceled', error_class = 'canceled', error_message = 'run canceled',
+      UPDATE tasks SET status = 'canceled', error_class = 'canceled', error_message = 'run canceled', error_infra = NULL,
         lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
         finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
       WHERE run_id = ${runId} AND status IN ('queued', 'running')`),
@@ -329,7 +354,7 @@ export async function requeueTasks({
     ),
     db.run(sql`
       UPDATE tasks SET status = 'queued', attempt = 0, available_at = ${dbNowMs},
-        error_class = NULL, error_message = NULL, result = NULL, prediction = NULL, correct = NULL,
+        error_class = NULL, error_message = NULL, error_infra = NULL, result = NULL, prediction = NULL, correct = NULL,
         finished_at = NULL, updated_at = ${dbNowMs}
       WHERE run_id = ${runId} AND status IN (${sql.join(statuses, sql`, `)}) ${classFilter}`),
   ]);

@@ -1,6 +1,6 @@
 // Latency rows written by runners as they happen. Inserts ignore rows already present
-// (unique per task/attempt/step[/component]) so a batch re-sent after a timeout never
-// counts twice.
+// (tool calls unique per task/attempt/step, components per .../component, LLM calls per
+// .../role/http_attempt) so a batch re-sent after a lost reply never counts twice.
 import type { Db } from "./client";
 import { latencyComponents, llmCalls, toolCalls } from "./schema";
 
@@ -28,10 +28,9 @@ export async function recordRows({ db, rows }: { db: Db; rows: RowBatch }): Prom
   for (const c of chunks(rows.toolCalls ?? [])) statements.push(db.insert(toolCalls).values(c).onConflictDoNothing());
   for (const c of chunks(rows.components ?? []))
     statements.push(db.insert(latencyComponents).values(c).onConflictDoNothing());
-  for (const c of chunks(rows.llmCalls ?? [])) statements.push(db.insert(llmCalls).values(c));
+  for (const c of chunks(rows.llmCalls ?? [])) statements.push(db.insert(llmCalls).values(c).onConflictDoNothing());
   if (statements.length === 0) return { written: 0 };
-  await db.batch(statements as [any, ...any[]]);
-  return {
-    written: (rows.toolCalls?.length ?? 0) + (rows.components?.length ?? 0) + (rows.llmCalls?.length ?? 0),
-  };
+  const results = await db.batch(statements as [any, ...any[]]);
+  // rows actually inserted: a re-sent batch answers 0
+  return { written: results.reduce((n: number, r: any) => n + Number(r?.rowsAffected ?? 0), 0) };
 }

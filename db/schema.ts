@@ -56,6 +56,12 @@ export const tasks = sqliteTable(
     correct: integer("correct", { mode: "boolean" }),
     errorClass: text("error_class"),
     errorMessage: text("error_message"),
+    // Whether the last failure was the infrastructure's (an endpoint down after its retries,
+    // a lost lease) rather than the model's or the data's: set by the fenced failure from the
+    // runner's own retryable verdict, so "accuracy excluding infrastructure failures" never
+    // has to guess from class names. NULL when the task has not failed (or on rows written
+    // before the column existed: the views then fall back to the class list).
+    errorInfra: integer("error_infra", { mode: "boolean" }),
     // What the holder is doing right now ({ step, tool, component, endpoint, since }),
     // refreshed with each heartbeat: answers "why has this run stopped moving?".
     progress: text("progress", { mode: "json" }).$type<TaskProgress>(),
@@ -224,7 +230,10 @@ export const llmCalls = sqliteTable(
   (t) => [
     index("llm_calls_run_role_idx").on(t.runId, t.role),
     index("llm_calls_endpoint_idx").on(t.endpoint),
-    index("llm_calls_task_idx").on(t.taskId, t.attempt, t.step),
+    // One call per role in a step (orchestrator, query_llm, expert_llm, judge) and one row
+    // per HTTP try of it: unique, so a batch re-sent after a lost reply is ignored instead
+    // of counted twice. Rows outside a task (null task_id) never collide: NULLs are distinct.
+    uniqueIndex("llm_calls_attempt_key_idx").on(t.taskId, t.attempt, t.step, t.role, t.httpAttempt),
   ],
 );
 

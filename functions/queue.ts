@@ -7,6 +7,7 @@ import {
   claimTasks,
   completeTask,
   completeTasks,
+  countOpenTasks,
   failTask,
   heartbeatLeases,
   registerRunner,
@@ -103,6 +104,12 @@ export const FailOutput = v.object({ outcome: v.picklist(["retry", "failed", "lo
 
 export const ReleaseInput = v.object({ runnerId: Id, tokens: v.pipe(v.array(Token), v.maxLength(10_000)) });
 export type ReleaseInput = v.InferOutput<typeof ReleaseInput>;
+
+export const OpenQuery = v.object({
+  runId: v.optional(v.pipe(v.string(), v.regex(/^[1-9][0-9]{0,15}$/, "expected a run id (a positive integer)"), v.transform(Number))),
+});
+export type OpenQuery = v.InferOutput<typeof OpenQuery>;
+export const OpenOutput = v.object({ queued: v.number(), running: v.number() });
 
 const Rows = v.optional(v.array(v.record(v.string(), v.unknown())));
 export const RowBatchInput = v.object({ toolCalls: Rows, components: Rows, llmCalls: Rows });
@@ -213,6 +220,11 @@ export const queueRoutes = (deps: AppDeps) =>
       body: ReleaseInput,
       response: { 200: v.object({ released: v.number() }), ...errors },
       detail: { summary: "Give leased tasks back without charging an attempt" },
+    })
+    .get("/open", ({ query }) => countOpenTasks({ db: deps.db, runId: query.runId ?? null }), {
+      query: OpenQuery,
+      response: { 200: OpenOutput, ...errors },
+      detail: { summary: "Queued and running tasks of a run (or of every run not canceled): zero means nothing left to do" },
     })
     .post("/rows", ({ body }) => recordRows({ db: deps.db, rows: body as RowBatch }), {
       body: RowBatchInput,

@@ -5,6 +5,7 @@ import { closeDb } from "../db/client";
 import {
   claimTasks,
   completeTask,
+  countOpenTasks,
   completeTasks,
   failTask,
   heartbeatLeases,
@@ -54,6 +55,10 @@ export class DbQueue implements TaskQueue {
 
   release(opts: { runnerId: string; tokens: string[] }): Promise<number> {
     return releaseTasks({ db: this.db, ...opts });
+  }
+
+  countOpen(opts: { runId?: number | null }): Promise<{ queued: number; running: number }> {
+    return countOpenTasks({ db: this.db, runId: opts.runId });
   }
 
   async recordRows(rows: RowBatch): Promise<void> {

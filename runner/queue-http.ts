@@ -128,13 +128,21 @@ export class HttpQueue implements TaskQueue {
     return res.released;
   }
 
+  countOpen(opts: { runId?: number | null }): Promise<{ queued: number; running: number }> {
+    return this.request("GET", opts.runId != null ? `/v1/queue/open?runId=${opts.runId}` : "/v1/queue/open");
+  }
+
   async recordRows(rows: RowBatch): Promise<void> {
     await this.request("POST", "/v1/queue/rows", rows);
   }
 
   async listEndpoints(): Promise<EndpointRow[]> {
-    const res = await this.request<{ endpoints: EndpointRow[] }>("GET", "/v1/endpoints");
-    return res.endpoints;
+    // GET /v1/endpoints speaks the public API's snake_case; TaskQueue speaks db/ camelCase.
+    const res = await this.request<{ endpoints: { id: number; kind: string; name: string; base_url: string; enabled: boolean }[] }>(
+      "GET",
+      "/v1/endpoints",
+    );
+    return res.endpoints.map((e) => ({ id: e.id, kind: e.kind, name: e.name, baseUrl: e.base_url, enabled: e.enabled }));
   }
 
   async getRun(runId: number): Promise<RunInfo | null> {

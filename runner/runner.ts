@@ -26,9 +26,10 @@ export type RunnerOptions = {
   graceMs?: number;
   pollMs?: number;
   exitWhenIdle?: boolean;
-  // with exitWhenIdle: keep polling this long after the queue first looks empty (tasks in
-  // backoff, or held by a runner that may die, come back)
-  idleGraceMs?: number;
+  // with exitWhenIdle the runner stops once its run (or every run not canceled) has no
+  // queued and no running task; idleGraceMs optionally bounds how long it keeps polling
+  // without claiming anything while others still hold or wait on tasks (unbounded if null)
+  idleGraceMs?: number | null;
   // what one task may take; with the job's end time it decides whether to claim at all
   taskBudgetMs?: number | null;
   endsAt?: number | null;
@@ -84,8 +85,8 @@ export class Runner {
   readonly id: string;
   readonly stats: RunnerStats = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0, released: 0 };
   private readonly q: TaskQueue;
-  private readonly o: Required<Omit<RunnerOptions, "runId" | "taskBudgetMs" | "endsAt" | "slurm" | "protocolDeps" | "runnerId">> &
-    Pick<RunnerOptions, "runId" | "taskBudgetMs" | "endsAt" | "slurm" | "protocolDeps">;
+  private readonly o: Required<Omit<RunnerOptions, "runId" | "taskBudgetMs" | "endsAt" | "slurm" | "protocolDeps" | "runnerId" | "idleGraceMs">> &
+    Pick<RunnerOptions, "runId" | "taskBudgetMs" | "endsAt" | "slurm" | "protocolDeps"> & { idleGraceMs: number | null };
   private readonly active = new Map<string, Active>();
   private readonly runs = new Map<number, Promise<RunContext>>();
   private readonly durations: number[] = [];
@@ -107,7 +108,7 @@ export class Runner {
       graceMs: options.graceMs ?? 30_000,
       pollMs: options.pollMs ?? 1_000,
       exitWhenIdle: options.exitWhenIdle ?? false,
-      idleGraceMs: options.idleGraceMs ?? 0,
+      idleGraceMs: options.idleGraceMs ?? null,
       taskBudgetMs: options.taskBudgetMs ?? null,
       endsAt: options.endsAt ?? null,
       slurm: options.slurm ?? null,
@@ -230,10 +231,24 @@ export class Runner {
           continue;
         }
       }
-      if (this.o.exitWhenIdle && this.active.size === 0) {
+      if (this.o.exitWhenIdle && this.active.size === 0 && free > 0) {
         idleSince ??= Date.now();
-        if (Date.now() - idleSince >= this.o.idleGraceMs) {
-          this.stop("idle: no claimable work");
+        // An empty claim is not "done": tasks in backoff, and tasks held by a runner that
+        // may have died (their lease expires, then they are claimable here), still need a
+        // runner. Only a run with nothing queued and nothing running is finished.
+        let open: { queued: number; running: number } | null = null;
+        try {
+          open = await this.q.countOpen({ runId: this.o.runId });
+        } catch (err) {
+          if (errors++ % 10 === 0) this.log(`counting open tasks failed (will retry): ${(err as Error).message}`);
+        }
+        if (open && open.queued + open.running === 0) {
+          this.stop("idle: nothing left to do");
+          break;
+        }
+        if (this.o.idleGraceMs != null && Date.now() - idleSince >= this.o.idleGraceMs) {
+          const left = open ? `${open.queued} queued and ${open.running} running elsewhere` : "open tasks unknown";
+          this.stop(`idle for ${this.o.idleGraceMs} ms (--idle-grace-ms) with ${left}`);
           break;
         }
       } else if (this.active.size > 0) idleSince = null;
@@ -275,8 +290,7 @@ export class Runner {
         if (!run) throw new Error(`run ${runId} not found`);
         const config = loadRunConfig({ benchmark: run.benchmark, config: run.config });
         const registry = new EndpointRegistry({
-          // GET /v1/endpoints answers snake_case (base_url); accept either spelling.
-          source: async () => (await this.q.listEndpoints()).map((r: any) => ({ ...r, baseUrl: r.baseUrl ?? r.base_url })),
+          source: () => this.q.listEndpoints(),
           refreshMs: this.o.endpointRefreshMs,
           fallback: staticEndpointsFrom(config.endpoints),
           pool: { coolDownMs: 2_000 },

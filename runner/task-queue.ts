@@ -36,6 +36,8 @@ export interface TaskQueue {
     result?: TaskResult | null;
   }): Promise<FailOutcome>;
   release(opts: { runnerId: string; tokens: string[] }): Promise<number>;
+  // queued + running tasks of the run (or of every run not canceled): zero = nothing left
+  countOpen(opts: { runId?: number | null }): Promise<{ queued: number; running: number }>;
   recordRows(rows: RowBatch): Promise<void>;
   listEndpoints(): Promise<EndpointRow[]>;
   getRun(runId: number): Promise<RunInfo | null>;

@@ -24,8 +24,11 @@ Options:
   --task-budget-ms N   expected time of one task; never claim one that cannot finish before the Slurm job ends
                        (default: the slowest observed so far)
   --poll-ms N          wait between empty claims (default 1000)
-  --exit-when-idle     stop when nothing is claimable (tests, demo, job arrays)
-  --idle-grace-ms N    with --exit-when-idle: keep polling this long first (default 0)
+  --exit-when-idle     stop when nothing is left to do: the run (--run) or every run not canceled has no queued
+                       and no running task. Tasks in backoff or held by another runner (which may die and lose
+                       its lease) keep it polling, so it takes over what a dead runner left (job arrays, demo)
+  --idle-grace-ms N    with --exit-when-idle: also stop after N ms of claiming nothing even though tasks are
+                       still queued or running elsewhere (default: no limit)
   --progress-ms N      progress line interval (default 10000)
   --runner-id ID       default host:pid:random
 
