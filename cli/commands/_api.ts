@@ -1,7 +1,14 @@
-// Shared HTTP client for CLI commands: server from --server or BATON_SERVER (default
-// http://127.0.0.1:3000), token from BATON_TOKEN (never printed). Errors carry the
-// server's error-shape message so the user sees what was wrong, not a status code.
+// What every CLI command shares: the HTTP client (server from --server or BATON_SERVER,
+// default http://127.0.0.1:3000; token from BATON_TOKEN, never printed), the error
+// convention (one line `baton <cmd>: message` on stderr; exit 1 on failure, 2 on a usage
+// error) and small formatting helpers. Server errors carry the server's code so the user
+// sees what was wrong, not a bare status.
+import { readFileSync } from "node:fs";
+
 export const DEFAULT_SERVER = "http://127.0.0.1:3000";
+
+/** The --server line every command that talks to the server prints in its --help. */
+export const SERVER_OPTION = `--server URL   Baton server (default $BATON_SERVER or ${DEFAULT_SERVER}); token from $BATON_TOKEN`;
 
 export class CliError extends Error {
   constructor(
@@ -10,6 +17,11 @@ export class CliError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A bad command line: exit code 2. */
+export function usageError(message: string): CliError {
+  return new CliError(message, 2);
 }
 
 export type Api = {
@@ -56,21 +68,51 @@ export function createApi({ server, token = process.env.BATON_TOKEN ?? null }: {
   };
 }
 
-/** Runs a command body, printing a CliError's message instead of a stack. */
+/**
+ * Runs a command body and turns what it throws into one line on stderr and an exit code:
+ * CliError keeps its code, a parseArgs error (unknown flag, ...) is a usage error (2), and
+ * anything else is a failure (1) shown by its message rather than a stack.
+ */
 export async function runCli(body: () => Promise<number>, name: string): Promise<number> {
   try {
     return await body();
   } catch (err) {
+    const e = err as any;
     if (err instanceof CliError) {
-      console.error(`baton ${name}: ${err.message}`);
+      const hint = err.exitCode === 2 ? ` (see 'bun run baton ${name} --help')` : "";
+      console.error(`baton ${name}: ${err.message}${hint}`);
       return err.exitCode;
     }
-    if ((err as any)?.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || (err as any)?.code?.startsWith?.("ERR_PARSE_ARGS")) {
-      console.error(`baton ${name}: ${(err as Error).message} (see --help)`);
+    if (String(e?.code ?? "").startsWith("ERR_PARSE_ARGS")) {
+      console.error(`baton ${name}: ${e.message} (see 'bun run baton ${name} --help')`);
       return 2;
     }
-    throw err;
+    // Drizzle wraps driver errors; the driver's message says what went wrong without the SQL.
+    const message = e?.name === "DrizzleQueryError" ? (e.cause?.message ?? e.message) : (e?.message ?? String(err));
+    console.error(`baton ${name}: ${String(message).split("\n")[0]}`);
+    return 1;
   }
+}
+
+/** A JSON file the user named; `what` says which argument it came from. */
+export function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new CliError(`${what}: cannot read ${path}: ${(err as any)?.code === "ENOENT" ? "no such file" : (err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`${what}: ${path} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/** Plain left-aligned columns, two spaces apart (lists of runs, endpoints, tasks). */
+export function formatColumns(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n");
 }
 
 export function formatDuration(ms: number | null | undefined): string {
@@ -89,4 +131,10 @@ export function formatPct(x: number | null | undefined): string {
 
 export function encodeRef(ref: string): string {
   return encodeURIComponent(ref);
+}
+
+/** The one RUN (id or name) most commands take as their positional argument. */
+export function oneRun(positionals: string[]): string {
+  if (positionals.length !== 1) throw usageError(`expected one RUN (id or name), got ${positionals.length}`);
+  return positionals[0];
 }

@@ -1,9 +1,13 @@
 import { parseArgs } from "node:util";
-import { CliError, createApi, encodeRef, runCli } from "./_api";
+import { createApi, encodeRef, oneRun, runCli, SERVER_OPTION } from "./_api";
 
 export const describe = "cancel a run: its queued and running tasks become canceled";
 
 const USAGE = `Usage: bun run baton cancel RUN [--server URL]
+
+RUN is the run id or its name (when unique).
+
+  ${SERVER_OPTION}
 
 Runners holding its tasks see their leases lost at the next heartbeat and stop.
 Undo with: bun run baton requeue RUN --canceled`;
@@ -19,11 +23,8 @@ export async function run(argv: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
-    if (!positionals[0]) throw new CliError(`missing RUN\n${USAGE}`, 2);
-    const res = await createApi({ server: values.server }).call<{ id: number; canceled: number }>(
-      "POST",
-      `/v1/runs/${encodeRef(positionals[0])}/cancel`,
-    );
+    const ref = oneRun(positionals);
+    const res = await createApi({ server: values.server }).call<{ id: number; canceled: number }>("POST", `/v1/runs/${encodeRef(ref)}/cancel`);
     console.log(`run ${res.id}: ${res.canceled} tasks canceled`);
     return 0;
   }, "cancel");

@@ -7,11 +7,21 @@ import { parseArgs } from "node:util";
 import { findRun } from "../../db/analysis";
 import { closeDb, openDb } from "../../db/client";
 import { csvField, exportLatency, exportResults, exportToolOrchestra, LATENCY_COLUMNS, RESULT_COLUMNS } from "../../db/export";
+import { CliError, runCli, usageError } from "./_api";
 
 export const describe = "Export a run: per-task ToolOrchestra JSON files, or results/latency rows as JSONL/CSV";
 
-const USAGE = `usage: baton export RUN --format toolorchestra DIR [--db URL]
-       baton export RUN --format jsonl|csv [--what results|latency] [--out FILE] [--db URL]`;
+const USAGE = `Usage: bun run baton export RUN --format toolorchestra DIR [--db URL]
+       bun run baton export RUN --format jsonl|csv [--what results|latency] [--out FILE] [--db URL]
+
+RUN is the run id or its name.
+
+  --format F     toolorchestra: one JSON file per task in DIR, the shape ToolOrchestra's
+                 analysis scripts read; jsonl or csv: one row per task or per latency component
+  --what W       with jsonl/csv: results (one row per task, default) or latency (one row per
+                 tool-call component)
+  --out FILE     with jsonl/csv: write FILE (atomically) instead of stdout
+  --db URL       the database (default $DATABASE_URL or ./baton.db)`;
 
 // A file name from a dataset id: path separators and oddities become '_'.
 export function safeFileName(id: string): string {
@@ -51,9 +61,8 @@ function openWriter(path: string | undefined): Writer {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  return runCli(async () => {
+    const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
       options: {
@@ -64,65 +73,51 @@ export async function run(argv: string[]): Promise<number> {
         help: { type: "boolean", short: "h" },
       },
     });
-  } catch (err) {
-    console.error(`baton export: ${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const format = values.format;
-  if (!format || !["toolorchestra", "jsonl", "csv"].includes(format)) {
-    console.error(`baton export: --format: expected toolorchestra, jsonl or csv, got ${JSON.stringify(format ?? "")}\n${USAGE}`);
-    return 2;
-  }
-  if (!["results", "latency"].includes(values.what!)) {
-    console.error(`baton export: --what: expected results or latency, got ${JSON.stringify(values.what)}`);
-    return 2;
-  }
-  const expected = format === "toolorchestra" ? 2 : 1;
-  if (positionals.length !== expected) {
-    console.error(`baton export: expected ${format === "toolorchestra" ? "RUN and DIR" : "RUN"}\n${USAGE}`);
-    return 2;
-  }
-  const db = await openDb({ url: values.db });
-  try {
-    const found = await findRun({ db, run: positionals[0] });
-    if (!found) {
-      console.error(`baton export: no run with id or name ${JSON.stringify(positionals[0])}`);
-      return 1;
-    }
-    if (format === "toolorchestra") {
-      const dir = positionals[1];
-      mkdirSync(dir, { recursive: true });
-      // two ids that map to one file name (a/b and a_b) must not overwrite each other
-      const used = new Set<string>();
-      const n = await exportToolOrchestra({
-        db,
-        runId: found.id,
-        onTask: (t) => {
-          let name = safeFileName(t.id);
-          for (let i = 2; used.has(name); i++) name = `${safeFileName(t.id)}~${i}`;
-          used.add(name);
-          const path = join(dir, `${name}.json`);
-          writeFileSync(`${path}.partial`, JSON.stringify(t, null, 2));
-          renameSync(`${path}.partial`, path);
-        },
-      });
-      console.error(`baton export: wrote ${n} task files to ${dir}`);
+    if (values.help) {
+      console.log(USAGE);
       return 0;
     }
-    const w = openWriter(values.out);
-    const columns = values.what === "latency" ? LATENCY_COLUMNS : RESULT_COLUMNS;
-    if (format === "csv") await w.write(columns.join(",") + "\n");
-    const onRow = (r: Record<string, unknown>) => w.write(format === "csv" ? columns.map((c) => csvField(r[c])).join(",") + "\n" : JSON.stringify(r) + "\n");
-    const n = values.what === "latency" ? await exportLatency({ db, runId: found.id, onRow }) : await exportResults({ db, runId: found.id, onRow });
-    await w.close();
-    if (values.out && values.out !== "-") console.error(`baton export: wrote ${n} rows to ${values.out}`);
-    return 0;
-  } finally {
-    closeDb(db);
-  }
+    const format = values.format;
+    if (!format || !["toolorchestra", "jsonl", "csv"].includes(format))
+      throw usageError(`--format: expected toolorchestra, jsonl or csv, got ${JSON.stringify(format ?? "")}`);
+    if (!["results", "latency"].includes(values.what!)) throw usageError(`--what: expected results or latency, got ${JSON.stringify(values.what)}`);
+    const expected = format === "toolorchestra" ? 2 : 1;
+    if (positionals.length !== expected)
+      throw usageError(`expected ${format === "toolorchestra" ? "RUN and DIR" : "RUN"}, got ${positionals.length} argument(s)`);
+    const db = await openDb({ url: values.db });
+    try {
+      const found = await findRun({ db, run: positionals[0] });
+      if (!found) throw new CliError(`no run with id or name ${JSON.stringify(positionals[0])}`);
+      if (format === "toolorchestra") {
+        const dir = positionals[1];
+        mkdirSync(dir, { recursive: true });
+        // two ids that map to one file name (a/b and a_b) must not overwrite each other
+        const used = new Set<string>();
+        const n = await exportToolOrchestra({
+          db,
+          runId: found.id,
+          onTask: (t) => {
+            let name = safeFileName(t.id);
+            for (let i = 2; used.has(name); i++) name = `${safeFileName(t.id)}~${i}`;
+            used.add(name);
+            const path = join(dir, `${name}.json`);
+            writeFileSync(`${path}.partial`, JSON.stringify(t, null, 2));
+            renameSync(`${path}.partial`, path);
+          },
+        });
+        console.error(`baton export: wrote ${n} task files to ${dir}`);
+        return 0;
+      }
+      const w = openWriter(values.out);
+      const columns = values.what === "latency" ? LATENCY_COLUMNS : RESULT_COLUMNS;
+      if (format === "csv") await w.write(columns.join(",") + "\n");
+      const onRow = (r: Record<string, unknown>) => w.write(format === "csv" ? columns.map((c) => csvField(r[c])).join(",") + "\n" : JSON.stringify(r) + "\n");
+      const n = values.what === "latency" ? await exportLatency({ db, runId: found.id, onRow }) : await exportResults({ db, runId: found.id, onRow });
+      await w.close();
+      if (values.out && values.out !== "-") console.error(`baton export: wrote ${n} rows to ${values.out}`);
+      return 0;
+    } finally {
+      closeDb(db);
+    }
+  }, "export");
 }

@@ -1,13 +1,15 @@
 // `baton inflight <run>`: what each running task is doing and for how long.
 import { parseArgs } from "node:util";
 import type { InflightList } from "../../functions/inflight";
-import { CliError, createApi, runCli } from "./_api";
+import { createApi, encodeRef, formatColumns, oneRun, runCli, SERVER_OPTION } from "./_api";
 
 export const describe = "list a run's running tasks: runner, step, the call each waits on and for how long";
 
-const USAGE = `Usage: bun run baton inflight <run id or name> [--server URL] [--json]
+const USAGE = `Usage: bun run baton inflight RUN [--server URL] [--json]
 
-  --server URL   Baton server (default $BATON_SERVER or http://127.0.0.1:3000)
+RUN is the run id or its name (when unique).
+
+  ${SERVER_OPTION}
   --json         print the raw JSON`;
 
 function ago(ms: number | null): string {
@@ -31,9 +33,7 @@ export function formatInflight(list: InflightList): string {
     t.endpoint ?? "-",
     ago(t.waiting_ms),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-  return [`run ${list.run_id}: ${list.tasks.length} task(s) running`, line(head), ...rows.map(line)].join("\n");
+  return `run ${list.run_id}: ${list.tasks.length} task(s) running\n${formatColumns(head, rows)}`;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -47,9 +47,8 @@ export async function run(argv: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
-    if (positionals.length !== 1) throw new CliError(`expected one run id or name\n\n${USAGE}`, 2);
-    const api = createApi({ server: values.server });
-    const list = await api.call<InflightList>("GET", `/v1/runs/${encodeURIComponent(positionals[0])}/inflight`);
+    const ref = oneRun(positionals);
+    const list = await createApi({ server: values.server }).call<InflightList>("GET", `/v1/runs/${encodeRef(ref)}/inflight`);
     console.log(values.json ? JSON.stringify(list, null, 2) : formatInflight(list));
     return 0;
   }, "inflight");

@@ -4,26 +4,30 @@
 import { parseArgs } from "node:util";
 import { buildReport, compareReports, findRun, type LatencyStats, type Report } from "../../db/analysis";
 import { closeDb, openDb } from "../../db/client";
-import { CliError, createApi } from "./_api";
+import { CliError, createApi, encodeRef, formatPct, oneRun, runCli, SERVER_OPTION, usageError } from "./_api";
 
 export const describe = "Latency and accuracy report of a run (tables, histograms; --json; --compare RUN2)";
 
-const USAGE = `usage: baton report RUN [--json] [--compare RUN2] [--db URL | --server URL] [--slowest N]
-  RUN        run id or name
-  --db       database URL or path (default DATABASE_URL or ./baton.db); read-only
-  --server   ask a Baton server instead (or set BATON_SERVER); token from BATON_TOKEN
-  --compare  a second run shown side by side, with ratios second/first
-  --json     print the report (or comparison) as JSON`;
+const USAGE = `Usage: bun run baton report RUN [--json] [--compare RUN2] [--db URL | --server URL] [--slowest N]
+
+RUN is the run id or its name.
+
+  --db URL       read this database directly (default $DATABASE_URL or ./baton.db)
+  ${SERVER_OPTION}
+                 (used instead of the database when given, or when only BATON_SERVER is set)
+  --compare RUN2 a second run shown side by side, with ratios second/first
+  --slowest N    slowest calls to include (default 20)
+  --json         print the report (or comparison) as JSON`;
 
 async function loadReport(run: string, opts: { db?: string; server?: string; slowest: number }): Promise<Report> {
   if (opts.server || (!opts.db && !process.env.DATABASE_URL && process.env.BATON_SERVER)) {
     const api = createApi({ server: opts.server });
-    return api.call<Report>("GET", `/v1/runs/${encodeURIComponent(run)}/report?slowest=${opts.slowest}`);
+    return api.call<Report>("GET", `/v1/runs/${encodeRef(run)}/report?slowest=${opts.slowest}`);
   }
   const db = await openDb({ url: opts.db, migrate: true });
   try {
     const found = await findRun({ db, run });
-    if (!found) throw new CliError(`baton report: no run with id or name ${JSON.stringify(run)}`);
+    if (!found) throw new CliError(`no run with id or name ${JSON.stringify(run)}`);
     return (await buildReport({ db, runId: found.id, slowest: opts.slowest }))!;
   } finally {
     closeDb(db);
@@ -32,7 +36,6 @@ async function loadReport(run: string, opts: { db?: string; server?: string; slo
 
 const fmtMs = (x: number | null | undefined) =>
   x == null ? "-" : x < 1000 ? `${x.toFixed(0)}ms` : x < 60_000 ? `${(x / 1000).toFixed(2)}s` : `${(x / 60_000).toFixed(1)}m`;
-const fmtPct = (x: number | null | undefined) => (x == null ? "-" : `${(100 * x).toFixed(1)}%`);
 const BLOCKS = " ▏▎▍▌▋▊▉█";
 
 export function bar(value: number, max: number, width: number): string {
@@ -58,10 +61,10 @@ export function renderReport(r: Report): string {
   const t = r.tasks;
   out.push(`Run ${r.run.id} · ${r.run.name} (${r.run.benchmark})`);
   out.push(`Tasks ${t.total}: ${t.succeeded} succeeded, ${t.failed} failed (${t.infraFailed} infrastructure), ${t.running} running, ${t.queued} queued, ${t.canceled} canceled`);
-  out.push(`Accuracy ${fmtPct(t.accuracy)} of all tasks (${t.correct}/${t.total}); ${fmtPct(t.accuracyExcludingInfra)} excluding infrastructure failures (${t.correct}/${t.total - t.infraFailed})`);
+  out.push(`Accuracy ${formatPct(t.accuracy)} of all tasks (${t.correct}/${t.total}); ${formatPct(t.accuracyExcludingInfra)} excluding infrastructure failures (${t.correct}/${t.total - t.infraFailed})`);
   out.push(`Steps per finished task: mean ${r.steps.mean?.toFixed(1) ?? "-"}, max ${r.steps.max ?? "-"}; invalid steps ${r.steps.invalid}`);
   out.push("");
-  const statRow = (name: string, s: LatencyStats) => [name, s.count, fmtMs(s.mean), fmtMs(s.p50), fmtMs(s.p80), fmtMs(s.p90), fmtMs(s.p95), fmtMs(s.p99), fmtMs(s.max), fmtPct(s.under5s)];
+  const statRow = (name: string, s: LatencyStats) => [name, s.count, fmtMs(s.mean), fmtMs(s.p50), fmtMs(s.p80), fmtMs(s.p90), fmtMs(s.p95), fmtMs(s.p99), fmtMs(s.max), formatPct(s.under5s)];
   const statHead = ["tool", "calls", "mean", "p50", "p80", "p90", "p95", "p99", "max", "<5s"];
   out.push("Latency per tool call");
   out.push(formatTable(statHead, [...r.tools.map((x) => statRow(x.tool, x)), statRow("all", r.all)]));
@@ -86,7 +89,7 @@ export function renderReport(r: Report): string {
   }
   out.push("");
   out.push("Endpoints");
-  out.push(formatTable(["endpoint", "role", "model/backend", "calls", "errors", "err%", "retries", "timeouts", "mean", "p50", "p95", "max"], r.endpoints.map((e) => [e.endpoint, e.role, e.name ?? "-", e.calls, e.errors, fmtPct(e.errorRate), e.retries, e.timeouts, fmtMs(e.mean), fmtMs(e.p50), fmtMs(e.p95), fmtMs(e.max)]), [0, 1, 2]));
+  out.push(formatTable(["endpoint", "role", "model/backend", "calls", "errors", "err%", "retries", "timeouts", "mean", "p50", "p95", "max"], r.endpoints.map((e) => [e.endpoint, e.role, e.name ?? "-", e.calls, e.errors, formatPct(e.errorRate), e.retries, e.timeouts, fmtMs(e.mean), fmtMs(e.p50), fmtMs(e.p95), fmtMs(e.max)]), [0, 1, 2]));
   out.push("");
   if (r.errors.byTaskClass.length) {
     out.push("Failed tasks by class");
@@ -109,9 +112,8 @@ export function renderReport(r: Report): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  return runCli(async () => {
+    const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
       options: {
@@ -123,33 +125,22 @@ export async function run(argv: string[]): Promise<number> {
         help: { type: "boolean", short: "h" },
       },
     });
-  } catch (err) {
-    console.error(`baton report: ${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    console.error(`baton report: expected one RUN (id or name), got ${positionals.length}\n${USAGE}`);
-    return 2;
-  }
-  const slowest = Number(values.slowest);
-  if (!Number.isInteger(slowest) || slowest < 1) {
-    console.error(`baton report: --slowest: expected a positive integer, got ${JSON.stringify(values.slowest)}`);
-    return 2;
-  }
-  try {
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    const ref = oneRun(positionals);
+    const slowest = Number(values.slowest);
+    if (!Number.isInteger(slowest) || slowest < 1) throw usageError(`--slowest: expected a positive integer, got ${JSON.stringify(values.slowest)}`);
+    if (values.server && values.db) throw usageError("--server and --db are exclusive");
     const opts = { db: values.db, server: values.server, slowest };
-    const a = await loadReport(positionals[0], opts);
+    const a = await loadReport(ref, opts);
     if (values.compare) {
       const b = await loadReport(values.compare, opts);
       const cmp = compareReports({ a, b });
       if (values.json) console.log(JSON.stringify(cmp, null, 2));
       else {
-        const f = (m: string, x: number | null) => (x == null ? "-" : m.endsWith("_ms") ? fmtMs(x) : m.startsWith("accuracy") || m === "under_5s" ? fmtPct(x) : Number.isInteger(x) ? String(x) : x.toFixed(2));
+        const f = (m: string, x: number | null) => (x == null ? "-" : m.endsWith("_ms") ? fmtMs(x) : m.startsWith("accuracy") || m === "under_5s" ? formatPct(x) : Number.isInteger(x) ? String(x) : x.toFixed(2));
         console.log(`Run ${a.run.id} (${a.run.name}) vs run ${b.run.id} (${b.run.name}); ratio = second / first`);
         console.log(formatTable(["section", "metric", `#${a.run.id}`, `#${b.run.id}`, "ratio"], cmp.rows.map((r) => [r.section, r.metric, f(r.metric, r.a), f(r.metric, r.b), r.ratio == null ? "-" : `${r.ratio.toFixed(2)}x`]), [0, 1]));
       }
@@ -157,8 +148,5 @@ export async function run(argv: string[]): Promise<number> {
     }
     console.log(values.json ? JSON.stringify(a, null, 2) : renderReport(a));
     return 0;
-  } catch (err) {
-    console.error(err instanceof CliError ? err.message : `baton report: ${(err as Error).message}`);
-    return 1;
-  }
+  }, "report");
 }

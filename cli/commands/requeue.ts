@@ -1,7 +1,7 @@
 // `baton requeue RUN [--failed] [--canceled] [--error-class C]`: put finished-but-unsuccessful
 // tasks back in the queue with a fresh attempt budget. Succeeded tasks are never re-run.
 import { parseArgs } from "node:util";
-import { CliError, createApi, encodeRef, runCli } from "./_api";
+import { createApi, encodeRef, oneRun, runCli, SERVER_OPTION } from "./_api";
 
 export const describe = "put a run's failed and/or canceled tasks back in the queue";
 
@@ -10,7 +10,8 @@ export function usage(name: string): string {
 
   --failed            requeue failed tasks (the default when neither flag is given)
   --canceled          requeue canceled tasks (and un-cancel the run)
-  --error-class C     only tasks that failed with this class (e.g. lease_expired, endpoint_unreachable)`;
+  --error-class C     only tasks that failed with this class (e.g. lease_expired, endpoint_unreachable)
+  ${SERVER_OPTION}`;
 }
 
 export async function requeueCommand(argv: string[], name: string): Promise<number> {
@@ -30,14 +31,14 @@ export async function requeueCommand(argv: string[], name: string): Promise<numb
       console.log(usage(name));
       return 0;
     }
-    if (!positionals[0]) throw new CliError(`missing RUN\n${usage(name)}`, 2);
+    const ref = oneRun(positionals);
     const statuses: ("failed" | "canceled")[] = [];
     if (values.failed) statuses.push("failed");
     if (values.canceled) statuses.push("canceled");
     if (statuses.length === 0) statuses.push("failed");
     const res = await createApi({ server: values.server }).call<{ id: number; requeued: number }>(
       "POST",
-      `/v1/runs/${encodeRef(positionals[0])}/requeue`,
+      `/v1/runs/${encodeRef(ref)}/requeue`,
       { json: { statuses, ...(values["error-class"] ? { error_class: values["error-class"] } : {}) } },
     );
     console.log(`run ${res.id}: ${res.requeued} tasks requeued (${statuses.join(", ")})`);

@@ -1,9 +1,12 @@
 import { parseArgs } from "node:util";
-import { createApi, runCli } from "./_api";
+import { createApi, formatColumns, runCli, SERVER_OPTION } from "./_api";
 
 export const describe = "list runs, newest first, with counts by status";
 
-const USAGE = `Usage: bun run baton runs [--json] [--server URL]`;
+const USAGE = `Usage: bun run baton runs [--json] [--server URL]
+
+  --json         print the list as JSON
+  ${SERVER_OPTION}`;
 
 type Item = {
   id: number;
@@ -47,8 +50,7 @@ export async function run(argv: string[]): Promise<number> {
       String(r.counts.canceled),
       new Date(r.created_at).toISOString().slice(0, 19).replace("T", " "),
     ]);
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    for (const r of [header, ...rows]) console.log(r.map((c, i) => c.padEnd(widths[i])).join("  "));
+    console.log(formatColumns(header, rows));
     return 0;
   }, "runs");
 }

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { isFileUrl, normalizeDatabaseUrl, openDb, DEFAULT_DATABASE_URL } from "../../db/client";
 import { createApp, OPENAPI_PATH } from "../../functions/index";
 import { DEFAULT_MAX_BODY_BYTES } from "../../functions/runs";
-import { CliError, runCli } from "./_api";
+import { runCli, usageError } from "./_api";
 
 export const describe = "start the HTTP API (runs, queue for remote runners, reports, UI)";
 
@@ -39,15 +39,14 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port: expected 0-65535, got ${values.port}`, 2);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port: expected 0-65535, got ${values.port}`);
     const maxMb = Number(values["max-body-mb"] ?? process.env.BATON_MAX_BODY_MB ?? DEFAULT_MAX_BODY_BYTES / 1024 / 1024);
-    if (!(maxMb > 0)) throw new CliError(`--max-body-mb: expected a positive number`, 2);
+    if (!(maxMb > 0)) throw usageError(`--max-body-mb: expected a positive number`);
     const token = process.env.BATON_TOKEN || null;
     const host = values.host!;
     if (!LOOPBACK.has(host) && !token && !values.insecure)
-      throw new CliError(
+      throw usageError(
         `refusing to listen on ${host} without a token: anyone who can reach it could submit or cancel runs. Set BATON_TOKEN (or pass --insecure).`,
-        2,
       );
     const url = normalizeDatabaseUrl(values.db ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL);
     const db = await openDb({ url });

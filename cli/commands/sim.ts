@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { startSimCluster, type SimClusterSpec } from "../../sim/cluster";
 import { FAULT_KINDS, type FaultKind, isFaultKind } from "../../sim/faults";
 import { EXPERT_MODELS, ORCHESTRATOR_MODEL } from "../../sim/models";
+import { CliError, readJsonFile, runCli, usageError } from "./_api";
 
 export const describe = "start simulated vLLM and retrieval replicas on loopback ports (for demos, tests, benchmarks)";
 
@@ -34,14 +35,12 @@ pointing at them, and runs until SIGINT/SIGTERM.
   --spec FILE.json          a JSON SimClusterSpec (sim/cluster.ts); flags override it
   --write-config FILE       also write the model config to FILE`;
 
-class UsageError extends Error {}
-
 function num(name: string, value: string | undefined, opts: { int?: boolean; min?: number; max?: number } = {}): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
     const range = [opts.min !== undefined ? `>= ${opts.min}` : "", opts.max !== undefined ? `<= ${opts.max}` : ""].filter(Boolean).join(" and ");
-    throw new UsageError(`--${name}: expected ${opts.int ? "an integer" : "a number"}${range ? ` ${range}` : ""}, got '${value}'`);
+    throw usageError(`--${name}: expected ${opts.int ? "an integer" : "a number"}${range ? ` ${range}` : ""}, got '${value}'`);
   }
   return n;
 }
@@ -51,7 +50,7 @@ export function readAnswers(path: string): Record<string, string> {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new UsageError(`--answers: cannot read ${path}: ${(err as Error).message}`);
+    throw usageError(`--answers: cannot read ${path}: ${(err as Error).message}`);
   }
   const answers: Record<string, string> = {};
   for (const [i, line] of text.split("\n").entries()) {
@@ -60,10 +59,10 @@ export function readAnswers(path: string): Record<string, string> {
     try {
       row = JSON.parse(line);
     } catch (err) {
-      throw new UsageError(`${path}:${i + 1}: not JSON (${(err as Error).message})`);
+      throw usageError(`${path}:${i + 1}: not JSON (${(err as Error).message})`);
     }
     if (typeof row?.question !== "string" || row.answer === undefined || row.answer === null) {
-      throw new UsageError(`${path}:${i + 1}: expected fields "question" (string) and "answer"`);
+      throw usageError(`${path}:${i + 1}: expected fields "question" (string) and "answer"`);
     }
     answers[row.question] = String(row.answer);
   }
@@ -101,12 +100,8 @@ export function specFromArgs(argv: string[]): { spec: SimClusterSpec; writeConfi
   });
   let spec: SimClusterSpec = {};
   if (values.spec) {
-    try {
-      spec = JSON.parse(readFileSync(values.spec, "utf8")) as SimClusterSpec;
-    } catch (err) {
-      throw new UsageError(`--spec: cannot read ${values.spec} as JSON: ${(err as Error).message}`);
-    }
-    if (!spec || typeof spec !== "object" || Array.isArray(spec)) throw new UsageError(`--spec: ${values.spec} must hold a JSON object`);
+    spec = readJsonFile(values.spec, "--spec") as SimClusterSpec;
+    if (!spec || typeof spec !== "object" || Array.isArray(spec)) throw usageError(`--spec: ${values.spec} must hold a JSON object`);
   }
   const set = <T>(v: T | undefined, apply: (v: T) => void) => v !== undefined && apply(v);
 
@@ -115,14 +110,14 @@ export function specFromArgs(argv: string[]): { spec: SimClusterSpec; writeConfi
   set(num("expert", values.expert, { int: true, min: 0 }), (n) => (spec.experts = { ...spec.experts, replicas: n }));
   set(values["expert-models"], (m) => {
     const models = m.split(",").map((s) => s.trim()).filter(Boolean);
-    if (models.length === 0) throw new UsageError("--expert-models: expected a comma-separated list of model names");
+    if (models.length === 0) throw usageError("--expert-models: expected a comma-separated list of model names");
     spec.experts = { ...spec.experts, models };
   });
   set(num("wiki-retrieval", values["wiki-retrieval"], { int: true, min: 0 }), (n) => (spec.retrieval = { ...spec.retrieval, wikiReplicas: n }));
   set(num("retrieval", values.retrieval, { int: true, min: 0 }), (n) => (spec.retrieval = { ...spec.retrieval, replicas: n }));
   set(num("retrieval-latency-ms", values["retrieval-latency-ms"], { min: 0 }), (ms) => (spec.retrieval = { ...spec.retrieval, latency: { ...spec.retrieval?.latency, ms } }));
   set(values.shape, (shape) => {
-    if (shape !== "list" && shape !== "wrapped") throw new UsageError(`--shape: expected list or wrapped, got '${shape}'`);
+    if (shape !== "list" && shape !== "wrapped") throw usageError(`--shape: expected list or wrapped, got '${shape}'`);
     spec.retrieval = { ...spec.retrieval, shape };
   });
   set(values.host, (h) => (spec.host = h));
@@ -138,45 +133,39 @@ export function specFromArgs(argv: string[]): { spec: SimClusterSpec; writeConfi
   set(num("max-num-seqs", values["max-num-seqs"], { int: true, min: 1 }), (n) => (spec.latency = { ...spec.latency, maxNumSeqs: n }));
   for (const f of values.fault ?? []) {
     const [kind, p] = f.split("=");
-    if (!kind || !isFaultKind(FAULT_KINDS, kind)) throw new UsageError(`--fault ${f}: unknown kind '${kind}' (expected one of ${FAULT_KINDS.join(", ")})`);
+    if (!kind || !isFaultKind(FAULT_KINDS, kind)) throw usageError(`--fault ${f}: unknown kind '${kind}' (expected one of ${FAULT_KINDS.join(", ")})`);
     const rate = num("fault", p, { min: 0, max: 1 });
-    if (rate === undefined) throw new UsageError(`--fault ${f}: expected KIND=PROBABILITY`);
+    if (rate === undefined) throw usageError(`--fault ${f}: expected KIND=PROBABILITY`);
     spec.faults = { ...spec.faults, rates: { ...spec.faults?.rates, [kind as FaultKind]: rate } };
   }
   return { spec, writeConfig: values["write-config"], help: values.help === true };
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof specFromArgs>;
-  try {
-    parsed = specFromArgs(argv);
-  } catch (err) {
-    // parseArgs throws TypeErrors with a clear message for unknown flags.
-    console.error(`baton sim: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (parsed.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  let cluster: Awaited<ReturnType<typeof startSimCluster>>;
-  try {
-    cluster = await startSimCluster(parsed.spec);
-  } catch (err) {
-    console.error(`baton sim: could not start the simulators: ${(err as Error).message}`);
-    return 1;
-  }
-  const text = JSON.stringify(cluster.config, null, 2);
-  if (parsed.writeConfig) writeFileSync(parsed.writeConfig, `${text}\n`);
-  console.log(text);
-  for (const r of cluster.replicas) console.error(`sim: ${r.kind.padEnd(14)} ${r.model.padEnd(36)} ${r.sim.url}`);
-  console.error(`sim: ${cluster.replicas.length} replicas up; admin: GET/POST <url>/admin/settings, GET <url>/admin/stats; Ctrl-C to stop`);
+  return runCli(async () => {
+    const parsed = specFromArgs(argv);
+    if (parsed.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    let cluster: Awaited<ReturnType<typeof startSimCluster>>;
+    try {
+      cluster = await startSimCluster(parsed.spec);
+    } catch (err) {
+      throw new CliError(`could not start the simulators: ${(err as Error).message}`);
+    }
+    const text = JSON.stringify(cluster.config, null, 2);
+    if (parsed.writeConfig) writeFileSync(parsed.writeConfig, `${text}\n`);
+    console.log(text);
+    for (const r of cluster.replicas) console.error(`sim: ${r.kind.padEnd(14)} ${r.model.padEnd(36)} ${r.sim.url}`);
+    console.error(`sim: ${cluster.replicas.length} replicas up; admin: GET/POST <url>/admin/settings, GET <url>/admin/stats; Ctrl-C to stop`);
 
-  const signal = await new Promise<string>((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-  });
-  await cluster.stop();
-  console.error(`sim: ${signal}: stopped ${cluster.replicas.length} replicas`);
-  return 0;
+    const signal = await new Promise<string>((resolve) => {
+      process.once("SIGINT", () => resolve("SIGINT"));
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+    });
+    await cluster.stop();
+    console.error(`sim: ${signal}: stopped ${cluster.replicas.length} replicas`);
+    return 0;
+  }, "sim");
 }

@@ -1,12 +1,17 @@
 // `baton status RUN`: counts, rate, ETA, accuracy; --watch redraws a progress bar until done.
 import { parseArgs } from "node:util";
-import { createApi, encodeRef, formatDuration, formatPct, runCli, CliError } from "./_api";
+import { createApi, encodeRef, formatDuration, formatPct, oneRun, runCli, SERVER_OPTION, usageError } from "./_api";
 
 export const describe = "show a run's progress: counts, rate, ETA, accuracy (--watch to follow it)";
 
 const USAGE = `Usage: bun run baton status RUN [--watch] [--interval SECONDS] [--json] [--server URL]
 
-RUN is the run id or its name (when unique).`;
+RUN is the run id or its name (when unique).
+
+  --watch        redraw a progress line until the run is done or canceled
+  --interval S   seconds between redraws with --watch (default 2)
+  --json         print the summary as JSON (one object per redraw with --watch)
+  ${SERVER_OPTION}`;
 
 export type Summary = {
   id: number;
@@ -64,10 +69,9 @@ export async function run(argv: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
-    const ref = positionals[0];
-    if (!ref) throw new CliError(`missing RUN\n${USAGE}`, 2);
+    const ref = oneRun(positionals);
     const interval = Number(values.interval);
-    if (!(interval > 0)) throw new CliError("--interval: expected a positive number of seconds", 2);
+    if (!(interval > 0)) throw usageError("--interval: expected a positive number of seconds");
     const api = createApi({ server: values.server });
     const read = () => api.call<Summary>("GET", `/v1/runs/${encodeRef(ref)}`);
     if (!values.watch) {

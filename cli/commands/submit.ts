@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { validateJsonlTasks, validateTasks } from "../../db/runs";
 import { ApiError } from "../../functions/errors";
-import { CliError, createApi, runCli } from "./_api";
+import { CliError, createApi, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
 
 export const describe = "submit a dataset (JSONL: id, question, answer, ...) as a new run; prints the run id";
 
@@ -14,7 +14,15 @@ const USAGE = `Usage: bun run baton submit FILE.jsonl --name NAME --benchmark fr
 FILE is JSONL (one task per line) or a JSON array; each task needs id and question, all other
 fields (answer, answer_type, image, ...) are kept. --config is the run configuration (models,
 budgets, prompts); omitted settings take the defaults. With --idempotency-key, submitting again
-returns the first run instead of creating a second one.`;
+returns the first run instead of creating a second one.
+
+  --name NAME             run name (status, report and the UI accept it instead of the id)
+  --benchmark B           frames or hle: picks the prompt template and grading
+  --config FILE.json      run configuration; unknown or invalid settings are refused by path
+  --max-attempts N        attempts per task before it fails (default 3)
+  --idempotency-key KEY   a repeat with the same key returns the first run
+  --json                  print the created run as JSON
+  ${SERVER_OPTION}`;
 
 export async function run(argv: string[]): Promise<number> {
   return runCli(async () => {
@@ -37,9 +45,9 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     const file = positionals[0];
-    if (!file) throw new CliError(`missing FILE.jsonl\n${USAGE}`, 2);
-    if (!values.name) throw new CliError("--name is required", 2);
-    if (!values.benchmark) throw new CliError("--benchmark is required (frames, hle, ...)", 2);
+    if (!file || positionals.length > 1) throw usageError(`expected one FILE.jsonl, got ${positionals.length}`);
+    if (!values.name) throw usageError("--name is required");
+    if (!values.benchmark) throw usageError("--benchmark is required (frames, hle, ...)");
     let text: string;
     try {
       text = readFileSync(file, "utf8");
@@ -63,18 +71,11 @@ export async function run(argv: string[]): Promise<number> {
       if (err instanceof ApiError) throw new CliError(`${file}: ${err.message}`);
       throw err;
     }
-    let config: unknown;
-    if (values.config) {
-      try {
-        config = JSON.parse(readFileSync(values.config, "utf8"));
-      } catch (err) {
-        throw new CliError(`--config ${values.config}: ${(err as Error).message}`);
-      }
-    }
+    const config = values.config ? readJsonFile(values.config, "--config") : undefined;
     let maxAttempts: number | undefined;
     if (values["max-attempts"] != null) {
       maxAttempts = Number(values["max-attempts"]);
-      if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new CliError("--max-attempts: expected a positive integer", 2);
+      if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw usageError("--max-attempts: expected a positive integer");
     }
     const api = createApi({ server: values.server });
     const headers: Record<string, string> = {};

@@ -1,27 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { generateRun } from "../../bench/gen-latency-rows";
 import { buildReport } from "../../db/analysis";
 import { closeDb, openDb, type Db } from "../../db/client";
 import { createApp } from "../../functions/index";
+import { runBaton } from "./_helpers";
 
-const ROOT = resolve(import.meta.dir, "../..");
 let dir: string;
 let dbPath: string;
 let db: Db;
 
-async function baton(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = Bun.spawn([process.execPath, join(ROOT, "cli/baton.ts"), ...args], {
-    cwd: dir,
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, DATABASE_URL: "", BATON_SERVER: "" },
-  });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, stdout, stderr };
-}
+// DATABASE_URL and BATON_SERVER cleared: each test names its database or server.
+const baton = (...args: string[]) => runBaton(args, { cwd: dir, env: { DATABASE_URL: "", BATON_SERVER: "" } });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "baton-cli-report-"));
