@@ -78,11 +78,24 @@ test("latency rows are recorded once even when the batch is re-sent", async () =
   const batch = {
     toolCalls: [{ runId: t0.runId, taskId: t0.id, attempt: 1, step: 1, tool: "search", status: "ok", startedAt: 1, durationMs: 12.5 }],
     components: [{ runId: t0.runId, taskId: t0.id, attempt: 1, step: 1, tool: "search", component: "retrieval", ms: 7, startedAt: 1 }],
+    llmCalls: [{ runId: t0.runId, taskId: t0.id, attempt: 1, step: 1, tool: "search", role: "query_llm", model: "m", endpoint: "e", httpAttempt: 1, outcome: "ok", totalMs: 5, startedAt: 1 }],
   };
-  expect((await q("rows", batch))[1]).toEqual({ written: 2 });
-  await q("rows", batch);
-  const count = (await t.db.run("SELECT (SELECT count(*) FROM tool_calls) AS a, (SELECT count(*) FROM latency_components) AS b" as any)) as any;
-  expect(count.rows[0]).toEqual({ a: 1, b: 1 });
+  expect((await q("rows", batch))[1]).toEqual({ written: 3 });
+  expect((await q("rows", batch))[1]).toEqual({ written: 0 });
+  const count = (await t.db.run("SELECT (SELECT count(*) FROM tool_calls) AS a, (SELECT count(*) FROM latency_components) AS b, (SELECT count(*) FROM llm_calls) AS c" as any)) as any;
+  expect(count.rows[0]).toEqual({ a: 1, b: 1, c: 1 });
+});
+
+test("open tasks: queued and running counts of a run, or of every run; a bad run id is refused", async () => {
+  await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
+  const [res, body] = await t.req("/v1/queue/open?runId=1", { headers: AUTH });
+  expect(res.status).toBe(200);
+  expect(body).toEqual({ queued: 2, running: 1 });
+  expect((await t.req("/v1/queue/open", { headers: AUTH }))[1]).toEqual({ queued: 2, running: 1 });
+  expect((await t.req("/v1/queue/open?runId=2", { headers: AUTH }))[1]).toEqual({ queued: 0, running: 0 });
+  const [bad, err] = await t.req("/v1/queue/open?runId=abc", { headers: AUTH });
+  expect(bad.status).toBe(400);
+  expect(err.error.message).toMatch(/runId/);
 });
 
 test("malformed queue requests are refused with the field named", async () => {

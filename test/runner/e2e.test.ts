@@ -29,8 +29,8 @@ async function runToEnd(runId: number): Promise<string[]> {
     runId,
     leaseMs: 10_000,
     pollMs: 20,
+    // exits when nothing is queued or running: retries in backoff are waited for
     exitWhenIdle: true,
-    idleGraceMs: 300,
     log: (l) => lines.push(l),
   });
   await runner.run();

@@ -30,4 +30,7 @@ test("DbQueue runs the queue operations on the database and reads runs and endpo
   expect(await q.listEndpoints()).toEqual([{ id: 1, kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", enabled: true }]);
   expect(await q.getRun(run.id)).toMatchObject({ id: run.id, name: "d", benchmark: "hle", canceledAt: null });
   expect(await q.getRun(run.id + 1)).toBeNull();
+  // the task waits out its backoff: not claimable, still open
+  expect(await q.countOpen({ runId: run.id })).toEqual({ queued: 1, running: 0 });
+  expect(await q.countOpen({ runId: run.id + 1 })).toEqual({ queued: 0, running: 0 });
 });

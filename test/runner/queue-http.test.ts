@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeDb, openDb, type Db } from "../../db/client";
 import { createRun, getTask, validateTasks } from "../../db/runs";
+import { endpoints } from "../../db/schema";
 import { createApp } from "../../functions/index";
 import { HttpQueue, QueueHttpError } from "../../runner/queue-http";
 
@@ -72,6 +73,31 @@ test("claim, heartbeat and complete round-trip with the bearer token", async () 
   expect(run).toMatchObject({ id: runId, name: "h", benchmark: "frames", canceledAt: null });
   expect(run!.config.maxRounds).toBe(7);
   expect(await q.getRun(999)).toBeNull();
+});
+
+test("endpoints arrive as TaskQueue rows (camelCase baseUrl), and open tasks are counted by the server", async () => {
+  await db.insert(endpoints).values({ kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", createdAt: 1, updatedAt: 1 });
+  const q = queue();
+  expect(await q.listEndpoints()).toEqual([{ id: 1, kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", enabled: true }]);
+  expect(await q.countOpen({ runId })).toEqual({ queued: 5, running: 0 });
+  await q.claim({ runnerId: "r", limit: 2, leaseMs: 60_000 });
+  expect(await q.countOpen({ runId })).toEqual({ queued: 3, running: 2 });
+  expect(await q.countOpen({})).toEqual({ queued: 3, running: 2 });
+  expect(await q.countOpen({ runId: runId + 1 })).toEqual({ queued: 0, running: 0 });
+});
+
+test("a latency batch re-sent after its reply was lost is written once", async () => {
+  const q = queue();
+  const [task] = await q.claim({ runnerId: "r", limit: 1, leaseMs: 60_000 });
+  const llm = (httpAttempt: number) => ({
+    runId, taskId: task.id, attempt: 1, step: 0, tool: "orchestrator", role: "orchestrator", model: "m",
+    endpoint: "http://127.0.0.1:1", httpAttempt, outcome: "ok", totalMs: 3, startedAt: 1,
+  });
+  fault.loseReplyOf = "/v1/queue/rows";
+  await q.recordRows({ llmCalls: [llm(1), llm(2)] });
+  expect(seen.filter((p) => p === "/v1/queue/rows")).toHaveLength(2);
+  const r = await db.$client.execute("SELECT http_attempt FROM llm_calls ORDER BY http_attempt");
+  expect(r.rows.map((x: any) => Number(x.http_attempt))).toEqual([1, 2]);
 });
 
 test("a wrong token is refused at once, without retries", async () => {

@@ -1,0 +1,82 @@
+// Latency rows: a batch re-sent after a lost reply (same rows, same keys) is ignored, for
+// every table, including LLM HTTP attempts; and a database that already holds duplicate LLM
+// rows from before the key existed is cleaned when it migrates.
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { createClient } from "@libsql/client";
+import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { closeDb, openDb, type Db } from "../../db/client";
+import { recordRows, type RowBatch } from "../../db/rows";
+
+let dir: string;
+let db: Db;
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "baton-rows-"));
+  db = await openDb({ url: `file:${join(dir, "baton.db")}` });
+});
+afterEach(() => {
+  closeDb(db);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const llm = (over: Record<string, unknown>) => ({
+  runId: 1, taskId: 7, attempt: 1, step: 0, tool: "orchestrator", role: "orchestrator", model: "m",
+  endpoint: "http://127.0.0.1:1", httpAttempt: 1, outcome: "ok", totalMs: 12, startedAt: 1, ...over,
+});
+
+async function count(table: string): Promise<number> {
+  const r = await db.$client.execute(`SELECT count(*) AS n FROM ${table}`);
+  return Number((r.rows[0] as any).n);
+}
+
+test("a re-sent batch writes nothing the second time, LLM attempts included", async () => {
+  const batch: RowBatch = {
+    toolCalls: [{ runId: 1, taskId: 7, attempt: 1, step: 0, tool: "search", status: "ok", startedAt: 1, durationMs: 30 }],
+    components: [{ runId: 1, taskId: 7, attempt: 1, step: 0, tool: "search", component: "orchestrator", ms: 12, startedAt: 1 }],
+    llmCalls: [
+      llm({ httpAttempt: 1, outcome: "connection" }),
+      llm({ httpAttempt: 2 }),
+      llm({ role: "query_llm", tool: "search" }),
+    ],
+  };
+  expect(await recordRows({ db, rows: batch })).toEqual({ written: 5 });
+  expect(await recordRows({ db, rows: batch })).toEqual({ written: 0 });
+  expect([await count("tool_calls"), await count("latency_components"), await count("llm_calls")]).toEqual([1, 1, 3]);
+  // the next attempt of the same task, and a call outside any task, are new rows
+  expect(await recordRows({ db, rows: { llmCalls: [llm({ attempt: 2 }), llm({ taskId: null, attempt: null, step: null })] } })).toEqual({ written: 2 });
+  expect(await recordRows({ db, rows: { llmCalls: [llm({ taskId: null, attempt: null, step: null })] } })).toEqual({ written: 1 });
+  expect(await count("llm_calls")).toBe(6);
+});
+
+test("migrating a database with duplicated LLM rows keeps one copy of each", async () => {
+  // A database at migration 0002 (before the key), with a batch recorded twice.
+  const path = join(dir, "old.db");
+  const raw = createClient({ url: `file:${path}` });
+  for (const f of ["0000_init.sql", "0001_queue_history.sql", "0002_analysis_views.sql"]) {
+    const text = readFileSync(join(import.meta.dir, "../../migrations", f), "utf8");
+    for (const stmt of text.split("--> statement-breakpoint")) if (stmt.trim()) await raw.execute(stmt);
+  }
+  const insert = "INSERT INTO llm_calls (run_id, task_id, attempt, step, role, model, endpoint, http_attempt, outcome, total_ms, started_at) VALUES (1, ?, 1, 0, 'orchestrator', 'm', 'e', ?, 'ok', 5, 1)";
+  for (let copy = 0; copy < 2; copy++) {
+    await raw.execute({ sql: insert, args: [7, 1] });
+    await raw.execute({ sql: insert, args: [7, 2] });
+    await raw.execute({ sql: insert, args: [null, 1] });
+  }
+  // drizzle's journal: mark 0000-0002 applied so openDb applies only what follows
+  const journal = JSON.parse(readFileSync(join(import.meta.dir, "../../migrations/meta/_journal.json"), "utf8"));
+  await raw.execute("CREATE TABLE __drizzle_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, hash text NOT NULL, created_at numeric)");
+  for (const e of journal.entries.slice(0, 3)) await raw.execute({ sql: "INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('x', ?)", args: [e.when] });
+  raw.close();
+
+  const migrated = await openDb({ url: `file:${path}` });
+  try {
+    const r = await migrated.$client.execute("SELECT task_id, http_attempt, count(*) AS n FROM llm_calls GROUP BY 1, 2 ORDER BY 1, 2");
+    // the task's rows are deduplicated; the two rows outside a task are left alone
+    expect(r.rows.map((x: any) => [x.task_id, Number(x.http_attempt), Number(x.n)])).toEqual([[null, 1, 2], [7, 1, 1], [7, 2, 1]]);
+    const cols = await migrated.$client.execute("SELECT name FROM pragma_table_info('tasks') WHERE name = 'error_infra'");
+    expect(cols.rows).toHaveLength(1);
+  } finally {
+    closeDb(migrated);
+  }
+});
