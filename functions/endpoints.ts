@@ -73,8 +73,9 @@ export const endpointsRoutes = (deps: AppDeps) =>
         }
       },
       {
+        parse: "json",
         body: EndpointInput,
-        response: { 201: EndpointOut, 400: ErrorBody, 401: ErrorBody },
+        response: { 201: EndpointOut, 400: ErrorBody, 401: ErrorBody, 413: ErrorBody },
         detail: { summary: "Add an endpoint (re-adding an existing name + URL re-enables it)" },
       },
     )
@@ -89,8 +90,9 @@ export const endpointsRoutes = (deps: AppDeps) =>
         }
       },
       {
+        parse: "json",
         body: ToolOrchestraConfig,
-        response: { 200: ImportResult, 400: ErrorBody, 401: ErrorBody },
+        response: { 200: ImportResult, 400: ErrorBody, 401: ErrorBody, 413: ErrorBody },
         detail: {
           summary: "Import a ToolOrchestra model config as-is",
           description:

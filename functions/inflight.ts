@@ -6,6 +6,7 @@ import { listInflight } from "../db/inflight";
 import { findRun } from "../db/runs";
 import type { AppDeps } from "./deps";
 import { ErrorBody } from "./errors";
+import { RunRef } from "./runs";
 
 const nullableString = v.nullable(v.string());
 const nullableNumber = v.nullable(v.number());
@@ -36,8 +37,6 @@ export type InflightTask = v.InferOutput<typeof InflightTask>;
 
 export const InflightList = v.object({ run_id: v.number(), now: v.number(), tasks: v.array(InflightTask) });
 export type InflightList = v.InferOutput<typeof InflightList>;
-
-export const InflightParams = v.object({ id: v.pipe(v.string(), v.minLength(1)) });
 
 export async function readInflight({ db, ref }: { db: AppDeps["db"]; ref: string }): Promise<InflightList> {
   const run = await findRun({ db, ref });
@@ -72,7 +71,7 @@ export async function readInflight({ db, ref }: { db: AppDeps["db"]; ref: string
 
 export const inflightRoutes = (deps: AppDeps) =>
   new Elysia({ name: "inflight" }).get("/v1/runs/:id/inflight", ({ params }) => readInflight({ db: deps.db, ref: params.id }), {
-    params: InflightParams,
+    params: RunRef,
     response: { 200: InflightList, 404: ErrorBody, 409: ErrorBody },
     detail: { summary: "Running tasks of a run: runner (host, pid, Slurm ids), step, the call waited on and for how long" },
   });

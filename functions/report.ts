@@ -2,12 +2,11 @@
 // distributions behind the web page's charts. Reads only; the work is in db/analysis.ts.
 import { Elysia } from "elysia";
 import * as v from "valibot";
-import { buildReport, findRun, getLatency, listFailedTasks, listSlowestCalls } from "../db/analysis";
+import { buildReport, getLatency, listFailedTasks, listSlowestCalls } from "../db/analysis";
+import { findRun } from "../db/runs";
 import type { AppDeps } from "./deps";
-import { ErrorBody, errorBody } from "./errors";
-
-export const ReportParams = v.object({ id: v.pipe(v.string(), v.minLength(1, "run id or name expected")) });
-export type ReportParams = v.InferOutput<typeof ReportParams>;
+import { ErrorBody } from "./errors";
+import { RunRef } from "./runs";
 
 const Count = v.pipe(
   v.optional(v.string(), "20"),
@@ -46,53 +45,48 @@ export type LatencyBody = v.InferOutput<typeof LatencyBody>;
 export const SlowestBody = v.object({ calls: v.array(v.looseObject({ taskId: v.number(), durationMs: v.number() })) });
 export const FailedBody = v.object({ tasks: v.array(v.looseObject({ taskId: v.number(), externalId: v.string() })) });
 
-const notFound = (id: string) => errorBody("runs.not_found", `no run with id or name ${JSON.stringify(id)}`);
-
 export const reportRoutes = (deps: AppDeps) =>
   new Elysia({ name: "report" })
     .get(
       "/v1/runs/:id/report",
-      async ({ params, query, status }) => {
-        const run = await findRun({ db: deps.db, run: params.id });
-        if (!run) return status(404, notFound(params.id));
+      async ({ params, query }) => {
+        // by id, or by a name only one run has (404 / 409 otherwise, as every run route)
+        const run = await findRun({ db: deps.db, ref: params.id });
         return (await buildReport({ db: deps.db, runId: run.id, slowest: query.slowest, failed: query.failed })) as any;
       },
       {
-        params: ReportParams,
+        params: RunRef,
         query: ReportQuery,
-        response: { 200: ReportBody, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: ReportBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
         detail: { summary: "Full report of a run (what `baton report --json` prints): accuracy, latency per tool and component, endpoints, errors, retries, slowest calls, failed and missing tasks" },
       },
     )
     .get(
       "/v1/runs/:id/latency",
-      async ({ params, query, status }) => {
-        const run = await findRun({ db: deps.db, run: params.id });
-        if (!run) return status(404, notFound(params.id));
+      async ({ params, query }) => {
+        const run = await findRun({ db: deps.db, ref: params.id });
         return (await getLatency({ db: deps.db, runId: run.id, tool: query.tool ?? null, component: query.component ?? null, points: query.points })) as any;
       },
       {
-        params: ReportParams,
+        params: RunRef,
         query: LatencyQuery,
-        response: { 200: LatencyBody, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: LatencyBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
         detail: { summary: "One latency distribution for charts: 10-bin and decade histograms, CDF points, nearest-rank percentiles. No tool = all tools; no component = the tool call's duration" },
       },
     )
     .get(
       "/v1/runs/:id/slowest",
-      async ({ params, query, status }) => {
-        const run = await findRun({ db: deps.db, run: params.id });
-        if (!run) return status(404, notFound(params.id));
+      async ({ params, query }) => {
+        const run = await findRun({ db: deps.db, ref: params.id });
         return { calls: await listSlowestCalls({ db: deps.db, runId: run.id, limit: query.limit, tool: query.tool ?? null }) };
       },
-      { params: ReportParams, query: LimitQuery, response: { 200: SlowestBody, 400: ErrorBody, 404: ErrorBody }, detail: { summary: "The slowest tool calls of a run, with their components" } },
+      { params: RunRef, query: LimitQuery, response: { 200: SlowestBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody }, detail: { summary: "The slowest tool calls of a run, with their components" } },
     )
     .get(
       "/v1/runs/:id/failed",
-      async ({ params, query, status }) => {
-        const run = await findRun({ db: deps.db, run: params.id });
-        if (!run) return status(404, notFound(params.id));
+      async ({ params, query }) => {
+        const run = await findRun({ db: deps.db, ref: params.id });
         return { tasks: await listFailedTasks({ db: deps.db, runId: run.id, limit: query.limit }) };
       },
-      { params: ReportParams, query: LimitQuery, response: { 200: FailedBody, 400: ErrorBody, 404: ErrorBody }, detail: { summary: "Failed tasks of a run with their error class and whether it was infrastructure" } },
+      { params: RunRef, query: LimitQuery, response: { 200: FailedBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody }, detail: { summary: "Failed tasks of a run with their error class and whether it was infrastructure" } },
     );

@@ -101,7 +101,9 @@ export type RequeueInput = v.InferOutput<typeof RequeueInput>;
 export const Canceled = v.object({ id: v.number(), canceled: v.number() });
 export const Requeued = v.object({ id: v.number(), requeued: v.number() });
 
-export const RunRef = v.object({ id: v.pipe(v.string(), v.minLength(1)) });
+// Every /v1/runs/:id route: the numeric id, or a name only one run has.
+export const RunRef = v.object({ id: v.pipe(v.string(), v.minLength(1, "expected a run id or name")) });
+export type RunRef = v.InferOutput<typeof RunRef>;
 
 // Default 256 MiB: the full HLE set with its base64 images is well under 100 MiB as JSON,
 // and JSON.parse of the body costs a few times its size in memory. BATON_MAX_BODY_MB raises it.
@@ -230,8 +232,9 @@ export const runsRoutes = (deps: AppDeps) =>
       },
       {
         params: RunRef,
+        // no parse: "json" here: a bodyless POST (curl -X POST) means "requeue failed tasks"
         body: v.optional(RequeueInput),
-        response: { 200: Requeued, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        response: { 200: Requeued, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody },
         detail: { summary: "Put failed (and/or canceled) tasks back in the queue; succeeded tasks are kept" },
       },
     );
