@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { buildReport } from "../../db/analysis";
 import { closeDb, openDb } from "../../db/client";
 import { importToolOrchestraConfig } from "../../db/endpoints";
 import { createApp } from "../../functions/index";
@@ -13,6 +14,7 @@ import { HttpQueue } from "../../runner/queue-http";
 import { Runner } from "../../runner/runner";
 import { startSimCluster } from "../../sim/cluster";
 import { EXPERT_MODELS } from "../../sim/models";
+import { renderReport } from "./report";
 
 export const describe = "server + simulators + a runner on the FRAMES sample; prints accuracy and latency";
 
@@ -24,10 +26,9 @@ const USAGE = `Usage: bun run demo [--tasks N] [--concurrency N] [--keep]
 
 const SAMPLE = join(import.meta.dir, "../../data/frames-sample.jsonl");
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
+// A terminal gets one line redrawn in place; a log file or pipe gets plain lines, few of them.
+const TTY_TICK_MS = 500;
+const LOG_TICK_MS = 2_000;
 
 export async function run(argv: string[]): Promise<number> {
   let values: Record<string, any>;
@@ -118,13 +119,15 @@ export async function run(argv: string[]): Promise<number> {
       concurrency,
       runId: created.id,
       pollMs: 50,
+      // exits when nothing of the run is queued or running (retries in backoff included)
       exitWhenIdle: true,
-      idleGraceMs: 500,
       progressMs: 60_000,
       log: (l) => runnerLog.push(l),
     });
     const done = runner.run();
-    const show = async () => {
+    const tty = Boolean(process.stdout.isTTY);
+    let last = "";
+    const show = async (final = false) => {
       const r = await db.$client.execute({
         sql: "SELECT status, count(*) AS n FROM tasks WHERE run_id = ? GROUP BY status",
         args: [created.id],
@@ -135,48 +138,23 @@ export async function run(argv: string[]): Promise<number> {
       const secs = (Date.now() - started) / 1000;
       const rate = finished / Math.max(secs, 0.001);
       const eta = rate > 0 ? ((n - finished) / rate).toFixed(0) : "?";
-      process.stdout.write(
-        `\rprogress   ${finished}/${n} done (succeeded ${c.succeeded ?? 0}, failed ${c.failed ?? 0}, running ${c.running ?? 0}, queued ${c.queued ?? 0})  ${rate.toFixed(1)}/s  ETA ${eta}s   `,
-      );
+      const line = `progress   ${finished}/${n} done (succeeded ${c.succeeded ?? 0}, failed ${c.failed ?? 0}, running ${c.running ?? 0}, queued ${c.queued ?? 0})  ${rate.toFixed(1)}/s  ETA ${eta}s`;
+      if (tty) process.stdout.write(`\r${line}   ${final ? "\n" : ""}`);
+      else if (line !== last) console.log(line);
+      last = line;
     };
-    const ticker = setInterval(() => void show(), 500);
+    const ticker = setInterval(() => void show(), tty ? TTY_TICK_MS : LOG_TICK_MS);
     await done;
     clearInterval(ticker);
-    await show();
-    process.stdout.write("\n\n");
+    await show(true);
+    console.log("");
     for (const l of runnerLog.filter((l) => l.includes("failed after") || l.includes("warning"))) console.log(l);
 
-    const acc = (await db.$client.execute({
-      sql: `SELECT count(*) AS n, sum(status = 'succeeded') AS ok, sum(correct = 1) AS correct,
-              sum(status = 'succeeded' AND correct IS NULL) AS ungraded FROM tasks WHERE run_id = ?`,
-      args: [created.id],
-    })).rows[0] as any;
-    const ok = Number(acc.ok ?? 0);
-    console.log(
-      `accuracy   ${Number(acc.correct ?? 0)}/${ok} = ${ok ? ((100 * Number(acc.correct ?? 0)) / ok).toFixed(1) : "0"}% of succeeded tasks` +
-        ` (${Number(acc.n) - ok} not succeeded, ${Number(acc.ungraded ?? 0)} judge errors)`,
-    );
-    const comps = await db.$client.execute({
-      sql: "SELECT tool, component, ms, retries FROM latency_components WHERE run_id = ? ORDER BY tool, component",
-      args: [created.id],
-    });
-    const groups = new Map<string, { ms: number[]; retries: number }>();
-    for (const r of comps.rows as any[]) {
-      const key = `${r.tool}\u0000${r.component}`;
-      const g = groups.get(key) ?? { ms: [], retries: 0 };
-      g.ms.push(Number(r.ms));
-      g.retries += Number(r.retries);
-      groups.set(key, g);
-    }
-    console.log(`\nlatency per tool and component (ms)`);
-    console.log(`${"tool".padEnd(20)}${"component".padEnd(14)}${"n".padStart(6)}${"p50".padStart(10)}${"p95".padStart(10)}${"retries".padStart(9)}`);
-    for (const [key, g] of groups) {
-      const [tool, component] = key.split("\u0000");
-      const sorted = g.ms.sort((a, b) => a - b);
-      console.log(
-        `${tool.padEnd(20)}${component.padEnd(14)}${String(sorted.length).padStart(6)}${pct(sorted, 50).toFixed(1).padStart(10)}${pct(sorted, 95).toFixed(1).padStart(10)}${String(g.retries).padStart(9)}`,
-      );
-    }
+    // The same report as `baton report`, from the same queries.
+    const report = await buildReport({ db, runId: created.id, slowest: 10 });
+    if (!report) throw new Error(`run ${created.id} vanished`);
+    console.log(renderReport(report));
+    const ok = report.tasks.succeeded;
     console.log(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     if (ok === 0) status = 1;
   } catch (err) {
@@ -186,7 +164,7 @@ export async function run(argv: string[]): Promise<number> {
     await app.stop(true).catch(() => {});
     await cluster.stop().catch(() => {});
     closeDb(db);
-    if (values.keep) console.log(`database kept at ${dbPath}`);
+    if (values.keep) console.log(`database kept at ${dbPath} (bun run baton report 1 --db ${dbPath})`);
     else rmSync(dir, { recursive: true, force: true });
   }
   return status;

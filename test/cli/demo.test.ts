@@ -1,0 +1,27 @@
+// `bun run demo` as a user runs it, with stdout going to a pipe (a CI log): progress comes
+// as plain lines (no carriage returns), and the summary is the real report.
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+
+const REPO = join(import.meta.dir, "../..");
+
+test("the demo prints plain progress lines into a pipe and ends with the report of its run", async () => {
+  const child = Bun.spawn([process.execPath, join(REPO, "cli/baton.ts"), "demo", "--tasks", "12"], {
+    cwd: REPO,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  expect(err).toBe("");
+  expect(code).toBe(0);
+  expect(out).not.toContain("\r");
+  const progress = out.split("\n").filter((l) => l.startsWith("progress "));
+  expect(progress.length).toBeGreaterThan(0);
+  expect(progress.at(-1)).toMatch(/^progress {3}12\/12 done \(succeeded \d+, failed \d+, running 0, queued 0\)/);
+  // the sections of `baton report`, not a table of the demo's own
+  expect(out).toMatch(/^Run 1 · frames-demo \(frames\)$/m);
+  expect(out).toMatch(/^Tasks 12: \d+ succeeded/m);
+  for (const section of ["Latency per tool call", "Latency per component", "Endpoints", "Tokens", "Slowest calls"])
+    expect(out).toMatch(new RegExp(`^${section}$`, "m"));
+  expect(out).toMatch(/^done in \d+\.\d s$/m);
+}, 60_000);
