@@ -146,7 +146,7 @@ async function showRun(id) {
       `<span class="muted">${esc(Object.entries(s.components).map(([k, v]) => `${k} ${ms(v)}`).join(" · "))}</span>`]), "slowest", [0, 2, 3, 4, 6])}
     <h2>Failed tasks (${t.failed})</h2>
     ${r.failed.length === 0 ? `<p class="muted">None.</p>` : table(["Task", "Attempts", "Error class", "Infrastructure", "Message"], r.failed.map((f) => [
-      esc(f.externalId), f.attempt, `<span class="status-failed">${esc(f.errorClass)}</span>`, f.infra ? "yes" : "no", `<span class="muted">${esc((f.errorMessage || "").slice(0, 120))}</span>`]), "failed", [0, 2, 3, 4])}
+      esc(f.externalId), f.attempt, `<span class="status-failed">${esc(f.errorClass)}</span>`, f.infra ? "yes" : "no", `<span class="muted msg">${esc((f.errorMessage || "").slice(0, 120))}</span>`]), "failed", [0, 2, 3, 4])}
     <h2>Missing ids (${r.missingIds.length}${r.missingTruncated ? "+" : ""})</h2>
     <p class="muted" style="white-space:normal;word-break:break-all">${esc(r.missingIds.slice(0, 300).join(", "))}${r.missingIds.length > 300 ? " …" : ""}</p>`;
   const el = document.getElementById("charts");
