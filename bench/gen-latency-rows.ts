@@ -12,6 +12,7 @@
 import { parseArgs } from "node:util";
 import type { Client, Transaction } from "@libsql/client";
 import { closeDb, openDb, type Db } from "../db/client";
+import { createRng } from "../sim/rng";
 
 export const SLOW_QUERY_LLM_ENDPOINT = "http://gpu-b03:8001/v1";
 export const SLOW_RETRIEVAL_ENDPOINT = "http://ret-02:8010/retrieve";
@@ -41,17 +42,8 @@ export type GeneratedRun = {
 
 type Rng = () => number;
 
-// mulberry32: small, fast and reproducible from a seed, so a failing test can be replayed.
-function makeRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Seeded (sim/rng.ts, mulberry32) so a failing test can be replayed.
+const makeRng = (seed: number): Rng => createRng(seed);
 
 function lognormal(rng: Rng, median: number, sigma: number): number {
   const u = Math.max(rng(), 1e-12);

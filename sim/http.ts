@@ -2,6 +2,7 @@
 // the faults need the raw socket: "reset" destroys it without a response, "stream_cut" ends
 // an SSE stream mid-way, and down()/up() close and reopen the listener on the same port.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { SettingsError } from "./settings";
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -98,3 +99,52 @@ export class Listener {
 export function urlFor(host: string, port: number): string {
   return host.includes(":") ? `http://[${host}]:${port}` : `http://${host}:${port}`;
 }
+
+/**
+ * The admin routes both simulators serve (GET/POST /admin/settings, GET /admin/stats).
+ * Returns false when the request is not one of them.
+ */
+export async function handleAdmin<P>({
+  req,
+  res,
+  path,
+  method,
+  snapshot,
+  update,
+  stats,
+}: {
+  req: IncomingMessage;
+  res: ServerResponse;
+  path: string;
+  method: string;
+  snapshot: () => unknown;
+  update: (patch: P) => unknown;
+  stats: () => unknown;
+}): Promise<boolean> {
+  if (path === "/admin/settings" && method === "GET") {
+    sendJson(res, 200, snapshot());
+    return true;
+  }
+  if (path === "/admin/settings" && method === "POST") {
+    let patch: unknown;
+    try {
+      patch = JSON.parse(await readBody(req));
+    } catch (err) {
+      sendJson(res, 400, { error: { code: "sim.invalid_json", message: `body: ${(err as Error).message}` } });
+      return true;
+    }
+    try {
+      sendJson(res, 200, update(patch as P));
+    } catch (err) {
+      if (!(err instanceof SettingsError)) throw err;
+      sendJson(res, 400, { error: { code: "sim.invalid_settings", message: err.message } });
+    }
+    return true;
+  }
+  if (path === "/admin/stats" && method === "GET") {
+    sendJson(res, 200, stats());
+    return true;
+  }
+  return false;
+}
+

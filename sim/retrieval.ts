@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type CorpusInput, indexFor } from "./corpus";
 import { chooseFault, FAULT_HEADER, RETRIEVAL_FAULT_KINDS, type RetrievalFaultKind, UnknownFaultError } from "./faults";
-import { Listener, readBody, resetConnection, sendJson, sendText, sleep, urlFor } from "./http";
+import { handleAdmin, Listener, readBody, resetConnection, sendJson, sendText, sleep, urlFor } from "./http";
 import { jittered, rngFor } from "./rng";
 import { mergeSettings, parsePatch, type RetrievalSettings, RetrievalSettingsPatch, SettingsError } from "./settings";
 
@@ -159,22 +159,7 @@ export async function startRetrievalSim(opts: RetrievalSimOptions = {}): Promise
     const method = req.method ?? "GET";
     if (method === "POST" && path === "/retrieve") return handleRetrieve(req, res);
     if (method === "GET" && path === "/health") return sendJson(res, 200, { status: "ok", passages: index.passages.length });
-    if (path === "/admin/settings" && method === "GET") return sendJson(res, 200, snapshot());
-    if (path === "/admin/settings" && method === "POST") {
-      let patch: unknown;
-      try {
-        patch = JSON.parse(await readBody(req));
-      } catch (err) {
-        return sendJson(res, 400, { error: { code: "sim.invalid_json", message: `body: ${(err as Error).message}` } });
-      }
-      try {
-        return sendJson(res, 200, update(patch as RetrievalSettingsPatch));
-      } catch (err) {
-        if (err instanceof SettingsError) return sendJson(res, 400, { error: { code: "sim.invalid_settings", message: err.message } });
-        throw err;
-      }
-    }
-    if (path === "/admin/stats" && method === "GET") return sendJson(res, 200, stats());
+    if (await handleAdmin<RetrievalSettingsPatch>({ req, res, path, method, snapshot, update, stats })) return;
     return sendJson(res, 404, { detail: "Not Found" });
   }
 

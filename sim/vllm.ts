@@ -3,7 +3,7 @@
 // fault injection. See sim/README.md for the wire formats and fault kinds.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { chooseFault, FAULT_HEADER, FAULT_KINDS, type FaultKind, UnknownFaultError } from "./faults";
-import { Listener, readBody, resetConnection, sendJson, sendText, sleep, urlFor } from "./http";
+import { handleAdmin, Listener, readBody, resetConnection, sendJson, sendText, sleep, urlFor } from "./http";
 import { decideOrchestratorTurn, type Generation, type ToolSpec, writeExpertReply } from "./policy";
 import { jittered, rngFor } from "./rng";
 import { mergeSettings, parsePatch, SettingsError, type VllmSettings, VllmSettingsPatch } from "./settings";
@@ -509,22 +509,7 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
       });
     }
     if (method === "POST" && path === "/tokenize") return handleTokenize(req, res);
-    if (path === "/admin/settings" && method === "GET") return sendJson(res, 200, snapshot());
-    if (path === "/admin/settings" && method === "POST") {
-      let patch: unknown;
-      try {
-        patch = JSON.parse(await readBody(req));
-      } catch (err) {
-        return sendJson(res, 400, { error: { code: "sim.invalid_json", message: `body: ${(err as Error).message}` } });
-      }
-      try {
-        return sendJson(res, 200, update(patch as VllmSettingsPatch));
-      } catch (err) {
-        if (err instanceof SettingsError) return sendJson(res, 400, { error: { code: "sim.invalid_settings", message: err.message } });
-        throw err;
-      }
-    }
-    if (path === "/admin/stats" && method === "GET") return sendJson(res, 200, stats());
+    if (await handleAdmin<VllmSettingsPatch>({ req, res, path, method, snapshot, update, stats })) return;
     return sendJson(res, 404, { detail: "Not Found" });
   }
 

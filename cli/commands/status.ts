@@ -1,5 +1,6 @@
 // `baton status RUN`: counts, rate, ETA, accuracy; --watch redraws a progress bar until done.
 import { parseArgs } from "node:util";
+import type { RunSummary } from "../../functions/runs";
 import { createApi, encodeRef, formatDuration, formatPct, oneRun, runCli, SERVER_OPTION, usageError } from "./_api";
 
 export const describe = "show a run's progress: counts, rate, ETA, accuracy (--watch to follow it)";
@@ -13,20 +14,8 @@ RUN is the run id or its name (when unique).
   --json         print the summary as JSON (one object per redraw with --watch)
   ${SERVER_OPTION}`;
 
-export type Summary = {
-  id: number;
-  name: string;
-  benchmark: string;
-  task_count: number;
-  counts: { queued: number; running: number; succeeded: number; failed: number; canceled: number };
-  done: boolean;
-  correct: number;
-  accuracy: number | null;
-  accuracy_finished: number | null;
-  rate_per_min: number | null;
-  eta_ms: number | null;
-  canceled_at: number | null;
-};
+// The body of GET /v1/runs/:id.
+export type Summary = RunSummary;
 
 export function progressBar(done: number, total: number, width = 30): string {
   const frac = total > 0 ? Math.min(1, done / total) : 0;
