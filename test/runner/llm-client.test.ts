@@ -1,7 +1,7 @@
 // callChat over real loopback HTTP against the vLLM simulator, one test per failure class.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { startVllmSim, type VllmSim } from "../../sim/vllm";
-import { callChat, classifyHttpError, LlmCallError, shrunkMaxTokens, toLlmCallRow, type LlmAttempt } from "../../runner/llm-client";
+import { callChat, classifyHttpError, drainingBodies, LlmCallError, readChatStream, shrunkMaxTokens, toLlmCallRow, type LlmAttempt } from "../../runner/llm-client";
 import { ReplicaPool } from "../../runner/replicas";
 import type { RetryPolicy } from "../../runner/http-policy";
 
@@ -316,6 +316,127 @@ describe("callChat", () => {
     expect(err.errorClass).toBe("connection");
     expect(err.attempts.length).toBe(2);
   });
+});
+
+// One reply as vLLM streams it: reasoning, content and a tool call split over events, then
+// finish_reason and usage. Multi-byte characters so that a read can end inside one.
+const EVENTS = [
+  { choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] },
+  { choices: [{ index: 0, delta: { reasoning_content: "Thinking é" }, finish_reason: null }] },
+  { choices: [{ index: 0, delta: { content: "Paris " }, finish_reason: null }] },
+  { choices: [{ index: 0, delta: { content: "🙂" }, finish_reason: null }] },
+  { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "search", arguments: '{"q":' } }] } }] },
+  { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '"ü"}' } }] } }] },
+  { choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }] },
+  { choices: [], usage: { prompt_tokens: 5, completion_tokens: 7 } },
+];
+const EXPECTED = {
+  content: "Paris 🙂",
+  reasoning: "Thinking é",
+  toolCalls: [{ id: "call_a", name: "search", arguments: '{"q":"ü"}' }],
+  finishReason: "tool_calls",
+  usage: { promptTokens: 5, completionTokens: 7 },
+};
+
+/** The SSE text of EVENTS with the given line ending; `multiLine` spreads each event's JSON over several data: lines. */
+function sseBody(nl: string, opts: { multiLine?: boolean; extras?: boolean } = {}): string {
+  let out = opts.extras ? `: keep-alive${nl}${nl}retry: 1000${nl}${nl}` : "";
+  for (const [i, e] of EVENTS.entries()) {
+    const json = opts.multiLine ? JSON.stringify(e, null, 1) : JSON.stringify(e);
+    if (opts.extras) out += `: ping ${i}${nl}event: message${nl}id: ${i}${nl}`;
+    out += json.split("\n").map((l) => `data: ${l}${nl}`).join("") + nl;
+  }
+  return `${out}data: [DONE]${nl}${nl}`;
+}
+
+/** A real Response whose body arrives in exactly these reads (one chunk per pull). */
+function responseOf(chunks: Uint8Array[]): Response {
+  let i = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (i < chunks.length) c.enqueue(chunks[i++]);
+      else c.close();
+    },
+  });
+  return new Response(body, { headers: { "content-type": "text/event-stream" } });
+}
+
+async function parsedFrom(chunks: Uint8Array[]) {
+  const out = await readChatStream(responseOf(chunks), performance.now(), new AbortController().signal);
+  if (!out.ok) throw new Error(`${out.errorClass}: ${out.message}`);
+  const { ttftMs, ...rest } = out.result;
+  expect(ttftMs).not.toBeNull();
+  return rest;
+}
+
+describe("stream parsing", () => {
+  for (const [name, nl] of [["LF", "\n"], ["CRLF", "\r\n"], ["CR", "\r"]] as const) {
+    test(`a reply with ${name} line endings split into two reads at every byte boundary parses the same`, async () => {
+      const bytes = new TextEncoder().encode(sseBody(nl, { extras: true }));
+      for (let k = 0; k <= bytes.length; k++) {
+        const got = await parsedFrom([bytes.subarray(0, k), bytes.subarray(k)]);
+        if (JSON.stringify(got) !== JSON.stringify(EXPECTED)) expect({ split: k, got }).toEqual({ split: k, got: EXPECTED });
+      }
+    });
+  }
+
+  test("a reply arriving one byte per read parses the same", async () => {
+    const bytes = new TextEncoder().encode(sseBody("\r\n", { extras: true, multiLine: true }));
+    expect(await parsedFrom(Array.from(bytes, (_, i) => bytes.subarray(i, i + 1)))).toEqual(EXPECTED);
+  });
+
+  test("an event whose JSON spans several data: lines is joined with newlines", async () => {
+    expect(await parsedFrom([new TextEncoder().encode(sseBody("\n", { multiLine: true }))])).toEqual(EXPECTED);
+  });
+
+  test("an unparsable event is a malformed_response that keeps the event's text", async () => {
+    const text = `data: ${JSON.stringify(EVENTS[2])}\n\ndata: {"choices": [oops\n\ndata: [DONE]\n\n`;
+    const out = await readChatStream(responseOf([new TextEncoder().encode(text)]), performance.now(), new AbortController().signal);
+    expect(out.ok).toBe(false);
+    if (out.ok) return;
+    expect(out.errorClass).toBe("malformed_response");
+    expect(out.message).toContain('{"choices": [oops');
+    expect(out.ttftMs).not.toBeNull();
+  });
+
+  test("an error event inside a 200 stream is a stream_error, and a body ending without [DONE] is a stream_cut", async () => {
+    const err = `data: ${JSON.stringify(EVENTS[2])}\n\ndata: {"error":{"message":"engine died","code":500}}\n\n`;
+    const a = await readChatStream(responseOf([new TextEncoder().encode(err)]), performance.now(), new AbortController().signal);
+    expect(a.ok ? "ok" : [a.errorClass, a.message]).toEqual(["stream_error", "error inside 200 response: engine died"]);
+    // the last event is complete but not ended by a blank line: never dispatched, so no [DONE]
+    const cut = `data: ${JSON.stringify(EVENTS[2])}\n\ndata: [DONE]\n`;
+    const b = await readChatStream(responseOf([new TextEncoder().encode(cut)]), performance.now(), new AbortController().signal);
+    expect(b.ok ? "ok" : b.errorClass).toBe("stream_cut");
+  });
+
+  test("a server that keeps the stream open after [DONE] does not hold the call, and its body is dropped after a grace", async () => {
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        new Response(
+          new ReadableStream({
+            start(c) {
+              c.enqueue(new TextEncoder().encode(sseBody("\n")));
+              // never closed: only our grace ends this body
+            },
+          }),
+          { headers: { "content-type": "text/event-stream" } },
+        ),
+    });
+    try {
+      const url = `http://127.0.0.1:${server.port}`;
+      const r = await callChat({ pool: new ReplicaPool("open", [url]), role: "judge", request: { model: "open", messages }, policy: FAST });
+      expect(r.content).toBe(EXPECTED.content);
+      expect(r.totalMs).toBeLessThan(1_000);
+      expect(drainingBodies()).toBeGreaterThan(0);
+      const deadline = Date.now() + 5_000;
+      while (drainingBodies() > 0 && Date.now() < deadline) await Bun.sleep(20);
+      expect(drainingBodies()).toBe(0);
+    } finally {
+      server.stop(true);
+    }
+  }, 10_000);
 });
 
 describe("classification", () => {
