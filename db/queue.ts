@@ -295,7 +295,9 @@ export async function failTask({
 
 /**
  * Gives tasks back without charging an attempt (shutdown, job end approaching). Only the
- * runner's own current leases are touched.
+ * runner's own current leases are touched. The attempt is given back by raising
+ * max_attempts, not by lowering attempt: attempt numbers key the latency rows, and a
+ * reused number would make the next attempt's rows collide with this one's.
  */
 export async function releaseTasks({
   db,
@@ -308,7 +310,7 @@ export async function releaseTasks({
 }): Promise<number> {
   if (tokens.length === 0) return 0;
   const res = await db.run(sql`
-    UPDATE tasks SET status = 'queued', attempt = max(attempt - 1, 0), available_at = ${dbNowMs},
+    UPDATE tasks SET status = 'queued', max_attempts = max_attempts + 1, available_at = ${dbNowMs},
       lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL, updated_at = ${dbNowMs}
     WHERE status = 'running' AND lease_owner = ${runnerId}
       AND lease_token IN (${sql.join(tokens, sql`, `)})`);
@@ -353,7 +355,9 @@ export async function requeueTasks({
         : sql`SELECT id FROM runs WHERE id = ${runId}`,
     ),
     db.run(sql`
-      UPDATE tasks SET status = 'queued', attempt = 0, available_at = ${dbNowMs},
+      UPDATE tasks SET status = 'queued', available_at = ${dbNowMs},
+        -- a fresh budget above the attempts already made (numbers are never reused)
+        max_attempts = attempt + coalesce((SELECT r.max_attempts FROM runs r WHERE r.id = tasks.run_id), 3),
         error_class = NULL, error_message = NULL, error_infra = NULL, result = NULL, prediction = NULL, correct = NULL,
         finished_at = NULL, updated_at = ${dbNowMs}
       WHERE run_id = ${runId} AND status IN (${sql.join(statuses, sql`, `)}) ${classFilter}`),

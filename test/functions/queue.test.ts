@@ -26,7 +26,10 @@ test("register, claim, heartbeat with progress, complete", async () => {
   const [, rel] = await q("release", { runnerId: "r1", tokens: [b.leaseToken] });
   expect(rel.released).toBe(1);
   const [, task] = await t.req(`/v1/tasks/${b.id}`);
-  expect(task).toMatchObject({ status: "queued", attempt: 0 });
+  // released without charging an attempt: the budget is raised, the attempt number kept
+  expect(task).toMatchObject({ status: "queued", attempt: 1 });
+  expect(task.max_attempts - task.attempt).toBe(2);
+  expect(task.attempts.map((x: any) => x.outcome)).toEqual(["released"]);
   expect((await q("runners/r1/state", { state: "stopped" }))[0].status).toBe(200);
 });
 

@@ -56,9 +56,14 @@ describe("runner", () => {
     const out = await new Response(child.stdout).text();
     expect(code).toBe(0);
     expect(out).toContain("released (shutdown)");
-    const tasks = (await q(world.db, "SELECT status, attempt FROM tasks WHERE run_id = ?", [runId])) as any[];
+    const tasks = (await q(world.db, "SELECT status, attempt, max_attempts FROM tasks WHERE run_id = ?", [runId])) as any[];
     expect(tasks.map((t) => t.status)).toEqual(["queued", "queued", "queued"]);
-    expect(tasks.map((t) => Number(t.attempt))).toEqual([0, 0, 0]);
+    // no attempt charged: the budget left is the run's whole budget (a release raises
+    // max_attempts rather than reusing an attempt number)
+    const [run] = (await q(world.db, "SELECT max_attempts FROM runs WHERE id = ?", [runId])) as any[];
+    expect(tasks.map((t) => Number(t.max_attempts) - Number(t.attempt))).toEqual([1, 1, 1].map(() => Number(run.max_attempts)));
+    const outcomes = (await q(world.db, "SELECT outcome FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.run_id = ?", [runId])) as any[];
+    expect(outcomes.map((o) => o.outcome)).toEqual(["released", "released"]);
     const runners = (await q(world.db, "SELECT state FROM runners WHERE pid = ?", [child.pid])) as any[];
     expect(runners[0].state).toBe("stopped");
   }, 30_000);
