@@ -9,8 +9,17 @@
 // Failure policy: infrastructure failures (retryable LlmCallError after its own retries)
 // end the attempt as retryable so the queue requeues it with backoff; deterministic ones
 // (context_length, tool_choice_unsupported, unparsable orchestrator output after
-// maxInvalidSteps) fail the task with their class. An aborted signal (lease lost, run
-// canceled, shutdown) ends the attempt as "aborted" and the runner decides what to write.
+// more than maxInvalidSteps invalid replies in a row) fail the task with their class. An
+// aborted signal (lease lost, run canceled, shutdown) ends the attempt as "aborted" and the
+// runner decides what to write.
+//
+// An invalid orchestrator reply is fed back before the retry (ToolOrchestra-style): the reply
+// as text and what was wrong with it join the conversation until the next valid step, so a
+// seeded or greedy model is asked something new instead of repeating itself.
+//
+// A step whose orchestrator call itself failed has no tool; its tool_calls row is named
+// ORCHESTRATOR_STEP ("orchestrator", never a real tool name) with status "error", so the
+// failed call's latency and class stay visible in the per-tool tables as their own row.
 import type { ClaimedTask, TaskProgress, TaskResult } from "./task-queue";
 import type { RunConfig, ToolName } from "./config";
 import { TOOL_NAMES } from "./config";
@@ -56,6 +65,9 @@ type AttemptNote = { model: string; answer: string };
 
 type StepCtx = { step: number; tool: string };
 
+/** tool_calls.tool of a step whose orchestrator call failed before it chose a tool. */
+export const ORCHESTRATOR_STEP = "orchestrator";
+
 const TRUNC = 4000;
 const clip = (s: string | null | undefined, n = TRUNC) => (s == null ? null : s.length > n ? `${s.slice(0, n)}…` : s);
 
@@ -88,6 +100,9 @@ export async function runProtocol({
   const used: string[] = [];
   const history: ChatRequest["messages"] = [];
   let invalid = 0;
+  let invalidInARow = 0;
+  // The invalid replies since the last valid step, each followed by what was wrong with it.
+  const corrections: ChatRequest["messages"] = [];
   const toolCounts: Record<string, number> = {};
 
   const progress = (step: number, tool: string | null, component: Component | null, endpoint: string | null = null) =>
@@ -231,14 +246,15 @@ export async function runProtocol({
           { role: "system", content: config.prompts.orchestratorSystem },
           { role: "user", content: renderPrompt(config.prompts.orchestratorUser, { question, context }) },
           ...(config.orchestrator.history === "messages" ? history : []),
+          ...corrections,
         ],
         { tools: offered, tool_choice: "auto" },
       );
       if (orch.error) {
-        llmComponent({ step, tool: "orchestrator" }, "orchestrator", orchModel, orch);
+        llmComponent({ step, tool: ORCHESTRATOR_STEP }, "orchestrator", orchModel, orch);
         recorder.toolCall({
           step,
-          tool: "orchestrator",
+          tool: ORCHESTRATOR_STEP,
           status: "error",
           errorClass: orch.error.errorClass,
           errorMessage: clip(orch.error.message),
@@ -252,6 +268,7 @@ export async function runProtocol({
       const pick = validateToolCall({ reply, config, withheld });
       if (!pick.ok) {
         invalid++;
+        invalidInARow++;
         const name = pick.name ?? "(none)";
         llmComponent({ step, tool: name }, "orchestrator", orchModel, orch);
         recorder.toolCall({
@@ -271,14 +288,17 @@ export async function runProtocol({
             finishReason: reply.finishReason,
           },
         });
-        if (invalid > config.maxInvalidSteps)
+        if (invalidInARow > config.maxInvalidSteps)
           throw new TaskFailure(
             reply.finishReason === "length" ? "orchestrator_length" : "orchestrator_unparsable",
-            `${invalid} invalid orchestrator replies (last: ${pick.reason}: ${pick.message})`,
+            `${invalidInARow} invalid orchestrator replies in a row (last: ${pick.reason}: ${pick.message})`,
             false,
           );
+        corrections.push(...correctionMessages({ reply, pick, offered: offered.map((t) => t.function.name), config }));
         continue;
       }
+      invalidInARow = 0;
+      corrections.length = 0;
 
       const { tool, alias } = pick;
       const model = config.models[alias];
@@ -471,6 +491,47 @@ export async function runProtocol({
   } finally {
     await recorder.flush().catch(() => {});
   }
+}
+
+/** The raw reply as plain text, tool calls written out, clipped: what the model said. */
+export function replyAsText(reply: Pick<ChatResult, "toolCalls" | "content">, max = 1000): string {
+  const calls = reply.toolCalls.map((c) => `tool call: ${c.name} ${c.arguments}`);
+  const text = [reply.content?.trim() ?? "", ...calls].filter(Boolean).join("\n") || "(empty reply)";
+  return clip(text, max)!;
+}
+
+/**
+ * What is appended to the orchestrator's conversation after an invalid reply: the reply, as an
+ * assistant turn in plain text (a structured tool call would need a tool result and would
+ * count as a step), then a user turn naming the problem and the valid choices.
+ */
+export function correctionMessages({
+  reply,
+  pick,
+  offered,
+  config,
+}: {
+  reply: Pick<ChatResult, "toolCalls" | "content">;
+  pick: Extract<ToolPick, { ok: false }>;
+  offered: string[];
+  config: Pick<RunConfig, "toolModels" | "models">;
+}): ChatRequest["messages"] {
+  const tools = `[${offered.join(", ")}]`;
+  const aliasesOf = (tool: string | null) =>
+    `[${(config.toolModels[tool as ToolName] ?? []).filter((a) => config.models[a]).join(", ")}]`;
+  const fix: Record<string, string> = {
+    no_tool_call: `call one tool — choose one of ${tools}`,
+    orchestrator_length: `call one tool directly, without a long preamble — choose one of ${tools}`,
+    unknown_tool: `choose one of ${tools}`,
+    tool_withheld: `choose one of ${tools}`,
+    arguments_not_json: `give the arguments as one JSON object, e.g. {"model": "${(config.toolModels[pick.name as ToolName] ?? [])[0] ?? "..."}"}`,
+    model_not_allowed: `choose the model from ${aliasesOf(pick.name)}`,
+  };
+  const how = fix[pick.reason] ?? `choose one of ${tools}`;
+  return [
+    { role: "assistant", content: replyAsText(reply) },
+    { role: "user", content: `Your last reply was not a valid tool call: ${pick.message} — ${how}.` },
+  ];
 }
 
 export type ToolPick =
