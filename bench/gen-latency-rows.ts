@@ -261,7 +261,7 @@ export async function generateRun(opts: GenerateRunOptions): Promise<GeneratedRu
             await addComponent(tool, "query_llm", model, q.ms, q.retries, null, q.endpoint, "ok");
             const r = rng();
             if (r < 0.005) {
-              await addComponent(tool, "retrieval", null, 30_000 * scale + lognormal(rng, 50, 0.3), 3, null, null, "unavailable");
+              await addComponent(tool, "retrieval", null, 30_000 * scale + lognormal(rng, 50, 0.3), 3, null, null, "retrieval_unavailable");
               callStatus = "retrieval_unavailable";
             } else if (r < 0.02) {
               await addComponent(tool, "retrieval", null, (5_000 + lognormal(rng, 400, 0.5)) * scale, 3, "retrieval", FALLBACK_RETRIEVER, "fallback");

@@ -377,7 +377,7 @@ async function componentStats(db: Db, runId: number): Promise<(ComponentStats & 
         callsWithRetries: count((r) => Number(r.retried) === 1),
         timeouts: count((r) => r.status === "timeout"),
         fallbacks: count((r) => r.status === "fallback"),
-        unavailable: count((r) => r.status === "unavailable"),
+        unavailable: count((r) => r.status === "retrieval_unavailable"),
         errors: count((r) => r.status !== "ok" && r.status !== "fallback"),
       };
     }),

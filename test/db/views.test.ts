@@ -85,7 +85,7 @@ describe("the README queries", () => {
     const rows = await doc("retries");
     const sum = (k: string) => rows.reduce((a, r) => a + Number(r[k]), 0);
     const [raw] = await q(
-      `SELECT sum(retries > 0) AS wr, sum(status = 'timeout') AS t, sum(status = 'fallback') AS f, sum(status = 'unavailable') AS u
+      `SELECT sum(retries > 0) AS wr, sum(status = 'timeout') AS t, sum(status = 'fallback') AS f, sum(status = 'retrieval_unavailable') AS u
        FROM latency_components WHERE run_id = 1`,
     );
     expect(sum("calls_with_retries")).toBe(raw.wr);
