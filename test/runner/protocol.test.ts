@@ -222,7 +222,7 @@ describe("validateToolCall", () => {
 describe("correctionMessages", () => {
   const config = loadRunConfig({ benchmark: "frames", config: {} });
   const offered = ["search", "enhance_reasoning", "answer"];
-  const note = (name: string, args: string, content: string | null = null) => {
+  const note = (name: string, args: string, content = "") => {
     const reply = { toolCalls: [{ id: "1", name, arguments: args }], finishReason: "tool_calls", content };
     const pick = validateToolCall({ reply, config, withheld: null });
     if (pick.ok) throw new Error("expected an invalid pick");
