@@ -113,4 +113,50 @@ describe("end to end over HTTP with the simulators", () => {
     },
     120_000,
   );
+
+  test(
+    "with 30% invalid orchestrator replies a run still mostly succeeds: each invalid reply is fed back, recorded, and only a run of them fails a task",
+    async () => {
+      const orchestrators = world.cluster.replicas.filter((r) => r.kind === "orchestrator").map((r) => r.sim as any);
+      for (const s of orchestrators) s.update({ invalidToolCallRate: 0.3 });
+      const rows = frames.slice(0, 80);
+      try {
+        const runId = await submitRun(world, { name: "frames-invalid", benchmark: "frames", rows, config: simRunConfig({ maxRounds: 20 }) });
+        await runToEnd(runId);
+        await checkRun(runId, rows.length);
+      } finally {
+        for (const s of orchestrators) s.update({ invalidToolCallRate: 0 });
+      }
+      const runId = Number((await q(world.db, "SELECT id FROM runs WHERE name = 'frames-invalid'"))[0]!.id);
+      const calls = (await q(
+        world.db,
+        `SELECT t.id, t.status, t.error_class, c.status AS call_status, c.detail FROM tasks t
+           JOIN tool_calls c ON c.task_id = t.id AND c.attempt = t.attempt WHERE t.run_id = ? ORDER BY t.id, c.step`,
+        [runId],
+      )) as any[];
+      const tasks = new Map<number, { status: string; errorClass: string | null; run: number; longest: number; trailing: number; invalid: number }>();
+      for (const c of calls) {
+        const t = tasks.get(c.id) ?? { status: c.status, errorClass: c.error_class, run: 0, longest: 0, trailing: 0, invalid: 0 };
+        t.run = c.call_status === "invalid" ? t.run + 1 : 0;
+        t.longest = Math.max(t.longest, t.run);
+        t.trailing = t.run;
+        if (c.call_status === "invalid") {
+          t.invalid++;
+          // the raw reply is kept
+          expect(JSON.parse(c.detail).toolCalls.length).toBeGreaterThan(0);
+        }
+        tasks.set(c.id, t);
+      }
+      const all = [...tasks.values()];
+      expect(all.reduce((a, t) => a + t.invalid, 0)).toBeGreaterThan(rows.length * 0.3);
+      const recovered = all.filter((t) => t.invalid > 0 && t.status === "succeeded");
+      expect(recovered.length).toBeGreaterThan(rows.length * 0.3);
+      for (const t of all) {
+        // the default maxInvalidSteps is 5: six in a row fail the task, fewer never do
+        if (t.errorClass === "orchestrator_unparsable") expect([t.longest, t.trailing]).toEqual([6, 6]);
+        else expect(t.longest).toBeLessThanOrEqual(5);
+      }
+    },
+    120_000,
+  );
 });
