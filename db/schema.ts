@@ -189,7 +189,7 @@ export const latencyComponents = sqliteTable(
     retries: integer("retries").notNull().default(0),
     backend: text("backend"),
     endpoint: text("endpoint"),
-    // ok | error | timeout | fallback | unavailable | ...
+    // ok | error | timeout | fallback | retrieval_unavailable | ...
     status: text("status").notNull().default("ok"),
     startedAt: integer("started_at").notNull(),
   },

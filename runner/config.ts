@@ -64,7 +64,7 @@ const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
 
 export const RunConfigInput = v.strictObject({
   maxRounds: v.optional(v.pipe(positiveInt, v.maxValue(1000))),
-  // invalid orchestrator replies tolerated before the task fails as orchestrator_unparsable
+  // invalid orchestrator replies in a row tolerated before the task fails as orchestrator_unparsable
   maxInvalidSteps: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   orchestrator: v.optional(
     v.strictObject({
