@@ -62,33 +62,94 @@ function findSplitPattern(pre: any): string | null {
   return null;
 }
 
-/** Byte-level BPE over a tokenizer.json (model.type BPE with vocab + merges). */
+type AddedToken = { id: number; content: string };
+
+// A tokenizer.json that loads but tokenizes wrongly would make every budget silently wrong,
+// so the loader checks what the counts depend on and names the first thing that is off.
+function checkedModel(json: any): { vocab: Map<string, number>; merges: [string, string][]; added: AddedToken[]; ignoreMerges: boolean } {
+  const model = json?.model;
+  if (model == null || typeof model !== "object") throw new Error("no model section: not a tokenizer.json");
+  if (model.type !== "BPE") throw new Error(`model.type is ${JSON.stringify(model.type)}, expected "BPE" (byte-level BPE)`);
+  if (model.vocab == null || typeof model.vocab !== "object" || Array.isArray(model.vocab))
+    throw new Error("model.vocab must be an object of token → id");
+  if (!Array.isArray(model.merges)) throw new Error("model.merges must be an array");
+  const vocab = new Map<string, number>();
+  for (const [piece, id] of Object.entries(model.vocab)) {
+    if (!Number.isInteger(id)) throw new Error(`model.vocab[${JSON.stringify(piece)}] is ${JSON.stringify(id)}, expected an integer id`);
+    vocab.set(piece, id as number);
+  }
+  for (const [b, ch] of bytesToUnicode().entries())
+    if (!vocab.has(ch)) throw new Error(`model.vocab lacks the byte token ${JSON.stringify(ch)} (byte ${b}): not a byte-level vocabulary`);
+  const merges = model.merges.map((m: unknown, i: number): [string, string] => {
+    const pair = typeof m === "string" ? m.split(" ") : m;
+    if (!Array.isArray(pair) || pair.length !== 2 || pair.some((x) => typeof x !== "string" || x === ""))
+      throw new Error(`model.merges[${i}] is ${JSON.stringify(m)}, expected "a b" or ["a", "b"]`);
+    if (!vocab.has(pair[0] + pair[1]))
+      throw new Error(`model.merges[${i}] ${JSON.stringify(m)} makes ${JSON.stringify(pair[0] + pair[1])}, which is not in model.vocab`);
+    return pair as [string, string];
+  });
+  const added: AddedToken[] = [];
+  for (const [i, t] of (Array.isArray(json.added_tokens) ? json.added_tokens : []).entries()) {
+    if (!Number.isInteger(t?.id) || typeof t?.content !== "string" || t.content === "")
+      throw new Error(`added_tokens[${i}] needs an integer id and a non-empty content`);
+    added.push({ id: t.id, content: t.content });
+  }
+  return { vocab, merges, added, ignoreMerges: model.ignore_merges === true };
+}
+
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Byte-level BPE over a tokenizer.json (model.type BPE with vocab + merges, added tokens). */
 export class BpeTokenizer implements Tokenizer {
   readonly source = "file" as const;
   private readonly ranks = new Map<string, number>();
+  private readonly vocab: Map<string, number>;
+  private readonly ignoreMerges: boolean;
   private readonly split: RegExp;
+  // Added tokens (<|im_start|>, <|endoftext|>, …) are matched before the split, one id each.
+  private readonly added: RegExp | null;
+  private readonly addedIds = new Map<string, number>();
   private readonly byteTable = bytesToUnicode();
-  private readonly cache = new Map<string, number>();
+  private readonly cache = new Map<string, number[]>();
 
   constructor(json: any) {
-    if (json?.model?.type !== "BPE" || !Array.isArray(json.model.merges))
-      throw new Error("not a byte-level BPE tokenizer.json (model.type must be BPE with merges)");
-    json.model.merges.forEach((m: string | [string, string], i: number) =>
-      this.ranks.set(Array.isArray(m) ? `${m[0]} ${m[1]}` : m, i),
-    );
+    const { vocab, merges, added, ignoreMerges } = checkedModel(json);
+    this.vocab = vocab;
+    this.ignoreMerges = ignoreMerges;
+    merges.forEach(([a, b], i) => this.ranks.set(`${a} ${b}`, i));
     const pattern = findSplitPattern(json.pre_tokenizer);
     const source = pattern ? pattern.replace(/\(\?i:'s\|'t\|'re\|'ve\|'m\|'ll\|'d\)/, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])") : DEFAULT_SPLIT;
-    this.split = new RegExp(source, "gu");
+    try {
+      this.split = new RegExp(source, "gu");
+    } catch (err) {
+      throw new Error(`pre_tokenizer Split pattern is not a usable regex: ${(err as Error).message}`);
+    }
+    for (const t of added) this.addedIds.set(t.content, t.id);
+    const longestFirst = [...this.addedIds.keys()].sort((a, b) => b.length - a.length);
+    this.added = longestFirst.length > 0 ? new RegExp(longestFirst.map(escapeRegex).join("|"), "g") : null;
   }
 
   private pieces(text: string): string[] {
-    return text.match(this.split) ?? [];
+    if (!this.added) return text.match(this.split) ?? [];
+    const out: string[] = [];
+    let at = 0;
+    for (const m of text.matchAll(this.added)) {
+      if (m.index > at) out.push(...(text.slice(at, m.index).match(this.split) ?? []));
+      out.push(m[0]);
+      at = m.index + m[0].length;
+    }
+    if (at < text.length) out.push(...(text.slice(at).match(this.split) ?? []));
+    return out;
   }
 
-  private countPiece(piece: string): number {
+  private encodePiece(piece: string): number[] {
     const hit = this.cache.get(piece);
-    if (hit != null) return hit;
+    if (hit) return hit;
+    const special = this.addedIds.get(piece);
+    if (special != null) return [special];
     let parts = [...new TextEncoder().encode(piece)].map((b) => this.byteTable[b]);
+    const whole = parts.join("");
+    if (this.ignoreMerges && this.vocab.has(whole)) parts = [whole];
     for (;;) {
       let best = -1;
       let bestRank = Infinity;
@@ -102,13 +163,20 @@ export class BpeTokenizer implements Tokenizer {
       if (best < 0) break;
       parts = [...parts.slice(0, best), parts[best] + parts[best + 1], ...parts.slice(best + 2)];
     }
-    if (this.cache.size < 100_000) this.cache.set(piece, parts.length);
-    return parts.length;
+    // every part is in the vocab: bytes and merge results were checked at load
+    const ids = parts.map((p) => this.vocab.get(p)!);
+    if (this.cache.size < 100_000) this.cache.set(piece, ids);
+    return ids;
+  }
+
+  /** Token ids, as the model's tokenizer would give them (no special tokens added). */
+  encode(text: string): number[] {
+    return this.pieces(text).flatMap((p) => this.encodePiece(p));
   }
 
   async count(text: string): Promise<number> {
     let n = 0;
-    for (const p of this.pieces(text)) n += this.countPiece(p);
+    for (const p of this.pieces(text)) n += this.encodePiece(p).length;
     return n;
   }
 
@@ -117,7 +185,7 @@ export class BpeTokenizer implements Tokenizer {
     let n = 0;
     let i = pieces.length;
     while (i > 0) {
-      const c = this.countPiece(pieces[i - 1]);
+      const c = this.encodePiece(pieces[i - 1]).length;
       if (n + c > maxTokens) break;
       n += c;
       i--;
