@@ -1,8 +1,21 @@
 // Throughput of callChat against a bare fetch loop, both hitting the same zero-latency vLLM
 // simulator (run in its own process so the client side is measured alone).
 //   bun bench/client-overhead.ts [rounds=5] [seconds=2] [concurrency=256]
-// Each round measures four loops in rotating order: bare fetch and callChat, non-streaming and
-// streaming. Reports the median calls/s of each and callChat's ratio to bare fetch (target >= 0.8).
+// Each round measures five loops in rotating order, each for `seconds` with `concurrency` workers
+// calling back to back:
+//   bare fetch, non-streaming   fetch + res.json(): the body parsed once, nothing else
+//   callChat, non-streaming     callChat with stream: false
+//   bare fetch, streaming       fetch + res.text(): the whole SSE body read, NOT parsed
+//   parse floor, streaming      fetch + body reader + eventsource-parser + JSON.parse of every
+//                               event: the least work any client that reads the events must do
+//   callChat, streaming         callChat (stream: true): every event parsed and accumulated,
+//                               TTFT, per-attempt timeout, deadline, caller signal, replica lease
+// Reports the median calls/s of each and callChat's ratio to bare fetch (target >= 0.8). The
+// streaming floor shows how much of the streaming gap is the JSON every event costs, which no
+// client can skip; the rest is callChat's own. Load averages are printed: on a shared machine a
+// round's numbers move by 2x, so compare ratios from the same run, not numbers across runs.
+import { createParser } from "eventsource-parser";
+import { loadavg } from "node:os";
 import { callChat } from "../runner/llm-client";
 import { ReplicaPool } from "../runner/replicas";
 
@@ -60,6 +73,22 @@ async function main(): Promise<void> {
     if (stream) await res.text();
     else await res.json();
   };
+  const floor = async () => {
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, messages, stream: true, stream_options: { include_usage: true } }),
+    });
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+    const parser = createParser({ onEvent: (e) => void (e.data === "[DONE]" || JSON.parse(e.data)) });
+    const decoder = new TextDecoder();
+    const reader = res.body!.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.feed(decoder.decode(value, { stream: true }));
+    }
+  };
   const client = (stream: boolean) => async () => {
     await callChat({ pool, role: "bench", request: { model: MODEL, messages, stream }, policy });
   };
@@ -68,6 +97,7 @@ async function main(): Promise<void> {
     ["bare fetch, non-streaming", bare(false)],
     ["callChat, non-streaming", client(false)],
     ["bare fetch, streaming", bare(true)],
+    ["parse floor, streaming", floor],
     ["callChat, streaming", client(true)],
   ];
 
@@ -91,6 +121,7 @@ async function main(): Promise<void> {
     return done / ((performance.now() - t0) / 1000);
   }
 
+  const load0 = loadavg()[0];
   // Warm-up: connections, JIT.
   for (const [, fn] of loops) await Promise.all(Array.from({ length: 64 }, fn));
 
@@ -107,6 +138,7 @@ async function main(): Promise<void> {
 
   const med = (n: string) => median(results.get(n)!);
   console.log(`\ncalls/s, median of ${rounds} rounds x ${seconds}s, concurrency ${concurrency}, simulator in a separate process`);
+  console.log(`  (1-min load average ${load0.toFixed(1)} at start, ${loadavg()[0].toFixed(1)} at end; ${navigator.hardwareConcurrency} CPUs)`);
   for (const [name] of loops) console.log(`  ${name.padEnd(28)} ${med(name).toFixed(0).padStart(7)}`);
   const ratioPlain = med("callChat, non-streaming") / med("bare fetch, non-streaming");
   const ratioStream = med("callChat, streaming") / med("bare fetch, streaming");
@@ -115,6 +147,8 @@ async function main(): Promise<void> {
   const perRound = (a: string, b: string) => median(results.get(a)!.map((x, i) => x / results.get(b)![i]));
   console.log(`  ratio callChat / bare, non-streaming: ${ratioPlain.toFixed(2)} of medians, ${perRound("callChat, non-streaming", "bare fetch, non-streaming").toFixed(2)} median per round (target >= 0.80)`);
   console.log(`  ratio callChat / bare, streaming:     ${ratioStream.toFixed(2)} of medians, ${perRound("callChat, streaming", "bare fetch, streaming").toFixed(2)} median per round (target >= 0.80)`);
+  console.log(`  ratio parse floor / bare, streaming:  ${(med("parse floor, streaming") / med("bare fetch, streaming")).toFixed(2)} of medians, ${perRound("parse floor, streaming", "bare fetch, streaming").toFixed(2)} median per round (the JSON every event costs)`);
+  console.log(`  ratio callChat / parse floor:         ${(med("callChat, streaming") / med("parse floor, streaming")).toFixed(2)} of medians, ${perRound("callChat, streaming", "parse floor, streaming").toFixed(2)} median per round (callChat's own cost)`);
 
   child.stdin.end();
   child.kill("SIGTERM");
