@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_DATABASE_URL, normalizeDatabaseUrl, openDb } from "../../db/client";
 import { DbQueue } from "../../runner/queue-db";
 import { HttpQueue } from "../../runner/queue-http";
-import { Runner } from "../../runner/runner";
+import { Runner, type RunnerOptions } from "../../runner/runner";
 import { readJobEndTime, readSlurmContext } from "../../runner/slurm";
 import type { TaskQueue } from "../../runner/task-queue";
 
@@ -46,6 +46,8 @@ export async function run(argv: string[]): Promise<number> {
   let values: Record<string, any>;
   let runner: Runner | null = null;
   let queue: TaskQueue | null = null;
+  let options: Omit<RunnerOptions, "queue">;
+  let server: string | undefined;
   try {
     values = parseArgs({
       args: argv,
@@ -70,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
-    const server = values.server ?? (values.db ? undefined : process.env.BATON_SERVER);
+    server = values.server ?? (values.db ? undefined : process.env.BATON_SERVER);
     if (server && values.db) throw new Error("--server and --db are exclusive");
     const slurm = readSlurmContext(process.env);
     let endsAt: number | null = null;
@@ -79,11 +81,7 @@ export async function run(argv: string[]): Promise<number> {
       endsAt = end.endTimeMs;
       if (end.source === "unavailable") console.log(`runner: Slurm job end time unknown (${end.detail}); running without an end-time guard`);
     }
-    queue = server
-      ? new HttpQueue({ baseUrl: server, token: process.env.BATON_TOKEN || null })
-      : new DbQueue(await openDb({ url: normalizeDatabaseUrl(values.db ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL) }));
-    runner = new Runner({
-      queue,
+    options = {
       concurrency: intFlag("concurrency", values.concurrency, 1),
       runId: intFlag("run", values.run, 1) ?? null,
       leaseMs: intFlag("lease-ms", values["lease-ms"], 100),
@@ -97,11 +95,22 @@ export async function run(argv: string[]): Promise<number> {
       runnerId: values["runner-id"],
       slurm,
       endsAt,
-    });
+    };
   } catch (err) {
     console.error(`baton runner: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  // A database that cannot be opened (not a database, unreadable, migrations failing) is not
+  // a usage error: it is reported like any other crash, with its stack and exit 1.
+  try {
+    queue = server
+      ? new HttpQueue({ baseUrl: server, token: process.env.BATON_TOKEN || null })
+      : new DbQueue(await openDb({ url: normalizeDatabaseUrl(values.db ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL) }));
+  } catch (err) {
+    console.error(`baton runner crashed: cannot open the queue: ${(err as Error)?.stack ?? err}`);
+    return 1;
+  }
+  runner = new Runner({ queue, ...options });
 
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
