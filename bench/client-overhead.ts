@@ -14,8 +14,13 @@
 // streaming floor shows how much of the streaming gap is the JSON every event costs, which no
 // client can skip; the rest is callChat's own. Load averages are printed: on a shared machine a
 // round's numbers move by 2x, so compare ratios from the same run, not numbers across runs.
+// For the same reason a change is measured against the old client in the same run:
+//   git show REV:runner/llm-client.ts > runner/llm-client.before.ts
+//   BATON_BENCH_BEFORE=runner/llm-client.before.ts bun bench/client-overhead.ts
+// adds a sixth loop, the old callChat streaming, and prints new / old.
 import { createParser } from "eventsource-parser";
 import { loadavg } from "node:os";
+import { resolve } from "node:path";
 import { callChat } from "../runner/llm-client";
 import { ReplicaPool } from "../runner/replicas";
 
@@ -93,6 +98,8 @@ async function main(): Promise<void> {
     await callChat({ pool, role: "bench", request: { model: MODEL, messages, stream }, policy });
   };
 
+  const beforePath = process.env.BATON_BENCH_BEFORE;
+  const before = beforePath ? ((await import(resolve(beforePath))) as typeof import("../runner/llm-client")) : null;
   const loops: [string, () => Promise<void>][] = [
     ["bare fetch, non-streaming", bare(false)],
     ["callChat, non-streaming", client(false)],
@@ -100,6 +107,12 @@ async function main(): Promise<void> {
     ["parse floor, streaming", floor],
     ["callChat, streaming", client(true)],
   ];
+  if (before) {
+    const old = async () => {
+      await before.callChat({ pool, role: "bench", request: { model: MODEL, messages, stream: true }, policy });
+    };
+    loops.push(["before: callChat, streaming", old]);
+  }
 
   async function measure(fn: () => Promise<void>): Promise<number> {
     const end = performance.now() + seconds * 1000;
@@ -148,6 +161,8 @@ async function main(): Promise<void> {
   console.log(`  ratio callChat / bare, non-streaming: ${ratioPlain.toFixed(2)} of medians, ${perRound("callChat, non-streaming", "bare fetch, non-streaming").toFixed(2)} median per round (target >= 0.80)`);
   console.log(`  ratio callChat / bare, streaming:     ${ratioStream.toFixed(2)} of medians, ${perRound("callChat, streaming", "bare fetch, streaming").toFixed(2)} median per round (target >= 0.80)`);
   console.log(`  ratio parse floor / bare, streaming:  ${(med("parse floor, streaming") / med("bare fetch, streaming")).toFixed(2)} of medians, ${perRound("parse floor, streaming", "bare fetch, streaming").toFixed(2)} median per round (the JSON every event costs)`);
+  if (before)
+    console.log(`  ratio callChat / before, streaming:   ${(med("callChat, streaming") / med("before: callChat, streaming")).toFixed(2)} of medians, ${perRound("callChat, streaming", "before: callChat, streaming").toFixed(2)} median per round (${beforePath})`);
   console.log(`  ratio callChat / parse floor:         ${(med("callChat, streaming") / med("parse floor, streaming")).toFixed(2)} of medians, ${perRound("callChat, streaming", "parse floor, streaming").toFixed(2)} median per round (callChat's own cost)`);
 
   child.stdin.end();

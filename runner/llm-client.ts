@@ -416,7 +416,7 @@ async function runAttempt(
  * the whole client (bench/client-overhead.ts). The answer is complete at [DONE], so the call
  * returns without waiting for this. A server that keeps the stream open after [DONE] gets a
  * short grace, then the connection is dropped. One sweeper timer serves every body being
- * drained: a timer, a race and a promise per call were a measurable part of a streamed call.
+ * drained, so a finished call leaves no timer, race or promise of its own behind.
  */
 const DRAIN_GRACE_MS = 1_000;
 const draining = new Map<ReadableStreamDefaultReader<Uint8Array>, number>();
@@ -534,8 +534,9 @@ export async function readChatStream(res: Response, a0: number, signal: AbortSig
   let failure: AttemptFailed | null = null;
 
   // eventsource-parser does the SSE framing (CRLF/CR/LF, lines split across reads, multi-line
-  // data, comments, BOM). A hand-written splitter measured about 1 us faster per 33-event reply,
-  // against about 10 us for the JSON.parse every event needs anyway: not worth owning.
+  // data, comments, BOM). A hand-written splitter measured about 1 us faster per 33-event reply
+  // in isolation, against about 10 us for the JSON.parse every event needs anyway, and no
+  // faster end to end (bench/client-overhead.ts): not worth owning.
   const parser = createParser({ onEvent: (event) => onData(event.data) });
   function onData(data: string): void {
     // nothing after [DONE] or a failure matters
