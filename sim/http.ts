@@ -2,6 +2,7 @@
 // the faults need the raw socket: "reset" destroys it without a response, "stream_cut" ends
 // an SSE stream mid-way, and down()/up() close and reopen the listener on the same port.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { FAULT_HEADER } from "./faults";
 import { SettingsError } from "./settings";
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -148,3 +149,23 @@ export async function handleAdmin<P>({
   return false;
 }
 
+/**
+ * Counts a request as in flight until its response closes. The returned probe tells a
+ * handler that the client has gone, so it stops generating for nobody.
+ */
+export function trackRequest(res: ServerResponse, counters: { requests: number; inFlight: number }): () => boolean {
+  counters.requests++;
+  counters.inFlight++;
+  let closed = false;
+  res.on("close", () => {
+    closed = true;
+    counters.inFlight--;
+  });
+  return () => closed;
+}
+
+/** The x-sim-fault header of a request (the first one if repeated). */
+export function faultHeader(req: IncomingMessage): string | undefined {
+  const header = req.headers[FAULT_HEADER];
+  return Array.isArray(header) ? header[0] : header;
+}

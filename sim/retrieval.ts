@@ -3,8 +3,8 @@
 // the shipped corpus, with latency and fault injection like the vLLM simulator.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type CorpusInput, indexFor } from "./corpus";
-import { chooseFault, FAULT_HEADER, RETRIEVAL_FAULT_KINDS, type RetrievalFaultKind, UnknownFaultError } from "./faults";
-import { handleAdmin, Listener, readBody, resetConnection, sendJson, sendText, sleep, urlFor } from "./http";
+import { chooseFault, RETRIEVAL_FAULT_KINDS, type RetrievalFaultKind, UnknownFaultError } from "./faults";
+import { faultHeader, handleAdmin, Listener, readBody, resetConnection, sendJson, sendText, sleep, trackRequest, urlFor } from "./http";
 import { jittered, rngFor } from "./rng";
 import { mergeSettings, parsePatch, type RetrievalSettings, RetrievalSettingsPatch, SettingsError } from "./settings";
 
@@ -96,19 +96,12 @@ export async function startRetrievalSim(opts: RetrievalSimOptions = {}): Promise
   }
 
   async function handleRetrieve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    counters.requests++;
-    counters.inFlight++;
-    let closed = false;
-    res.on("close", () => {
-      closed = true;
-      counters.inFlight--;
-    });
+    const isClosed = trackRequest(res, counters);
     const s = settings;
     const raw = await readBody(req);
     let fault: RetrievalFaultKind | null;
     try {
-      const header = req.headers[FAULT_HEADER];
-      fault = chooseFault({ kinds: RETRIEVAL_FAULT_KINDS, header: Array.isArray(header) ? header[0] : header, faults: s.faults, rng: faultRng });
+      fault = chooseFault({ kinds: RETRIEVAL_FAULT_KINDS, header: faultHeader(req), faults: s.faults, rng: faultRng });
     } catch (err) {
       if (err instanceof UnknownFaultError) return reply(res, 400, { detail: err.message });
       throw err;
@@ -141,7 +134,7 @@ export async function startRetrievalSim(opts: RetrievalSimOptions = {}): Promise
 
     const ms = jittered(s.latency.ms, s.latency.jitter, rngFor(s.seed, "latency", ++requestNo));
     if (ms > 0) await sleep(ms);
-    if (closed) return;
+    if (isClosed()) return;
 
     counters.queries += valid.queries.length;
     const result = valid.queries.map((q) =>

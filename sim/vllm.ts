@@ -2,8 +2,8 @@
 // as `vllm serve`, with seeded content (sim/policy.ts), a max_num_seqs scheduler, latency and
 // fault injection. See sim/README.md for the wire formats and fault kinds.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { chooseFault, FAULT_HEADER, FAULT_KINDS, type FaultKind, UnknownFaultError } from "./faults";
-import { handleAdmin, Listener, readBody, resetConnection, sendJson, sendText, sleep, urlFor } from "./http";
+import { chooseFault, FAULT_KINDS, type FaultKind, UnknownFaultError } from "./faults";
+import { faultHeader, handleAdmin, Listener, readBody, resetConnection, sendJson, sendText, sleep, trackRequest, urlFor } from "./http";
 import { decideOrchestratorTurn, type Generation, type ToolSpec, writeExpertReply } from "./policy";
 import { jittered, rngFor } from "./rng";
 import { mergeSettings, parsePatch, SettingsError, type VllmSettings, VllmSettingsPatch } from "./settings";
@@ -237,20 +237,13 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
   }
 
   async function handleChat(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    counters.requests++;
-    counters.inFlight++;
-    let closed = false;
-    res.on("close", () => {
-      closed = true;
-      counters.inFlight--;
-    });
+    const isClosed = trackRequest(res, counters);
     const s = settings;
     const raw = await readBody(req);
 
     let fault: FaultKind | null;
     try {
-      const header = req.headers[FAULT_HEADER];
-      fault = chooseFault({ kinds: FAULT_KINDS, header: Array.isArray(header) ? header[0] : header, faults: s.faults, rng: faultRng });
+      fault = chooseFault({ kinds: FAULT_KINDS, header: faultHeader(req), faults: s.faults, rng: faultRng });
     } catch (err) {
       if (err instanceof UnknownFaultError) return reply(res, 400, vllmError(400, "BadRequestError", err.message));
       throw err;
@@ -349,7 +342,7 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
       res.once("close", cancel);
       await admission.wait;
       res.off("close", cancel);
-      if (closed) return scheduler.release();
+      if (isClosed()) return scheduler.release();
     }
     let released = false;
     const release = () => {
@@ -365,7 +358,7 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
     const ttft = jittered(lat.ttftMs + promptTokens * lat.perPromptTokenMs, lat.jitter, latRng);
     const perToken = jittered(lat.perTokenMs, lat.jitter, latRng);
     if (ttft > 0) await sleep(ttft);
-    if (closed) return;
+    if (isClosed()) return;
 
     counters.promptTokens += promptTokens;
     counters.completionTokens += out.completionTokens;
@@ -374,13 +367,13 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
     const created = Math.floor(Date.now() / 1000);
 
     if (body.stream === true) {
-      await streamOut({ res, id, created, out, usage, perToken, fault, includeUsage: body.stream_options?.include_usage === true, isClosed: () => closed });
+      await streamOut({ res, id, created, out, usage, perToken, fault, includeUsage: body.stream_options?.include_usage === true, isClosed });
       release();
       return;
     }
 
     if (perToken > 0 && out.completionTokens > 0) await sleep(perToken * out.completionTokens);
-    if (closed) return;
+    if (isClosed()) return;
     if (fault === "stream_cut") {
       // A non-streaming response cut mid-body: headers promise more bytes than arrive.
       count(200);
