@@ -183,7 +183,10 @@ describe.each([["auto"], ["subprocess"]])("with BATON_SANDBOX=%s", (mode) => {
     expect(r.stdout).toContain("fork failed");
     const n = Number(r.stdout.trim().split("\n").at(-1));
     expect(n).toBeGreaterThan(0);
-    expect(n).toBeLessThanOrEqual(MAX_PROCESSES);
+    // RLIMIT_NPROC is enforced against a per-user count that is not exact on every kernel
+    // (seen once under gVisor: 69 forks with a cap of 64), so allow slack; without the cap
+    // the loop reaches 1000.
+    expect(n).toBeLessThanOrEqual(MAX_PROCESSES * 2);
     // Main exited while its children slept: they must not outlive the run.
     expect(r.ms).toBeLessThan(10_000);
   }, 30_000);
