@@ -4,17 +4,13 @@
 // fallback that fails for a while, context-length refusals and invalid tool calls. Each
 // answer is checked against the raw rows and against what the fixture did.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { binOf, buildReport, summarize, type Report } from "../../db/analysis";
 import { ORCHESTRATOR_STEP } from "../../runner/protocol";
 import { normalizeAnswer } from "../../runner/grading";
 import { makeSimRun, type SimRun } from "../_sim-run";
+import { readReadmeQueries } from "../_readme-queries";
 
-const README = readFileSync(resolve(import.meta.dir, "../../README.md"), "utf8");
-const DOC = README.slice(README.indexOf("## Asking the database"), README.indexOf("## Benchmarks"));
-const QUERIES = new Map<string, { question: string; sql: string }>();
-for (const m of DOC.matchAll(/### \d+\. (.+)\n<!-- id: ([\w-]+) -->\n```sql\n([\s\S]*?)```/g)) QUERIES.set(m[2], { question: m[1], sql: m[3] });
+const QUERIES = readReadmeQueries();
 
 const TASKS = 120;
 let sim: SimRun;

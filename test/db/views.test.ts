@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import {
   generateRun,
   INFRA_ERROR_CLASS,
@@ -10,13 +10,9 @@ import {
 } from "../../bench/gen-latency-rows";
 import { binOf, summarize } from "../../db/analysis";
 import { closeDb, openDb, type Db } from "../../db/client";
+import { readReadmeQueries } from "../_readme-queries";
 
-// The worked queries of the README's "Asking the database", read from the README itself so the
-// two cannot drift.
-const README = readFileSync(resolve(import.meta.dir, "../../README.md"), "utf8");
-const DOC = README.slice(README.indexOf("## Asking the database"), README.indexOf("## Benchmarks"));
-const QUERIES = new Map<string, { question: string; sql: string }>();
-for (const m of DOC.matchAll(/### \d+\. (.+)\n<!-- id: ([\w-]+) -->\n```sql\n([\s\S]*?)```/g)) QUERIES.set(m[2], { question: m[1], sql: m[3] });
+const QUERIES = readReadmeQueries();
 
 let dir: string;
 let db: Db;
