@@ -97,6 +97,51 @@ export class Listener {
   }
 }
 
+/** What both simulators return: a replica on its own loopback port, steerable at run time. */
+export type SimServer<Settings, Patch, Stats> = {
+  /** Server root, e.g. http://127.0.0.1:PORT (clients append /v1/... or /retrieve). */
+  url: string;
+  port: number;
+  settings(): Settings;
+  /** Merges a partial settings object; applies to requests that arrive afterwards. */
+  update(patch: Patch): Settings;
+  stats(): Stats;
+  /** Closes the listener (connections refused) and resets open connections. */
+  down(): Promise<void>;
+  /** Listens again on the same port. */
+  up(): Promise<void>;
+  stop(): Promise<void>;
+};
+
+export async function serveSim<Settings, Patch, Stats>({
+  host,
+  port,
+  handle,
+  settings,
+  update,
+  stats,
+}: {
+  host: string;
+  port: number;
+  handle: Handler;
+  settings: () => Settings;
+  update: (patch: Patch) => Settings;
+  stats: () => Stats;
+}): Promise<SimServer<Settings, Patch, Stats>> {
+  const listener = new Listener(host, port, handle);
+  await listener.up();
+  return {
+    url: urlFor(host, listener.port),
+    port: listener.port,
+    settings,
+    update,
+    stats,
+    down: () => listener.down(),
+    up: () => listener.up(),
+    stop: () => listener.down(),
+  };
+}
+
 export function urlFor(host: string, port: number): string {
   return host.includes(":") ? `http://[${host}]:${port}` : `http://${host}:${port}`;
 }

@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type CorpusInput, indexFor } from "./corpus";
 import { chooseFault, RETRIEVAL_FAULT_KINDS, type RetrievalFaultKind, UnknownFaultError } from "./faults";
-import { faultHeader, handleAdmin, Listener, readBody, resetConnection, sendJson, sendText, sleep, trackRequest, urlFor } from "./http";
+import { faultHeader, handleAdmin, readBody, resetConnection, sendJson, sendText, serveSim, type SimServer, sleep, trackRequest } from "./http";
 import { jittered, rngFor } from "./rng";
 import { mergeSettings, parsePatch, type RetrievalSettings, RetrievalSettingsPatch, SettingsError } from "./settings";
 
@@ -26,16 +26,7 @@ export type RetrievalStats = {
   byStatus: Record<string, number>;
 };
 
-export type RetrievalSim = {
-  url: string;
-  port: number;
-  settings(): RetrievalSettings;
-  update(patch: RetrievalSettingsPatch): RetrievalSettings;
-  stats(): RetrievalStats;
-  down(): Promise<void>;
-  up(): Promise<void>;
-  stop(): Promise<void>;
-};
+export type RetrievalSim = SimServer<RetrievalSettings, RetrievalSettingsPatch, RetrievalStats>;
 
 const MAX_TOPK = 100;
 
@@ -156,16 +147,5 @@ export async function startRetrievalSim(opts: RetrievalSimOptions = {}): Promise
     return sendJson(res, 404, { detail: "Not Found" });
   }
 
-  const listener = new Listener(host, port, handle);
-  await listener.up();
-  return {
-    url: urlFor(host, listener.port),
-    port: listener.port,
-    settings: snapshot,
-    update,
-    stats,
-    down: () => listener.down(),
-    up: () => listener.up(),
-    stop: () => listener.down(),
-  };
+  return serveSim({ host, port, handle, settings: snapshot, update, stats });
 }

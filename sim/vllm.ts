@@ -3,7 +3,7 @@
 // fault injection. See sim/README.md for the wire formats and fault kinds.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { chooseFault, FAULT_KINDS, type FaultKind, UnknownFaultError } from "./faults";
-import { faultHeader, handleAdmin, Listener, readBody, resetConnection, sendJson, sendText, sleep, trackRequest, urlFor } from "./http";
+import { faultHeader, handleAdmin, readBody, resetConnection, sendJson, sendText, serveSim, type SimServer, sleep, trackRequest } from "./http";
 import { decideOrchestratorTurn, type Generation, type ToolSpec, writeExpertReply } from "./policy";
 import { jittered, rngFor } from "./rng";
 import { mergeSettings, parsePatch, SettingsError, type VllmSettings, VllmSettingsPatch } from "./settings";
@@ -37,20 +37,7 @@ export type VllmStats = {
   completionTokens: number;
 };
 
-export type VllmSim = {
-  /** Server root, e.g. http://127.0.0.1:PORT (clients append /v1/...). */
-  url: string;
-  port: number;
-  settings(): VllmSettings;
-  /** Merges a partial settings object; applies to requests that arrive afterwards. */
-  update(patch: VllmSettingsPatch): VllmSettings;
-  stats(): VllmStats;
-  /** Closes the listener (connections refused) and resets open connections. */
-  down(): Promise<void>;
-  /** Listens again on the same port. */
-  up(): Promise<void>;
-  stop(): Promise<void>;
-};
+export type VllmSim = SimServer<VllmSettings, VllmSettingsPatch, VllmStats>;
 
 const CUT_STALL_MS = 50;
 const DEFAULT_LATENCY = { ttftMs: 0, perTokenMs: 0, perPromptTokenMs: 0, jitter: 0, maxNumSeqs: 256 };
@@ -534,16 +521,5 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
     };
   }
 
-  const listener = new Listener(host, port, handle);
-  await listener.up();
-  return {
-    url: urlFor(host, listener.port),
-    port: listener.port,
-    settings: snapshot,
-    update,
-    stats,
-    down: () => listener.down(),
-    up: () => listener.up(),
-    stop: () => listener.down(),
-  };
+  return serveSim({ host, port, handle, settings: snapshot, update, stats });
 }
