@@ -1,17 +1,70 @@
 // Latency rows written by runners as they happen. Inserts ignore rows already present
 // (tool calls unique per task/attempt/step, components per .../component, LLM calls per
-// .../role/http_attempt) so a batch re-sent after a lost reply never counts twice.
+// .../role/http_attempt, transcripts per .../step) so a batch re-sent after a lost reply
+// never counts twice.
 import type { Db } from "./client";
-import { latencyComponents, llmCalls, toolCalls } from "./schema";
+import { latencyComponents, llmCalls, stepTranscripts, toolCalls } from "./schema";
 
 export type ToolCallRow = typeof toolCalls.$inferInsert;
 export type LatencyComponentRow = typeof latencyComponents.$inferInsert;
 export type LlmCallRow = typeof llmCalls.$inferInsert;
 
+/**
+ * One step of a task's attempt, kept whole (issue #13 point 3). The protocol fills it with
+ * what the ToolOrchestra reference keeps per turn, so `export --format toolorchestra` can
+ * write the reference's per-task file from these alone.
+ */
+export type StepTranscript = {
+  // same step index as the tool_calls row of this step
+  step: number;
+  // the chosen tool, or null for an invalid / failed orchestrator step
+  tool: string | null;
+  // this step's element of the reference's all_tool_calls
+  tool_calls: unknown;
+  // the reference's all_tool_responses["turn_{step}_response"] (with _query_llm_ms,
+  // _retrieval_ms, _retrieval_retries, _expert_ms, _judge_ms, _llm_ms, _exec_ms); null when no tool ran
+  responses: unknown[] | null;
+  // HLE: this step's all_message_responses entry
+  message_response?: unknown;
+  llm: {
+    component: string;
+    request: unknown;
+    reply: unknown;
+    error?: string | null;
+    endpoint?: string | null;
+    ms?: number;
+  }[];
+  retrieval?: { request: unknown; documents: unknown[]; status: string; backend: string | null } | null;
+  code?: { code: string; stdout: string; stderr: string; exit_code: number | null } | null;
+  grade?: unknown;
+};
+
+export function encodeTranscript(t: StepTranscript): string {
+  return Buffer.from(Bun.gzipSync(JSON.stringify(t))).toString("base64");
+}
+
+export function decodeTranscript(body: Uint8Array<ArrayBuffer>): StepTranscript {
+  return JSON.parse(new TextDecoder().decode(Bun.gunzipSync(body)));
+}
+
+/**
+ * One step's transcript as it travels: `body` is the base64 of the gzip-compressed JSON
+ * (the runner compresses, so the HTTP batch carries a few kB instead of tens; base64 because
+ * batches are JSON). Stored as the raw gzip bytes.
+ */
+export type StepTranscriptRow = {
+  taskId: number;
+  attempt: number;
+  step: number;
+  body: string;
+  createdAt: number;
+};
+
 export type RowBatch = {
   toolCalls?: ToolCallRow[];
   components?: LatencyComponentRow[];
   llmCalls?: LlmCallRow[];
+  transcripts?: StepTranscriptRow[];
 };
 
 // SQLite allows 32766 bound variables; 200 rows of <= 20 columns stays well below.
@@ -29,6 +82,10 @@ export async function recordRows({ db, rows }: { db: Db; rows: RowBatch }): Prom
   for (const c of chunks(rows.components ?? []))
     statements.push(db.insert(latencyComponents).values(c).onConflictDoNothing());
   for (const c of chunks(rows.llmCalls ?? [])) statements.push(db.insert(llmCalls).values(c).onConflictDoNothing());
+  for (const c of chunks(rows.transcripts ?? [])) {
+    const values = c.map((t) => ({ ...t, body: Buffer.from(t.body, "base64") }));
+    statements.push(db.insert(stepTranscripts).values(values).onConflictDoNothing());
+  }
   if (statements.length === 0) return { written: 0 };
   const results = await db.batch(statements as [any, ...any[]]);
   // rows actually inserted: a re-sent batch answers 0

@@ -1,7 +1,7 @@
 // The whole data model. Times are ms since the Unix epoch (integers) everywhere.
 // JSON columns hold text; drizzle's `mode: "json"` parses them on read.
 import { sql } from "drizzle-orm";
-import { index, integer, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { blob, index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 // The database clock in ms. Every queue decision uses this, never a runner's clock, so
 // skewed compute nodes cannot steal or keep leases.
@@ -197,6 +197,22 @@ export const latencyComponents = sqliteTable(
     index("latency_components_run_tool_idx").on(t.runId, t.tool, t.component),
     uniqueIndex("latency_components_step_idx").on(t.taskId, t.attempt, t.step, t.component),
   ],
+);
+
+// One row per step of a task's attempt, kept whole: what the orchestrator and the tool's
+// LLMs were sent and answered, the documents, the code and its output, the grade
+// (runner/recorder.ts StepTranscript). body is gzip-compressed JSON; (task_id, attempt, step)
+// is the same join key as tool_calls, and a re-sent row is ignored.
+export const stepTranscripts = sqliteTable(
+  "step_transcripts",
+  {
+    taskId: integer("task_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    step: integer("step").notNull(),
+    body: blob("body", { mode: "buffer" }).notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.attempt, t.step] })],
 );
 
 // One row per HTTP attempt at an LLM (every retry is its own row).

@@ -112,7 +112,22 @@ export type OpenQuery = v.InferOutput<typeof OpenQuery>;
 export const OpenOutput = v.object({ queued: v.number(), running: v.number() });
 
 const Rows = v.optional(v.array(v.record(v.string(), v.unknown())));
-export const RowBatchInput = v.object({ toolCalls: Rows, components: Rows, llmCalls: Rows });
+const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
+// A step's transcript, gzip + base64 (db/rows.ts StepTranscriptRow). 8 MB of base64 holds a
+// step of 150 long documents many times over; a batch holds at most the recorder's 500 rows.
+const Transcript = v.object({
+  taskId: v.pipe(Count, v.minValue(1)),
+  attempt: Count,
+  step: Count,
+  body: v.pipe(v.string(), v.minLength(1), v.maxLength(8_000_000), v.base64("expected base64 of the gzip-compressed transcript")),
+  createdAt: Count,
+});
+export const RowBatchInput = v.object({
+  toolCalls: Rows,
+  components: Rows,
+  llmCalls: Rows,
+  transcripts: v.optional(v.pipe(v.array(Transcript), v.maxLength(1000))),
+});
 export type RowBatchInput = v.InferOutput<typeof RowBatchInput>;
 
 const Ok = v.object({ ok: v.boolean() });
@@ -229,5 +244,5 @@ export const queueRoutes = (deps: AppDeps) =>
     .post("/rows", ({ body }) => recordRows({ db: deps.db, rows: body as RowBatch }), {
       body: RowBatchInput,
       response: { 200: v.object({ written: v.number() }), ...errors },
-      detail: { summary: "Record latency rows (tool calls, components, LLM calls); re-sends are ignored" },
+      detail: { summary: "Record latency rows (tool calls, components, LLM calls) and step transcripts; re-sends are ignored" },
     });

@@ -4,10 +4,13 @@
 // at most the rows of the last flush interval, i.e. the step in flight.
 import type { LlmAttempt } from "./llm-client";
 import { toLlmCallRow } from "./llm-client";
-import type { LatencyComponentRow, LlmCallRow, RowBatch, ToolCallRow } from "../db/rows";
+import { encodeTranscript } from "../db/rows";
+import type { LatencyComponentRow, LlmCallRow, RowBatch, StepTranscript, StepTranscriptRow, ToolCallRow } from "../db/rows";
 import type { TaskQueue } from "./task-queue";
 
 export type Component = "orchestrator" | "query_llm" | "retrieval" | "expert_llm" | "code_exec" | "judge";
+
+export type { StepTranscript };
 
 type Log = (line: string) => void;
 
@@ -15,6 +18,7 @@ export class Recorder {
   private toolCalls: ToolCallRow[] = [];
   private components: LatencyComponentRow[] = [];
   private llmCalls: LlmCallRow[] = [];
+  private transcripts: StepTranscriptRow[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
   private inFlight: Promise<void> = Promise.resolve();
   private failures = 0;
@@ -31,13 +35,14 @@ export class Recorder {
   }
 
   private get size(): number {
-    return this.toolCalls.length + this.components.length + this.llmCalls.length;
+    return this.toolCalls.length + this.components.length + this.llmCalls.length + this.transcripts.length;
   }
 
   add(rows: RowBatch): void {
     if (rows.toolCalls) this.toolCalls.push(...rows.toolCalls);
     if (rows.components) this.components.push(...rows.components);
     if (rows.llmCalls) this.llmCalls.push(...rows.llmCalls);
+    if (rows.transcripts) this.transcripts.push(...rows.transcripts);
     if (this.size >= (this.opts.maxRows ?? 500)) void this.flush().catch(() => {});
   }
 
@@ -49,18 +54,26 @@ export class Recorder {
   flush(): Promise<void> {
     const next = this.inFlight.then(async () => {
       if (this.size === 0) return;
-      const batch: RowBatch = { toolCalls: this.toolCalls, components: this.components, llmCalls: this.llmCalls };
+      const batch: RowBatch = {
+        toolCalls: this.toolCalls,
+        components: this.components,
+        llmCalls: this.llmCalls,
+        transcripts: this.transcripts,
+      };
       this.toolCalls = [];
       this.components = [];
       this.llmCalls = [];
+      this.transcripts = [];
       try {
         await this.queue.recordRows(batch);
-        this.written += (batch.toolCalls!.length + batch.components!.length + batch.llmCalls!.length);
+        this.written +=
+          batch.toolCalls!.length + batch.components!.length + batch.llmCalls!.length + batch.transcripts!.length;
         this.failures = 0;
       } catch (err) {
         this.toolCalls.unshift(...batch.toolCalls!);
         this.components.unshift(...batch.components!);
         this.llmCalls.unshift(...batch.llmCalls!);
+        this.transcripts.unshift(...batch.transcripts!);
         if (this.failures++ % 20 === 0)
           (this.opts.log ?? console.error)(`recorder: could not write ${this.size} rows (will retry): ${(err as Error).message}`);
         throw err;
@@ -93,6 +106,7 @@ export class TaskRecorder {
   toolCallCount = 0;
   componentCount = 0;
   llmCallCount = 0;
+  transcriptCount = 0;
 
   constructor(
     private readonly sink: Recorder,
@@ -112,6 +126,16 @@ export class TaskRecorder {
   llmAttempt(attempt: LlmAttempt, step: number, tool: string | null): void {
     this.llmCallCount++;
     this.sink.add({ llmCalls: [toLlmCallRow(attempt, { ...this.ctx, step, tool })] });
+  }
+
+  /**
+   * Keeps one step whole. Compressed here, on the runner, so the batch (and the server's
+   * work) stays small; call once per step, after the step's tool has finished.
+   */
+  transcript(t: StepTranscript): void {
+    this.transcriptCount++;
+    const { taskId, attempt } = this.ctx;
+    this.sink.add({ transcripts: [{ taskId, attempt, step: t.step, body: encodeTranscript(t), createdAt: Date.now() }] });
   }
 
   flush(): Promise<void> {

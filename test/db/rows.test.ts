@@ -80,3 +80,26 @@ test("migrating a database with duplicated LLM rows keeps one copy of each", asy
     closeDb(migrated);
   }
 });
+
+test("a step transcript is stored compressed, read back whole, and a re-sent one is ignored", async () => {
+  const { decodeTranscript, encodeTranscript } = await import("../../db/rows");
+  const doc = "Paris is the capital of France. ".repeat(2000);
+  const transcript = {
+    step: 2, tool: "search", tool_calls: { name: "search" }, responses: [{ _query_llm_ms: 12, _retrieval_ms: 30 }],
+    llm: [{ component: "query_llm", request: { messages: [] }, reply: "<query>capital</query>" }],
+    retrieval: { request: { queries: ["capital"] }, documents: [doc], status: "ok", backend: "retrieval" },
+  };
+  const row = { taskId: 7, attempt: 1, step: 2, body: encodeTranscript(transcript), createdAt: 5 };
+  expect(await recordRows({ db, rows: { transcripts: [row] } })).toEqual({ written: 1 });
+  expect(await recordRows({ db, rows: { transcripts: [row] } })).toEqual({ written: 0 });
+  // read from a second connection: what was committed, not what one client cached
+  const other = await openDb({ url: `file:${join(dir, "baton.db")}`, migrate: false });
+  try {
+    const r = await other.$client.execute("SELECT body FROM step_transcripts WHERE task_id = 7 AND attempt = 1 AND step = 2");
+    const body = new Uint8Array(r.rows[0]!.body as ArrayBuffer);
+    expect(body.length).toBeLessThan(doc.length / 20);
+    expect(decodeTranscript(body)).toEqual(transcript);
+  } finally {
+    closeDb(other);
+  }
+});
