@@ -5,6 +5,7 @@ import { dirname, resolve } from "node:path";
 import { createClient, type Client } from "@libsql/client";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { migrate } from "drizzle-orm/libsql/migrator";
+import { SafeFileClient } from "./safe-client";
 import * as schema from "./schema";
 
 export type Db = LibSQLDatabase<typeof schema> & { $client: Client };
@@ -37,12 +38,10 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
     const path = url.slice("file:".length).split("?")[0];
     if (path && path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
   }
-  const client = createClient({
-    url,
-    authToken: options.authToken ?? process.env.DATABASE_AUTH_TOKEN,
-    timeout: options.busyTimeoutMs ?? 30_000,
-    intMode: "number",
-  });
+  const config = { url, authToken: options.authToken ?? process.env.DATABASE_AUTH_TOKEN, intMode: "number" as const };
+  const busyTimeoutMs = options.busyTimeoutMs ?? 30_000;
+  // file: see db/safe-client.ts (a failed statement must never leave writes uncommitted)
+  const client: Client = isFileUrl(url) ? new SafeFileClient({ config, busyTimeoutMs }) : createClient({ ...config, timeout: busyTimeoutMs });
   if (isFileUrl(url)) {
     // WAL lets readers (reports, the UI) run beside the claimers; it is a property of the
     // file, so setting it once per open is enough. NORMAL sync is safe under WAL.
