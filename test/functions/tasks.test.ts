@@ -1,4 +1,5 @@
-import { afterEach, beforeEach, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Recorder } from "../../runner/recorder";
 import { AUTH, makeApp, tasksOf, type TestApp } from "./_app";
 
 let t: TestApp;
@@ -15,7 +16,7 @@ test("a task shows its input, result and each attempt with its runner", async ()
   await t.db.run("UPDATE tasks SET available_at = 0" as any);
   const [, c2] = await q("claim", { runnerId: "r2", limit: 1, leaseMs: 60_000 });
   await q("complete", { taskId: c2.tasks[0].id, leaseToken: c2.tasks[0].leaseToken, result: { prediction: "a0", correct: true, steps: 4 } });
-  const [res, task] = await t.req(`/v1/tasks/${c1.tasks[0].id}`);
+  const [res, task] = await t.req(`/v1/tasks/${c1.tasks[0].id}`, { headers: AUTH });
   expect(res.status).toBe(200);
   expect(task).toMatchObject({ status: "succeeded", attempt: 2, prediction: "a0", correct: true, result: { steps: 4 } });
   expect(task.input).toMatchObject({ id: "t0", answer_type: "exactMatch" });
@@ -26,10 +27,92 @@ test("a task shows its input, result and each attempt with its runner", async ()
 });
 
 test("an unknown or malformed task id is refused", async () => {
-  const [res, body] = await t.req("/v1/tasks/12345");
+  const [res, body] = await t.req("/v1/tasks/12345", { headers: AUTH });
   expect(res.status).toBe(404);
   expect(body.error.message).toContain("12345");
-  const [bad, b] = await t.req("/v1/tasks/abc");
+  const [bad, b] = await t.req("/v1/tasks/abc", { headers: AUTH });
   expect(bad.status).toBe(400);
   expect(b.error.message).toMatch(/id/);
+});
+
+describe("GET /v1/tasks/:id/steps", () => {
+  // Two attempts at one task, recorded through the runner's Recorder and POST /v1/queue/rows.
+  async function taskWithTwoAttempts() {
+    await t.req("/v1/runs", { method: "POST", headers: AUTH, json: { name: "s", benchmark: "frames", tasks: tasksOf(1) } });
+    const q = (p: string, json: unknown) => t.req(`/v1/queue/${p}`, { method: "POST", headers: AUTH, json });
+    const [, c1] = await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
+    const { id: taskId, leaseToken, runId } = c1.tasks[0];
+    await q("fail", { taskId, leaseToken, errorClass: "timeout", retryable: true });
+    await t.db.run("UPDATE tasks SET available_at = 0" as any);
+    await q("claim", { runnerId: "r2", limit: 1, leaseMs: 60_000 });
+    const recorder = new Recorder({
+      recordRows: async (rows) => {
+        const [res, body] = await q("rows", rows);
+        if (res.status !== 200) throw new Error(JSON.stringify(body));
+      },
+    });
+    const first = recorder.forTask({ runId, taskId, attempt: 1 });
+    first.transcript(step(0, "search"));
+    first.toolCall({ step: 0, tool: "search", status: "error", startedAt: 1, durationMs: 40, errorClass: "timeout" });
+    const second = recorder.forTask({ runId, taskId, attempt: 2 });
+    for (const [i, tool] of ["search", "answer"].entries()) {
+      second.transcript(step(i, tool));
+      second.toolCall({ step: i, tool, status: "ok", startedAt: 10 + i, durationMs: 100 + i });
+      second.component({ step: i, tool, component: "orchestrator", ms: 5, startedAt: 10 + i, endpoint: "http://o" });
+      second.component({ step: i, tool, component: tool === "search" ? "query_llm" : "expert_llm", ms: 50 + i, startedAt: 11 + i, endpoint: "http://e" });
+    }
+    await recorder.close();
+    return taskId as number;
+  }
+
+  const step = (i: number, tool: string) => ({
+    step: i,
+    tool,
+    tool_calls: [{ name: tool, arguments: { model: "expert-1" } }],
+    responses: [{ tool, [tool === "search" ? "_query_llm_ms" : "_expert_ms"]: 50 + i, context_str: "Doc 1: ".padEnd(20_000, "x") }],
+    llm: [{ component: "orchestrator", request: { messages: [{ role: "user", content: "Problem: q" }] }, reply: { tool_calls: [] }, ms: 5 }],
+  });
+
+  test("lists every step of every attempt, decompressed, with its tool call and components; the final attempt is marked", async () => {
+    const taskId = await taskWithTwoAttempts();
+    const [res, body] = await t.req(`/v1/tasks/${taskId}/steps`, { headers: AUTH });
+    expect(res.status).toBe(200);
+    expect(body.final_attempt).toBe(2);
+    expect(body.steps.map((s: any) => [s.attempt, s.step, s.final, s.tool_call?.status])).toEqual([
+      [1, 0, false, "error"],
+      [2, 0, true, "ok"],
+      [2, 1, true, "ok"],
+    ]);
+    expect(body.steps[2].transcript).toEqual(step(1, "answer"));
+    expect(body.steps[2].components.map((c: any) => [c.component, c.ms, c.endpoint, c.status])).toEqual([
+      ["orchestrator", 5, "http://o", "ok"],
+      ["expert_llm", 51, "http://e", "ok"],
+    ]);
+  });
+
+  test("?attempt=N gives one attempt; a bad attempt is a 400 naming it; an unknown task is a 404", async () => {
+    const taskId = await taskWithTwoAttempts();
+    const [, one] = await t.req(`/v1/tasks/${taskId}/steps?attempt=1`, { headers: AUTH });
+    expect(one.steps.map((s: any) => [s.attempt, s.step, s.final])).toEqual([[1, 0, false]]);
+    const [bad, b] = await t.req(`/v1/tasks/${taskId}/steps?attempt=0`, { headers: AUTH });
+    expect(bad.status).toBe(400);
+    expect(b.error.message).toMatch(/attempt: expected an attempt number/);
+    const [missing, m] = await t.req("/v1/tasks/999/steps", { headers: AUTH });
+    expect(missing.status).toBe(404);
+    expect(m.error.code).toBe("tasks.not_found");
+  });
+
+  test("a transcript row that is not base64 or has a negative step is refused, naming the field, and nothing is written", async () => {
+    const good = { taskId: 1, attempt: 1, step: 0, body: Buffer.from(Bun.gzipSync("{}")).toString("base64"), createdAt: 1 };
+    for (const [bad, field] of [
+      [{ ...good, body: "not base64!" }, "body"],
+      [{ ...good, step: -1 }, "step"],
+    ] as const) {
+      const [res, body] = await t.req("/v1/queue/rows", { method: "POST", headers: AUTH, json: { transcripts: [good, bad] } });
+      expect(res.status).toBe(400);
+      expect(body.error.message).toContain(field);
+    }
+    const r = await t.db.$client.execute("SELECT count(*) AS n FROM step_transcripts");
+    expect(Number(r.rows[0]!.n)).toBe(0);
+  });
 });
