@@ -7,12 +7,14 @@
 // - It never claims a task it cannot finish before the job's end time.
 import { hostname } from "node:os";
 import { parseToolOrchestraConfig } from "../db/endpoints";
+import { isLockError, isStorageError, sqliteCode } from "../db/safe-client";
 import { loadRunConfig, type RunConfig } from "./config";
 import { EndpointRegistry, type StaticEndpoints } from "./endpoint-registry";
 import { runProtocol, type ProtocolDeps, type TaskOutcome } from "./protocol";
 import { Recorder } from "./recorder";
 import { ReplicaPool } from "./replicas";
 import type { SlurmContext } from "./slurm";
+import { QueueHttpError } from "./queue-http";
 import type { ClaimedTask, TaskProgress, TaskQueue } from "./task-queue";
 import { createTokenizer } from "./tokenizer";
 
@@ -54,7 +56,9 @@ export class ShuttingDown extends Error {
   }
 }
 
-type Active = { task: ClaimedTask; ctrl: AbortController; progress: TaskProgress; startedAt: number };
+// leaseUntil: local time by which the lease surely ends unless renewed (claim or last
+// heartbeat that held it, plus the lease length)
+type Active = { task: ClaimedTask; ctrl: AbortController; progress: TaskProgress; startedAt: number; leaseUntil: number };
 
 type RunContext = { config: RunConfig; deps: ProtocolDeps; registry: EndpointRegistry };
 
@@ -270,7 +274,8 @@ export class Runner {
 
   private start(task: ClaimedTask): void {
     this.stats.claimed++;
-    const entry: Active = { task, ctrl: new AbortController(), progress: { step: 0, since: Date.now() }, startedAt: Date.now() };
+    const now = Date.now();
+    const entry: Active = { task, ctrl: new AbortController(), progress: { step: 0, since: now }, startedAt: now, leaseUntil: now + this.o.leaseMs };
     this.active.set(task.leaseToken, entry);
     const p = this.execute(entry)
       .catch((err) => this.log(`task ${task.id}: unexpected error: ${(err as Error)?.stack ?? err}`))
@@ -346,7 +351,7 @@ export class Runner {
     const secs = ((Date.now() - entry.startedAt) / 1000).toFixed(1);
     if (outcome.kind === "aborted") {
       if (outcome.reason instanceof ShuttingDown) {
-        const n = await this.q.release({ runnerId: this.id, tokens: [task.leaseToken] }).catch(() => 0);
+        const n = await this.persist(entry, "release", () => this.q.release({ runnerId: this.id, tokens: [task.leaseToken] })).catch(() => 0);
         this.stats.released += n;
         this.log(`${label}: released (shutdown) after ${secs}s`);
       } else {
@@ -355,10 +360,22 @@ export class Runner {
       }
       return;
     }
-    // Rows first, so a succeeded task always has its rows.
-    await this.recorder.flush().catch(() => {});
+    // Rows first, so a succeeded task always has its rows (if they cannot be written before
+    // the lease ends, they stay buffered and the result still goes in).
+    await this.persist(entry, "writing its rows", () => this.recorder.flush()).catch(() => {});
+    try {
+      await this.finish(entry, outcome, label, secs);
+    } catch (err) {
+      this.stats.lost++;
+      this.log(`${label}: result NOT recorded (${describeQueueError(err)}); the lease ends and the task will run again`);
+    }
+  }
+
+  private async finish(entry: Active, outcome: Exclude<TaskOutcome, { kind: "aborted" }>, label: string, secs: string): Promise<void> {
+    const { task } = entry;
     if (outcome.kind === "succeeded") {
-      const ok = await this.q.complete({ taskId: task.id, leaseToken: task.leaseToken, result: outcome.result });
+      const result = outcome.result;
+      const ok = await this.persist(entry, "completion", () => this.q.complete({ taskId: task.id, leaseToken: task.leaseToken, result }));
       if (ok) {
         this.stats.succeeded++;
         this.durations.push(Date.now() - entry.startedAt);
@@ -371,18 +388,41 @@ export class Runner {
       }
       return;
     }
-    const res = await this.q.fail({
-      taskId: task.id,
-      leaseToken: task.leaseToken,
-      errorClass: outcome.errorClass,
-      errorMessage: outcome.message,
-      retryable: outcome.retryable,
-      result: outcome.result ?? null,
-    });
+    const res = await this.persist(entry, "failure", () =>
+      this.q.fail({
+        taskId: task.id,
+        leaseToken: task.leaseToken,
+        errorClass: outcome.errorClass,
+        errorMessage: outcome.message,
+        retryable: outcome.retryable,
+        result: outcome.result ?? null,
+      }),
+    );
     if (res === "retry") this.stats.retried++;
     else if (res === "failed") this.stats.failed++;
     else this.stats.lost++;
     this.log(`${label}: ${res === "retry" ? "requeued" : res === "failed" ? "failed" : "lost"} after ${secs}s: ${outcome.errorClass}: ${outcome.message.slice(0, 300)}`);
+  }
+
+  /**
+   * A finishing write (rows, completion, failure, release) that fails for a transient reason
+   * (database locked or full, server unreachable) is retried until shortly before the task's
+   * lease ends: dropping it would lose a finished result. Past that point another runner may
+   * hold the task and the fence would refuse the write anyway.
+   */
+  private async persist<T>(entry: Active, what: string, op: () => Promise<T>): Promise<T> {
+    const margin = Math.max(200, Math.min(5_000, this.o.leaseMs / 10));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await op();
+      } catch (err) {
+        const delay = Math.min(2_000, 50 * 2 ** Math.min(attempt, 6));
+        if (!isTransientQueueError(err) || Date.now() + delay >= entry.leaseUntil - margin) throw err;
+        if (attempt % 10 === 0)
+          this.log(`task ${entry.task.id}: ${what} failed (${describeQueueError(err)}); retrying until its lease ends`);
+        await Bun.sleep(delay);
+      }
+    }
   }
 
   private hbBusy = false;
@@ -395,6 +435,7 @@ export class Runner {
       const entries = [...this.active.values()];
       const progress: Record<string, TaskProgress> = {};
       for (const a of entries) progress[a.task.leaseToken] = a.progress;
+      const sentAt = Date.now();
       const { lost } = await this.q.heartbeat({
         runnerId: this.id,
         tokens: entries.map((a) => a.task.leaseToken),
@@ -402,6 +443,8 @@ export class Runner {
         progress,
       });
       this.hbFailures = 0;
+      const lostSet = new Set(lost);
+      for (const a of entries) if (!lostSet.has(a.task.leaseToken)) a.leaseUntil = sentAt + this.o.leaseMs;
       for (const token of lost) {
         const a = this.active.get(token);
         if (a && !a.ctrl.signal.aborted) {
@@ -424,4 +467,23 @@ export class Runner {
         `requeued ${s.retried}, lost ${s.lost}, released ${s.released}; ${(s.succeeded / mins).toFixed(1)} tasks/min`,
     );
   }
+}
+
+/**
+ * Worth retrying a finishing write: the database was locked, full or failing I/O, or the
+ * server did not answer or answered 5xx/408/429. A refusal (4xx) or a SQL error is not.
+ */
+export function isTransientQueueError(err: unknown): boolean {
+  if (err instanceof QueueHttpError) return err.status === 408 || err.status === 429 || err.status >= 500;
+  if (sqliteCode(err)) return isLockError(err) || isStorageError(err);
+  if (isLockError(err) || isStorageError(err)) return true;
+  // fetch failures (connection refused/reset, timeouts) and a client closed under us
+  const name = (err as Error)?.name ?? "";
+  return name === "TimeoutError" || name === "AbortError" || (err as any)?.code === "CLIENT_CLOSED" || err instanceof TypeError;
+}
+
+function describeQueueError(err: unknown): string {
+  const code = sqliteCode(err);
+  const msg = String((err as any)?.cause?.message ?? (err as Error)?.message ?? err).split("\n")[0].slice(0, 200);
+  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
 }
