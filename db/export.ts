@@ -2,85 +2,169 @@
 // at a time) and hands each item to a sink, so a run of any size is never held in memory.
 import type { InValue } from "@libsql/client";
 import type { Db } from "./client";
+import { decodeTranscript, type StepTranscript } from "./rows";
+import { blobBytes } from "./transcripts";
 
 const PAGE = 1000;
 // Pages walk the table by rowid (NOT INDEXED): left to itself the planner picks a run_id
 // index and sorts the whole run for every page, which makes an export quadratic.
 
-// ToolOrchestra's analysis scripts read these per-response keys (analyze_tool_latency.py).
+// What the reference's analyze_tool_latency.py reads per response, by tool and component:
+// used only for tasks recorded before transcripts existed (their responses are rebuilt from
+// the latency rows; a transcript carries the reference's own response dicts).
 const TOOLORCHESTRA_KEYS: Record<string, Record<string, string>> = {
   search: { query_llm: "_query_llm_ms", retrieval: "_retrieval_ms" },
   answer: { expert_llm: "_expert_ms", judge: "_judge_ms" },
   enhance_reasoning: { expert_llm: "_llm_ms", code_exec: "_exec_ms" },
 };
 
+/**
+ * The reference's per-task file (run_single in evaluation/eval_frames_oss.py and
+ * eval_hle_oss.py), keys in the order it writes them: FRAMES id, all_tool_calls,
+ * all_tool_responses, correct, status[, error_type]; HLE adds problem, answer and
+ * all_message_responses.
+ */
 export type ToolOrchestraTask = {
-  id: string;
-  problem: string | null;
-  answer: unknown;
-  correct: boolean | null;
-  status: string;
-  pred: string | null;
+  id: unknown;
+  problem?: unknown;
+  all_tool_calls: unknown[];
+  all_tool_responses: Record<string, unknown[]>;
+  answer?: unknown;
+  all_message_responses?: Record<string, unknown>;
+  correct: boolean;
+  status: "done" | "error";
   error_type?: string;
-  all_tool_responses: Record<string, Record<string, unknown>[]>;
 };
 
 async function rows(db: Db, sql: string, args: InValue[]): Promise<Record<string, any>[]> {
   return (await db.$client.execute({ sql, args })).rows as any;
 }
 
-/** One object per task in the shape of ToolOrchestra's per-task JSON files. */
-export async function exportToolOrchestra({ db, runId, onTask, pageSize = PAGE }: { db: Db; runId: number; onTask: (t: ToolOrchestraTask) => Promise<void> | void; pageSize?: number }): Promise<number> {
+function groupBy<T extends Record<string, any>>(items: T[], key: (x: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const x of items) {
+    const k = key(x);
+    (out.get(k) ?? out.set(k, []).get(k)!).push(x);
+  }
+  return out;
+}
+
+/**
+ * Whether the reference would have written this task's file, and with which status: it
+ * writes one when run_single returns (answered, out of rounds, or a tool error: "done" or
+ * "error" as the runner recorded in result.status), never when the process died (Baton's
+ * infrastructure failures: those stay missing ids, as they would there).
+ */
+function finishedStatus(task: { status: string; result: Record<string, any> | null }): "done" | "error" | null {
+  const s = task.result?.status;
+  if (s === "done" || s === "error") return s;
+  return task.status === "succeeded" ? "done" : null;
+}
+
+/** A task's file from the transcripts of its final attempt. */
+function fromTranscripts(steps: StepTranscript[]): Pick<ToolOrchestraTask, "all_tool_calls" | "all_tool_responses" | "all_message_responses"> {
+  const calls: unknown[] = [];
+  const responses: Record<string, unknown[]> = {};
+  const messages: Record<string, unknown> = {};
+  for (const s of steps) {
+    // a step whose orchestrator call failed appends nothing (the reference's `continue`)
+    if (s.tool_calls !== undefined && s.tool_calls !== null) calls.push(s.tool_calls);
+    if (s.responses != null) responses[`turn_${s.step}_response`] = s.responses;
+    if (s.message_response !== undefined) messages[`turn_${s.step}_message`] = s.message_response;
+  }
+  return { all_tool_calls: calls, all_tool_responses: responses, all_message_responses: messages };
+}
+
+/** Older tasks without transcripts: the latency rows in the reference's response keys. */
+function fromLatencyRows(calls: Record<string, any>[], comps: Map<string, Record<string, any>[]>): Pick<ToolOrchestraTask, "all_tool_calls" | "all_tool_responses" | "all_message_responses"> {
+  const allCalls: unknown[] = [];
+  const responses: Record<string, unknown[]> = {};
+  for (const c of calls) {
+    if (c.status === "invalid") continue;
+    allCalls.push([{ name: c.tool, arguments: { model: c.model_alias ?? c.model } }]);
+    const r: Record<string, unknown> = { tool: c.tool, model: c.model };
+    const keys = TOOLORCHESTRA_KEYS[c.tool] ?? {};
+    for (const comp of comps.get(`${c.task_id}/${c.step}`) ?? []) {
+      const key = keys[comp.component];
+      if (!key) continue;
+      r[key] = Number(comp.ms);
+      if (comp.component === "retrieval") r._retrieval_retries = Number(comp.retries);
+    }
+    responses[`turn_${c.step}_response`] = [r];
+  }
+  return { all_tool_calls: allCalls, all_tool_responses: responses };
+}
+
+/**
+ * One object per finished task of a run in the reference's per-task shape, from the final
+ * attempt's transcripts. Tasks are paged (a page's transcripts are tens of MB decompressed).
+ */
+export async function exportToolOrchestra({ db, runId, onTask, pageSize = 25 }: { db: Db; runId: number; onTask: (t: ToolOrchestraTask) => Promise<void> | void; pageSize?: number }): Promise<number> {
+  const [run] = await rows(db, "SELECT benchmark FROM runs WHERE id = ?", [runId]);
+  const hle = run?.benchmark === "hle";
   let last = 0;
   let n = 0;
   for (;;) {
-    const tasks = await rows(db, "SELECT id, external_id, input, status, correct, prediction, attempt, error_class FROM tasks NOT INDEXED WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", [runId, last, pageSize]);
+    const tasks = await rows(db, "SELECT id, external_id, input, status, attempt, correct, result FROM tasks NOT INDEXED WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", [runId, last, pageSize]);
     if (tasks.length === 0) return n;
     last = Number(tasks[tasks.length - 1].id);
-    const ids = tasks.map((t) => Number(t.id));
-    const ph = ids.map(() => "?").join(",");
-    const calls = await rows(db, `SELECT task_id, attempt, step, tool, model, status, error_class, duration_ms FROM tool_calls WHERE task_id IN (${ph}) ORDER BY task_id, step`, ids);
-    const comps = await rows(db, `SELECT task_id, attempt, step, component, ms, retries, status FROM latency_components WHERE task_id IN (${ph})`, ids);
-    const compsByStep = new Map<string, Record<string, any>[]>();
-    for (const c of comps) {
-      const k = `${c.task_id}/${c.attempt}/${c.step}`;
-      (compsByStep.get(k) ?? compsByStep.set(k, []).get(k)!).push(c);
-    }
-    const callsByTask = new Map<number, Record<string, any>[]>();
-    for (const c of calls) (callsByTask.get(Number(c.task_id)) ?? callsByTask.set(Number(c.task_id), []).get(Number(c.task_id))!).push(c);
-    for (const t of tasks) {
-      const input = typeof t.input === "string" ? JSON.parse(t.input) : (t.input ?? {});
-      const responses: Record<string, Record<string, unknown>[]> = {};
-      for (const c of callsByTask.get(Number(t.id)) ?? []) {
-        if (Number(c.attempt) !== Number(t.attempt)) continue;
-        const r: Record<string, unknown> = { tool: c.tool, model: c.model, status: c.status, _duration_ms: Number(c.duration_ms) };
-        if (c.error_class) r.error_class = c.error_class;
-        const keys = TOOLORCHESTRA_KEYS[c.tool] ?? {};
-        for (const comp of compsByStep.get(`${c.task_id}/${c.attempt}/${c.step}`) ?? []) {
-          const key = keys[comp.component] ?? `_${comp.component}_ms`;
-          r[key] = Number(comp.ms);
-          if (comp.component === "retrieval") {
-            r._retrieval_retries = Number(comp.retries);
-            r._retrieval_status = comp.status;
+    const done = tasks
+      .map((t) => ({
+        id: Number(t.id),
+        externalId: String(t.external_id),
+        input: typeof t.input === "string" ? JSON.parse(t.input) : (t.input ?? {}),
+        status: String(t.status),
+        attempt: Number(t.attempt),
+        correct: t.correct as number | null,
+        result: (typeof t.result === "string" ? JSON.parse(t.result) : (t.result ?? null)) as Record<string, any> | null,
+      }))
+      .filter((t) => finishedStatus(t) !== null);
+    if (done.length === 0) continue;
+    const ph = done.map(() => "(?, ?)").join(",");
+    const keys = done.flatMap((t) => [t.id, t.attempt]);
+    const [transcripts, calls, comps] = await Promise.all([
+      rows(db, `SELECT task_id, step, body FROM step_transcripts WHERE (task_id, attempt) IN (VALUES ${ph}) ORDER BY task_id, step`, keys),
+      rows(db, `SELECT task_id, step, tool, model_alias, model, status FROM tool_calls WHERE (task_id, attempt) IN (VALUES ${ph}) ORDER BY task_id, step`, keys),
+      rows(db, `SELECT task_id, step, component, ms, retries FROM latency_components WHERE (task_id, attempt) IN (VALUES ${ph})`, keys),
+    ]);
+    const stepsOf = groupBy(transcripts, (r) => String(r.task_id));
+    const callsOf = groupBy(calls, (r) => String(r.task_id));
+    const compsOf = groupBy(comps, (r) => `${r.task_id}/${r.step}`);
+    for (const t of done) {
+      const input = t.input;
+      const steps = stepsOf.get(String(t.id));
+      const body = steps
+        ? fromTranscripts(steps.map((s) => decodeTranscript(blobBytes(s.body))))
+        : fromLatencyRows(callsOf.get(String(t.id)) ?? [], compsOf);
+      const status = finishedStatus(t)!;
+      const correct = Boolean(t.result?.correct ?? t.correct ?? false);
+      const out: ToolOrchestraTask = hle
+        ? {
+            id: input.id ?? t.externalId,
+            problem: input.question ?? null,
+            all_tool_calls: body.all_tool_calls,
+            all_tool_responses: body.all_tool_responses,
+            answer: input.answer ?? null,
+            all_message_responses: body.all_message_responses ?? {},
+            correct,
+            status,
           }
-        }
-        responses[`turn_${c.step}_response`] = [r];
-      }
-      const out: ToolOrchestraTask = {
-        id: t.external_id,
-        problem: input.question ?? null,
-        answer: input.answer ?? null,
-        correct: t.correct == null ? null : Boolean(t.correct),
-        // ToolOrchestra writes "success" for a finished task and "error" with error_type
-        status: t.status === "succeeded" ? "success" : t.status === "failed" ? "error" : t.status,
-        pred: t.prediction ?? null,
-        all_tool_responses: responses,
-      };
-      if (t.error_class) out.error_type = t.error_class;
+        : { id: input.id ?? t.externalId, all_tool_calls: body.all_tool_calls, all_tool_responses: body.all_tool_responses, correct, status };
+      const errorType = t.result?.error_type;
+      if (errorType) out.error_type = String(errorType);
       await onTask(out);
       n++;
     }
   }
+}
+
+/**
+ * JSON as Python's json.dump(obj, f, indent=2) writes it (the reference's files): two-space
+ * indent, ", "-free item separators, and every non-ASCII character escaped (ensure_ascii).
+ * Integral floats (Python's 12.0) come out as 12: JSON readers see the same number.
+ */
+export function toPythonJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 export const RESULT_COLUMNS = ["id", "status", "correct", "prediction", "attempt", "steps", "error_class", "error_message", "started_at", "finished_at"] as const;

@@ -1,23 +1,25 @@
-// `baton export RUN --format toolorchestra DIR` (one JSON file per task, the shape
-// ToolOrchestra's analysis scripts read) or `--format jsonl|csv --what results|latency
+// `baton export RUN --format toolorchestra DIR` (one JSON file per finished task, the file
+// the ToolOrchestra reference's eval scripts write, built from the step transcripts) or `--format jsonl|csv --what results|latency
 // [--out FILE]` (stdout by default). Streamed page by page; never the whole run in memory.
-import { createWriteStream, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, createWriteStream, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { findRun } from "../../db/analysis";
 import { closeDb, openDb } from "../../db/client";
-import { csvField, exportLatency, exportResults, exportToolOrchestra, LATENCY_COLUMNS, RESULT_COLUMNS } from "../../db/export";
+import { csvField, exportLatency, exportResults, exportToolOrchestra, LATENCY_COLUMNS, RESULT_COLUMNS, toPythonJson } from "../../db/export";
 import { CliError, runCli, usageError } from "./_api";
 
-export const describe = "Export a run: per-task ToolOrchestra JSON files, or results/latency rows as JSONL/CSV";
+export const describe = "Export a run: the ToolOrchestra reference's per-task JSON files, or results/latency rows as JSONL/CSV";
 
 const USAGE = `Usage: bun run baton export RUN --format toolorchestra DIR [--db URL]
        bun run baton export RUN --format jsonl|csv [--what results|latency] [--out FILE] [--db URL]
 
 RUN is the run id or its name.
 
-  --format F     toolorchestra: one JSON file per task in DIR, the shape ToolOrchestra's
-                 analysis scripts read; jsonl or csv: one row per task or per latency component
+  --format F     toolorchestra: one JSON file per finished task in DIR (<id>.json, mode 0600),
+                 as the reference's eval_frames_oss.py / eval_hle_oss.py write it, from the
+                 final attempt's step transcripts; analyze_tool_latency.py reads the directory.
+                 jsonl or csv: one row per task or per latency component
   --what W       with jsonl/csv: results (one row per task, default) or latency (one row per
                  tool-call component)
   --out FILE     with jsonl/csv: write FILE (atomically) instead of stdout
@@ -97,15 +99,18 @@ export async function run(argv: string[]): Promise<number> {
           db,
           runId: found.id,
           onTask: (t) => {
-            let name = safeFileName(t.id);
-            for (let i = 2; used.has(name); i++) name = `${safeFileName(t.id)}~${i}`;
+            const id = String(t.id);
+            let name = safeFileName(id);
+            for (let i = 2; used.has(name); i++) name = `${safeFileName(id)}~${i}`;
             used.add(name);
             const path = join(dir, `${name}.json`);
-            writeFileSync(`${path}.partial`, JSON.stringify(t, null, 2));
+            // 0600: the files hold gold answers and every model reply
+            writeFileSync(`${path}.partial`, toPythonJson(t), { mode: 0o600 });
+            chmodSync(`${path}.partial`, 0o600);
             renameSync(`${path}.partial`, path);
           },
         });
-        console.error(`baton export: wrote ${n} task files to ${dir}`);
+        console.error(`baton export: wrote ${n} task files (finished tasks, final attempts) to ${dir}`);
         return 0;
       }
       const w = openWriter(values.out);
