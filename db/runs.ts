@@ -2,24 +2,74 @@
 // the task pages. Task state changes live in db/queue.ts, never here.
 import { and, asc, desc, eq, gt, sql } from "drizzle-orm";
 import * as v from "valibot";
+import { checkJsonValue } from "../functions/body";
 import { ApiError } from "../functions/errors";
 import { resolveRunConfig } from "../runner/config";
 import type { Db } from "./client";
 import { dbNowMs, runs, TASK_STATUSES, taskAttempts, tasks, type TaskStatus } from "./schema";
 
-// One dataset row. id may be a number in the file (FRAMES uses ints); it is stored as text.
+// Control characters (NUL above all: libSQL cuts a text value at it on read) are refused in
+// names and ids rather than stored as something other than what was sent.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+export const MAX_NAME_LENGTH = 200;
+export const MAX_EXTERNAL_ID_LENGTH = 256;
+// What the protocol has prompts and a grading profile for; anything else would silently run
+// with FRAMES' prompts.
+export const BENCHMARKS = ["frames", "hle"] as const;
+
+const NoControlChars = v.check((s: string) => !CONTROL_CHARS.test(s), "must not contain control characters (NUL, newline, ...)");
+
+// One dataset row. id may be a number in the file (FRAMES uses ints); it is stored as text,
+// so only integers that print back exactly (|id| <= 2^53 - 1) are taken as numbers.
 // Every other field (answer_type, image, canary, ...) is kept as submitted.
 export const TaskRow = v.looseObject({
   id: v.pipe(
-    v.union([v.string(), v.number()], "expected a string or a number"),
+    v.union(
+      [
+        v.string(),
+        v.pipe(
+          v.number(),
+          v.safeInteger("expected an integer of at most 15 digits (send larger or fractional ids as strings)"),
+        ),
+      ],
+      "expected a string or an integer",
+    ),
     v.transform((x) => String(x)),
     v.minLength(1, "expected a non-empty id"),
+    v.maxLength(MAX_EXTERNAL_ID_LENGTH, `expected at most ${MAX_EXTERNAL_ID_LENGTH} characters`),
+    NoControlChars,
   ),
   question: v.pipe(v.string("expected a non-empty string"), v.minLength(1, "expected a non-empty string")),
 });
 export type TaskRow = v.InferOutput<typeof TaskRow>;
 
 export const MAX_ATTEMPTS_LIMIT = 100;
+
+// A run is referred to by id or name (`baton cancel 7`), so a name may not look like an id.
+export const RunName = v.pipe(
+  v.string("expected a string"),
+  v.trim(),
+  v.minLength(1, "expected a non-empty name"),
+  v.maxLength(MAX_NAME_LENGTH, `expected at most ${MAX_NAME_LENGTH} characters`),
+  NoControlChars,
+  v.check((s: string) => !/^\d+$/.test(s), "a name made only of digits would be read as a run id; add a letter"),
+);
+
+export const Benchmark = v.pipe(
+  v.string("expected a string"),
+  v.trim(),
+  v.toLowerCase(),
+  v.picklist(BENCHMARKS, `expected one of ${BENCHMARKS.join(", ")}`),
+);
+
+/** name and benchmark as createRun stores them; throws a 400 naming the field. */
+export function checkRunFields({ name, benchmark }: { name: unknown; benchmark: unknown }): { name: string; benchmark: string } {
+  for (const [field, schema, value] of [["name", RunName, name], ["benchmark", Benchmark, benchmark]] as const) {
+    const r = v.safeParse(schema, value);
+    if (!r.success) throw new ApiError(400, "runs.invalid", `${field}: ${r.issues[0].message}`);
+  }
+  return { name: v.parse(RunName, name), benchmark: v.parse(Benchmark, benchmark) };
+}
 
 const MISSING: Record<string, string> = {
   id: "missing; expected a string or a number",
@@ -80,11 +130,15 @@ export function parseJsonl(text: string): { rows: unknown[]; lines: number[] } {
     lineNo++;
     const line = text.slice(start, end).trim();
     if (line) {
+      let row: unknown;
       try {
-        rows.push(JSON.parse(line));
+        row = JSON.parse(line);
       } catch (err) {
-        throw new ApiError(400, "tasks.invalid_jsonl", `line ${lineNo}: invalid JSON (${(err as Error).message})`);
+        const why = err instanceof RangeError ? "nested too deep" : (err as Error).message;
+        throw new ApiError(400, "tasks.invalid_jsonl", `line ${lineNo}: invalid JSON (${why})`);
       }
+      checkJsonValue(row, `line ${lineNo}`);
+      rows.push(row);
       lines.push(lineNo);
     }
     start = end + 1;
@@ -130,6 +184,7 @@ export async function createRun({
     if (existing) return { run: existing, created: false };
   }
   if (rows.length === 0) throw new ApiError(400, "tasks.empty", "tasks: expected at least one task");
+  ({ name, benchmark } = checkRunFields({ name, benchmark }));
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS_LIMIT)
     throw new ApiError(400, "runs.invalid", `max_attempts: expected an integer from 1 to ${MAX_ATTEMPTS_LIMIT}`);
   const resolved = resolveRunConfig({ benchmark, config });
@@ -460,20 +515,23 @@ export async function getTask({ db, taskId }: { db: Db; taskId: number }): Promi
 }
 
 /**
- * How a lease token's attempt ended, from the attempt history. Lets a finishing write that
- * is re-sent after a lost reply learn that its first copy already landed.
+ * How a lease token's attempt at one task ended, from the attempt history. Lets a finishing
+ * write that is re-sent after a lost reply learn that its first copy already landed. Both
+ * must match: a token used up on another task says nothing about this one.
  */
 export async function readAttemptOutcome({
   db,
+  taskId,
   leaseToken,
 }: {
   db: Db;
+  taskId: number;
   leaseToken: string;
 }): Promise<string | null> {
   const [a] = await db
     .select({ outcome: taskAttempts.outcome })
     .from(taskAttempts)
-    .where(eq(taskAttempts.leaseToken, leaseToken))
+    .where(and(eq(taskAttempts.leaseToken, leaseToken), eq(taskAttempts.taskId, taskId)))
     .limit(1);
   return a?.outcome ?? null;
 }

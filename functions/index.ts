@@ -5,20 +5,22 @@ import { openapi } from "@elysiajs/openapi";
 import { toJsonSchema } from "@valibot/to-json-schema";
 import { Elysia } from "elysia";
 import * as v from "valibot";
-import { authGuard } from "./auth";
+import { authGuard, JSONL_TYPES, mediaType, type GuardOptions } from "./auth";
+import { parseJsonStrict, readBodyText, tooLarge } from "./body";
 import type { AppDeps } from "./deps";
 import { endpointsRoutes } from "./endpoints";
 import { ApiError, errorBody } from "./errors";
 import { healthRoutes } from "./health";
 import { inflightRoutes } from "./inflight";
 import { queueRoutes } from "./queue";
-import { DEFAULT_MAX_BODY_BYTES, runsRoutes } from "./runs";
+import { DEFAULT_MAX_BODY_BYTES, parseJsonlSubmit, runsRoutes } from "./runs";
 import { tasksRoutes } from "./tasks";
 import { reportRoutes } from "./report";
 import { uiRoutes } from "./ui";
 
-export type AppOptions = {
-  // Requests declaring a larger Content-Length get 413 before the body is read.
+export type AppOptions = GuardOptions & {
+  // Requests declaring a larger Content-Length get 413 before the body is read; a chunked
+  // body gets it once the bytes read pass the limit.
   maxBodyBytes?: number;
 };
 
@@ -28,6 +30,7 @@ export const OPENAPI_PATH = "/openapi";
 export function toErrorResponse({ code, error }: { code: unknown; error: unknown }): {
   status: number;
   body: ReturnType<typeof errorBody>;
+  headers?: Record<string, string>;
 } {
   const e = error as any;
   if (error instanceof ApiError) return { status: error.status, body: errorBody(error.code, error.message) };
@@ -48,17 +51,8 @@ export function toErrorResponse({ code, error }: { code: unknown; error: unknown
   }
   if (code === "PARSE") return { status: 400, body: errorBody("request.invalid_json", "the request body is not valid JSON") };
   if (code === "NOT_FOUND") return { status: 404, body: errorBody("route.not_found", "no such route") };
-  if (e?.name === "DrizzleQueryError" || e?.query !== undefined) {
-    const dbCode = String(e?.cause?.code ?? "");
-    if (/BUSY|LOCKED/.test(dbCode))
-      return { status: 503, body: errorBody("db.busy", "the database is busy; retry shortly") };
-    if (/CONSTRAINT/.test(dbCode)) {
-      console.error("baton: constraint violation:", e?.cause?.message);
-      return { status: 409, body: errorBody("db.conflict", "the write conflicts with existing data or misses a required field") };
-    }
-    console.error("baton: database error:", e?.cause ?? e);
-    return { status: 500, body: errorBody("db.error", `database error (${dbCode || "unknown"})`) };
-  }
+  const db = toDbErrorResponse(e);
+  if (db) return db;
   if (typeof e?.status === "number" && e.status >= 400 && e.status < 500) {
     // Elysia's own client errors (e.g. an unsupported content type)
     return { status: e.status, body: errorBody("request.invalid", String(e.message ?? "bad request")) };
@@ -67,25 +61,67 @@ export function toErrorResponse({ code, error }: { code: unknown; error: unknown
   return { status: 500, body: errorBody("internal.error", "internal error (logged on the server)") };
 }
 
+/** The SQLite code of a driver error (LibsqlError, LibsqlBatchError, or Drizzle's wrapper). */
+function sqliteCodeOf(e: any): string | null {
+  for (let c = e, i = 0; c && i < 4; c = c.cause, i++) {
+    const code = c.extendedCode ?? c.code;
+    if (typeof code === "string" && code.startsWith("SQLITE_")) return code;
+    if (c.name === "LibsqlError" || c.name === "LibsqlBatchError") return String(code ?? "SQLITE_ERROR");
+  }
+  return e?.name === "DrizzleQueryError" || e?.query !== undefined ? "" : null;
+}
+
+function toDbErrorResponse(e: any): { status: number; body: ReturnType<typeof errorBody>; headers?: Record<string, string> } | null {
+  const dbCode = sqliteCodeOf(e);
+  if (dbCode === null) return null;
+  if (/^SQLITE_(BUSY|LOCKED)/.test(dbCode))
+    return { status: 503, body: errorBody("db.busy", "the database is busy; retry shortly"), headers: { "retry-after": "1" } };
+  if (/^SQLITE_(FULL|IOERR|CANTOPEN)/.test(dbCode)) {
+    console.error("baton: database storage error:", dbCode);
+    return { status: 507, body: errorBody("db.full", `the database cannot be written (${dbCode}); free disk space and retry`), headers: { "retry-after": "30" } };
+  }
+  if (/^SQLITE_CONSTRAINT/.test(dbCode)) {
+    console.error("baton: constraint violation:", dbCode);
+    return { status: 409, body: errorBody("db.conflict", "the write conflicts with existing data or misses a required field") };
+  }
+  console.error("baton: database error:", e?.cause ?? e);
+  return { status: 500, body: errorBody("db.error", `database error (${dbCode || "unknown"})`) };
+}
+
 export function createApp(deps: AppDeps, options: AppOptions = {}) {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   return new Elysia()
     .onError(({ code, error, set }) => {
-      const { status, body } = toErrorResponse({ code, error });
+      const { status, body, headers } = toErrorResponse({ code, error });
       set.status = status;
+      if (headers) Object.assign(set.headers, headers);
       return body;
     })
     .onRequest(({ request, set }) => {
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > maxBodyBytes) {
         set.status = 413;
-        return errorBody(
-          "request.too_large",
-          `the body is ${length} bytes; the limit is ${maxBodyBytes} (raise it with --max-body-mb / BATON_MAX_BODY_MB)`,
-        );
+        const e = tooLarge(String(length), maxBodyBytes);
+        return errorBody(e.code, e.message);
       }
     })
-    .use(authGuard(deps))
+    .use(authGuard(deps, options))
+    // Every body goes through the strict reader (limit while streaming, valid UTF-8, depth
+    // and non-finite checks). The guard has already refused every media type but JSON and
+    // JSONL; JSONL is a submit format, so only POST /v1/runs takes it.
+    .onParse(async ({ request, contentType }) => {
+      if (JSONL_TYPES.includes(mediaType(contentType))) {
+        if (new URL(request.url).pathname !== "/v1/runs")
+          throw new ApiError(415, "request.unsupported_media_type", "content-type: this route takes application/json");
+        return parseJsonlSubmit(request, maxBodyBytes);
+      }
+      const text = await readBodyText(request, maxBodyBytes);
+      // an empty body is "no body" (a bare POST), not a parse error
+      return text.trim() === "" ? null : parseJsonStrict(text);
+    })
+    // Never reached (the hook above answers every body); it tells the OpenAPI page that
+    // bodies are JSON.
+    .on("parse", { fn: "json" } as any)
     .use(
       openapi({
         path: OPENAPI_PATH,

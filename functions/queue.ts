@@ -15,6 +15,7 @@ import {
   setRunnerState,
   type FailOutcome,
 } from "../db/queue";
+import { claimReadyTasks, listEndpoints, listWaitingRuns } from "../db/endpoints";
 import { recordRows, type RowBatch } from "../db/rows";
 import { readAttemptOutcome } from "../db/runs";
 import type { Db } from "../db/client";
@@ -26,18 +27,26 @@ const Id = v.pipe(v.string(), v.minLength(1), v.maxLength(200));
 const Token = v.pipe(v.string(), v.minLength(1), v.maxLength(100));
 const LeaseMs = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(24 * 3600_000));
 const Opt = <T extends v.GenericSchema>(s: T) => v.optional(v.nullable(s));
+// Numbers that end up in INTEGER columns or are compared with them: whole, finite, in range.
+const Int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  v.pipe(v.number("expected a number"), v.integer("expected an integer"), v.minValue(min, `expected at least ${min}`), v.maxValue(max, `expected at most ${max}`));
+const RowId = Int(1);
+// epoch ms; durations and latencies are non-negative and finite (REAL columns)
+const EpochMs = Int(0);
+const Ms = v.pipe(v.number("expected a number"), v.finite("expected a finite number"), v.minValue(0, "expected at least 0"));
+const Text = (max = 10_000) => v.pipe(v.string("expected a string"), v.maxLength(max, `expected at most ${max} characters`));
 
 export const RunnerInput = v.object({
   id: Id,
   host: v.string(),
-  pid: v.pipe(v.number(), v.integer()),
+  pid: Int(0, 2 ** 31 - 1),
   slurmJobId: Opt(v.string()),
   slurmArrayJobId: Opt(v.string()),
   slurmArrayTaskId: Opt(v.string()),
-  runId: Opt(v.number()),
-  concurrency: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  runId: Opt(RowId),
+  concurrency: v.optional(Int(1, 100_000)),
   version: Opt(v.string()),
-  endsAt: Opt(v.number()),
+  endsAt: Opt(EpochMs),
 });
 export type RunnerInput = v.InferOutput<typeof RunnerInput>;
 
@@ -49,6 +58,8 @@ export const ClaimInput = v.object({
   limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)),
   leaseMs: LeaseMs,
   runId: Opt(v.number()),
+  // skip runs whose models or retrieval have no healthy endpoint (they wait, no attempt spent)
+  waitForEndpoints: v.optional(v.boolean()),
 });
 export type ClaimInput = v.InferOutput<typeof ClaimInput>;
 
@@ -83,7 +94,7 @@ export const HeartbeatOutput = v.object({ held: v.array(v.string()), lost: v.arr
 
 const Result = v.looseObject({ prediction: Opt(v.string()), correct: Opt(v.boolean()) });
 
-export const CompleteInput = v.object({ taskId: v.number(), leaseToken: Token, result: Result });
+export const CompleteInput = v.object({ taskId: RowId, leaseToken: Token, result: Result });
 export type CompleteInput = v.InferOutput<typeof CompleteInput>;
 export const CompleteOutput = v.object({ ok: v.boolean(), already: v.boolean() });
 
@@ -92,7 +103,7 @@ export type CompleteManyInput = v.InferOutput<typeof CompleteManyInput>;
 export const CompleteManyOutput = v.object({ results: v.array(CompleteOutput) });
 
 export const FailInput = v.object({
-  taskId: v.number(),
+  taskId: RowId,
   leaseToken: Token,
   errorClass: v.pipe(v.string(), v.minLength(1)),
   errorMessage: Opt(v.string()),
@@ -110,8 +121,64 @@ export const OpenQuery = v.object({
 });
 export type OpenQuery = v.InferOutput<typeof OpenQuery>;
 export const OpenOutput = v.object({ queued: v.number(), running: v.number() });
+export const QueueEndpoints = v.object({
+  endpoints: v.array(v.object({ id: v.number(), kind: v.string(), name: v.string(), baseUrl: v.string(), enabled: v.boolean(), state: v.string() })),
+});
+export const WaitingOutput = v.object({
+  runs: v.array(
+    v.object({
+      runId: v.number(),
+      runName: v.string(),
+      needs: v.array(v.object({ label: v.string(), kind: v.string(), names: v.array(v.string()), healthy: v.number() })),
+    }),
+  ),
+});
 
-const Rows = v.optional(v.array(v.record(v.string(), v.unknown())));
+// Latency rows: every numeric field checked here, so a report never meets "fast" or -5 ms.
+const StepKey = { runId: RowId, taskId: RowId, attempt: Int(0), step: Int(0), tool: Text(200) };
+const ToolCallRowInput = v.object({
+  ...StepKey,
+  modelAlias: Opt(Text(200)),
+  model: Opt(Text(500)),
+  status: Text(100),
+  errorClass: Opt(Text(200)),
+  errorMessage: Opt(Text()),
+  startedAt: EpochMs,
+  durationMs: Ms,
+  detail: Opt(v.record(v.string(), v.unknown())),
+});
+const ComponentRowInput = v.object({
+  ...StepKey,
+  component: Text(100),
+  model: Opt(Text(500)),
+  ms: Ms,
+  retries: v.optional(Int(0, 1_000_000)),
+  backend: Opt(Text(200)),
+  endpoint: Opt(Text(2_000)),
+  status: v.optional(Text(100)),
+  startedAt: EpochMs,
+});
+const LlmCallRowInput = v.object({
+  runId: Opt(RowId),
+  taskId: Opt(RowId),
+  attempt: Opt(Int(0)),
+  step: Opt(Int(0)),
+  tool: Opt(Text(200)),
+  role: Text(100),
+  model: Text(500),
+  endpoint: Text(2_000),
+  httpAttempt: Int(1, 1_000_000),
+  outcome: Text(200),
+  httpStatus: Opt(Int(100, 599)),
+  errorMessage: Opt(Text()),
+  ttftMs: Opt(Ms),
+  totalMs: Ms,
+  promptTokens: Opt(Int(0)),
+  completionTokens: Opt(Int(0)),
+  finishReason: Opt(Text(100)),
+  startedAt: EpochMs,
+});
+const Rows = <T extends v.GenericSchema>(row: T) => v.optional(v.pipe(v.array(row), v.maxLength(100_000)));
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
 // A step's transcript, gzip + base64 (db/rows.ts StepTranscriptRow). 8 MB of base64 holds a
 // step of 150 long documents many times over; a batch holds at most the recorder's 500 rows.
@@ -123,9 +190,9 @@ const Transcript = v.object({
   createdAt: Count,
 });
 export const RowBatchInput = v.object({
-  toolCalls: Rows,
-  components: Rows,
-  llmCalls: Rows,
+  toolCalls: Rows(ToolCallRowInput),
+  components: Rows(ComponentRowInput),
+  llmCalls: Rows(LlmCallRowInput),
   transcripts: v.optional(v.pipe(v.array(Transcript), v.maxLength(1000))),
 });
 export type RowBatchInput = v.InferOutput<typeof RowBatchInput>;
@@ -148,7 +215,7 @@ export async function completeIdempotent({
   result: TaskResult;
 }): Promise<{ ok: boolean; already: boolean }> {
   if (await completeTask({ db, taskId, leaseToken, result })) return { ok: true, already: false };
-  const outcome = await readAttemptOutcome({ db, leaseToken });
+  const outcome = await readAttemptOutcome({ db, taskId, leaseToken });
   return outcome === "succeeded" ? { ok: true, already: true } : { ok: false, already: false };
 }
 
@@ -164,7 +231,7 @@ export async function completeManyIdempotent({
   const results = await Promise.all(
     written.map(async (ok, i) => {
       if (ok) return { ok: true, already: false };
-      const outcome = await readAttemptOutcome({ db, leaseToken: items[i].leaseToken });
+      const outcome = await readAttemptOutcome({ db, taskId: items[i].taskId, leaseToken: items[i].leaseToken });
       return outcome === "succeeded" ? { ok: true, already: true } : { ok: false, already: false };
     }),
   );
@@ -177,7 +244,7 @@ export async function failIdempotent({
 }: FailInput & { db: Db }): Promise<{ outcome: FailOutcome; already: boolean }> {
   const outcome = await failTask({ db, ...input, result: input.result ?? null });
   if (outcome !== "lost") return { outcome, already: false };
-  const previous = await readAttemptOutcome({ db, leaseToken: input.leaseToken });
+  const previous = await readAttemptOutcome({ db, taskId: input.taskId, leaseToken: input.leaseToken });
   if (previous === "failed" || previous === "retry") return { outcome: previous, already: true };
   return { outcome: "lost", already: false };
 }
@@ -202,7 +269,7 @@ export const queueRoutes = (deps: AppDeps) =>
       },
       { body: RunnerStateInput, response: { 200: Ok, ...errors }, detail: { summary: "Set a runner's state" } },
     )
-    .post("/claim", async ({ body }) => ({ tasks: await claimTasks({ db: deps.db, ...body }) }), {
+    .post("/claim", async ({ body }) => ({ tasks: await claimReadyTasks({ db: deps.db, ...body }) }), {
       body: ClaimInput,
       response: { 200: Claimed, ...errors },
       detail: { summary: "Claim up to `limit` tasks with a lease" },
@@ -235,6 +302,21 @@ export const queueRoutes = (deps: AppDeps) =>
       body: ReleaseInput,
       response: { 200: v.object({ released: v.number() }), ...errors },
       detail: { summary: "Give leased tasks back without charging an attempt" },
+    })
+    .get(
+      "/endpoints",
+      async () => ({
+        endpoints: (await listEndpoints({ db: deps.db })).map((e) => ({ id: e.id, kind: e.kind, name: e.name, baseUrl: e.baseUrl, enabled: e.enabled, state: e.state })),
+      }),
+      {
+        response: { 200: QueueEndpoints, ...errors },
+        detail: { summary: "The endpoint registry for runners: full URLs (credentials included) and each endpoint's state" },
+      },
+    )
+    .get("/waiting", async ({ query }) => ({ runs: await listWaitingRuns({ db: deps.db, runId: query.runId ?? null }) }), {
+      query: OpenQuery,
+      response: { 200: WaitingOutput, ...errors },
+      detail: { summary: "Open runs that wait for a model or retrieval pool with no healthy endpoint, and what each waits for" },
     })
     .get("/open", ({ query }) => countOpenTasks({ db: deps.db, runId: query.runId ?? null }), {
       query: OpenQuery,

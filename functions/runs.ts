@@ -3,25 +3,28 @@ import { Elysia } from "elysia";
 import * as v from "valibot";
 import { cancelRun, requeueTasks } from "../db/queue";
 import {
+  Benchmark,
   createRun,
   findRun,
   getRunSummary,
   listRuns,
   listTasks,
   MAX_ATTEMPTS_LIMIT,
+  RunName,
   TASK_PAGE_MAX,
   validateJsonlTasks,
   validateTasks,
 } from "../db/runs";
 import { TASK_STATUSES } from "../db/schema";
+import { checkJsonValue, readBodyText } from "./body";
 import type { AppDeps } from "./deps";
 import { ApiError, ErrorBody } from "./errors";
 
 const MaxAttempts = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_ATTEMPTS_LIMIT));
 
 export const RunInput = v.object({
-  name: v.pipe(v.string(), v.trim(), v.minLength(1, "expected a non-empty name"), v.maxLength(200)),
-  benchmark: v.pipe(v.string(), v.trim(), v.minLength(1, "expected a benchmark such as frames or hle")),
+  name: RunName,
+  benchmark: Benchmark,
   config: v.optional(v.nullable(v.record(v.string(), v.unknown()))),
   // Each row is checked by validateTasks so errors name tasks[i] and the field.
   tasks: v.array(v.unknown()),
@@ -93,8 +96,8 @@ export const TaskPageQuery = v.object({
 export type TaskPageQuery = v.InferOutput<typeof TaskPageQuery>;
 
 export const RequeueInput = v.object({
-  statuses: v.optional(v.array(v.picklist(["failed", "canceled"], "expected failed or canceled"))),
-  error_class: v.optional(v.pipe(v.string(), v.minLength(1))),
+  statuses: v.optional(v.pipe(v.array(v.picklist(["failed", "canceled"], "expected failed or canceled")), v.minLength(1, "expected at least one status"))),
+  error_class: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(200))),
 });
 export type RequeueInput = v.InferOutput<typeof RequeueInput>;
 
@@ -109,15 +112,37 @@ export type RunRef = v.InferOutput<typeof RunRef>;
 // and JSON.parse of the body costs a few times its size in memory. BATON_MAX_BODY_MB raises it.
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
 
-const JSONL_TYPES = ["application/x-ndjson", "application/jsonl", "application/x-jsonlines", "text/plain"];
+/**
+ * The query string, refusing percent-escapes that are not UTF-8 (URLSearchParams would turn
+ * them into U+FFFD and a run name would be stored as something never sent).
+ */
+export function readQueryStrict(url: string): Record<string, string> {
+  const search = new URL(url).search.slice(1);
+  const out: Record<string, string> = {};
+  for (const part of search ? search.split("&") : []) {
+    const eq = part.indexOf("=");
+    const [rawKey, rawValue] = eq === -1 ? [part, ""] : [part.slice(0, eq), part.slice(eq + 1)];
+    const decode = (s: string, what: string) => {
+      try {
+        return decodeURIComponent(s.replace(/\+/g, " "));
+      } catch {
+        throw new ApiError(400, "request.invalid_query", `${what}: the query parameter is not valid percent-encoded UTF-8`);
+      }
+    };
+    const key = decode(rawKey, "query");
+    out[key] = decode(rawValue, key);
+  }
+  return out;
+}
 
 /**
- * A JSONL upload (`Content-Type: application/x-ndjson` or `text/plain`) becomes the same
- * RunInput as a JSON submit: run fields come from the query string (`config` as a JSON
- * string). Line errors are reported here, by line number.
+ * A JSONL upload (`Content-Type: application/x-ndjson`) becomes the same RunInput as a JSON
+ * submit: run fields come from the query string (`config` as a JSON string). Line errors are
+ * reported here, by line number.
  */
-async function parseJsonlSubmit(request: Request, query: Record<string, string | undefined>): Promise<unknown> {
-  const text = await request.text();
+export async function parseJsonlSubmit(request: Request, maxBodyBytes: number): Promise<unknown> {
+  const query = readQueryStrict(request.url);
+  const text = await readBodyText(request, maxBodyBytes);
   const tasks = validateJsonlTasks(text);
   let config: unknown;
   if (query.config) {
@@ -126,6 +151,7 @@ async function parseJsonlSubmit(request: Request, query: Record<string, string |
     } catch {
       throw new ApiError(400, "runs.invalid_config", "config: the config query parameter is not valid JSON");
     }
+    checkJsonValue(config, "config");
   }
   const maxAttempts = query.max_attempts;
   return {
@@ -156,22 +182,13 @@ export const runsRoutes = (deps: AppDeps) =>
         return created ? status(201, out) : status(200, out);
       },
       {
-        parse: [
-          // the parse context has no parsed query yet, so read it from the URL
-          async ({ request }, contentType) => {
-            if (JSONL_TYPES.includes(contentType.split(";")[0].trim().toLowerCase()))
-              return parseJsonlSubmit(request, Object.fromEntries(new URL(request.url).searchParams));
-          },
-          // named so the OpenAPI page lists the JSON body
-          "json",
-        ],
         body: RunInput,
         response: { 200: RunCreated, 201: RunCreated, 400: ErrorBody, 401: ErrorBody, 413: ErrorBody },
         detail: {
           summary: "Submit a run",
           description:
             "JSON body { name, benchmark, config?, tasks: [{id, question, answer?, ...}], max_attempts? }, or a JSONL body " +
-            "(Content-Type application/x-ndjson or text/plain) with ?name=&benchmark=&max_attempts=&config=<json>. " +
+            "(Content-Type application/x-ndjson) with ?name=&benchmark=&max_attempts=&config=<json>. " +
             "An Idempotency-Key header makes a repeat return the first run (200) instead of creating another.",
         },
       },
@@ -232,8 +249,8 @@ export const runsRoutes = (deps: AppDeps) =>
       },
       {
         params: RunRef,
-        // no parse: "json" here: a bodyless POST (curl -X POST) means "requeue failed tasks"
-        body: v.optional(RequeueInput),
+        // a bodyless POST (curl -X POST) or an empty JSON body means "requeue failed tasks"
+        body: v.optional(v.nullable(RequeueInput)),
         response: { 200: Requeued, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody },
         detail: { summary: "Put failed (and/or canceled) tasks back in the queue; succeeded tasks are kept" },
       },

@@ -17,6 +17,10 @@ function ms(x) {
 }
 async function getJson(path) {
   const res = await fetch(path, { headers: { accept: "application/json" } });
+  if (res.status === 401) {
+    showLogin();
+    throw new Error("log in with the server's token");
+  }
   const body = await res.json().catch(() => null);
   if (!res.ok) throw new Error(body?.error?.message ?? `${path}: HTTP ${res.status}`);
   return body;
@@ -154,6 +158,23 @@ async function showRun(id) {
   const dists = await Promise.all([...tools.map((tool) => getJson(`/v1/runs/${r.run.id}/latency?tool=${encodeURIComponent(tool)}`)), getJson(`/v1/runs/${r.run.id}/latency`)]);
   dists.forEach((d) => histogramChart(el, d.tool ?? "all tools", d));
   document.body.dataset.ready = "1";
+}
+
+// The server has a token: ask for it once; /ui/login keeps it in an HttpOnly cookie.
+function showLogin() {
+  if (timer) clearInterval(timer);
+  timer = null;
+  if (document.getElementById("login")) return;
+  crumb.textContent = "log in";
+  main.innerHTML = `<h2>Log in</h2><form id="login" class="login"><p class="muted">This server needs its token (printed by <code>baton serve</code>, kept in its token file).</p>
+    <input type="password" name="token" autocomplete="current-password" placeholder="token" required> <button type="submit">Log in</button> <span id="login-error" class="bad"></span></form>`;
+  document.getElementById("login").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const token = new FormData(ev.target).get("token");
+    const res = await fetch("/ui/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) });
+    if (res.ok) route();
+    else document.getElementById("login-error").textContent = "that token is not valid";
+  });
 }
 
 function route() {

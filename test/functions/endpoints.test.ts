@@ -72,7 +72,7 @@ describe("endpoint routes", () => {
     expect(body2.error.message).toContain("kind");
   });
 
-  test("with a token configured, changes need it while listing stays open", async () => {
+  test("with a token configured, changes and the listing (URLs) need it", async () => {
     const guarded = createApp({ db, token: "s3cret" });
     const post = (auth?: string) =>
       guarded.handle(
@@ -84,7 +84,8 @@ describe("endpoint routes", () => {
       );
     expect((await post()).status).toBe(401);
     expect((await post("Bearer s3cret")).status).toBe(201);
-    expect((await guarded.handle(new Request("http://localhost/v1/endpoints"))).status).toBe(200);
+    expect((await guarded.handle(new Request("http://localhost/v1/endpoints"))).status).toBe(401);
+    expect((await guarded.handle(new Request("http://localhost/v1/endpoints", { headers: { authorization: "Bearer s3cret" } }))).status).toBe(200);
   });
 
   test("disable and enable flip the flag, and an unknown id is a 404", async () => {
@@ -97,5 +98,81 @@ describe("endpoint routes", () => {
     const [r404, body] = await call("POST", "/v1/endpoints/424242/disable");
     expect(r404.status).toBe(404);
     expect(body.error.code).toBe("endpoints.not_found");
+  });
+
+  test("an endpoint agent registers, heartbeats, drains and deregisters; the list shows its state and placement", async () => {
+    const reg = { kind: "model", name: "agent-m", base_url: "http://127.0.0.1:9500", role: "expert_llm", service: "experts", node: "vm", slurm_job_id: "12", slurm_array_job_id: "11", slurm_array_task_id: "1", lease_ms: 60_000 };
+    const [r1, e] = await call("POST", "/v1/endpoints/register", reg);
+    expect(r1.status).toBe(201);
+    expect(e).toMatchObject({ state: "healthy", role: "expert_llm", service: "experts", node: "vm", slurm_job_id: "12", slurm_array_task_id: "1" });
+    const [r2, hb] = await call("POST", `/v1/endpoints/${e.id}/heartbeat`, { lease_ms: 60_000 });
+    expect(r2.status).toBe(200);
+    expect(hb.lease_expires_at).toBeGreaterThanOrEqual(e.lease_expires_at);
+    const [, drained] = await call("POST", `/v1/endpoints/${e.id}/drain`);
+    expect(drained.state).toBe("draining");
+    expect((await call("GET", "/v1/endpoints"))[1].endpoints.find((x: any) => x.id === e.id).state).toBe("draining");
+    const [r3] = await call("DELETE", `/v1/endpoints/${e.id}`);
+    expect(r3.status).toBe(200);
+    expect((await call("GET", "/v1/endpoints"))[1].endpoints.some((x: any) => x.id === e.id)).toBe(false);
+    const [r4, gone] = await call("POST", `/v1/endpoints/${e.id}/heartbeat`, { lease_ms: 60_000 });
+    expect(r4.status).toBe(404);
+    expect(gone.error.code).toBe("endpoints.not_found");
+  });
+
+  test("a registration without a valid role or lease is a 400 naming the field", async () => {
+    const [r1, b1] = await call("POST", "/v1/endpoints/register", { kind: "model", name: "m", base_url: "http://127.0.0.1:1", role: "gpu", lease_ms: 5_000 });
+    expect(r1.status).toBe(400);
+    expect(b1.error.message).toContain("role");
+    const [r2, b2] = await call("POST", "/v1/endpoints/register", { kind: "model", name: "m", base_url: "http://127.0.0.1:1", role: "judge" });
+    expect(r2.status).toBe(400);
+    expect(b2.error.message).toContain("lease_ms");
+  });
+
+  test("import [1] is a 400 that says a JSON object was expected and a list was given", async () => {
+    const [res, body] = await call("POST", "/v1/endpoints/import", [1]);
+    expect(res.status).toBe(400);
+    expect(body.error.message).toContain("config: must be a JSON object");
+    expect(body.error.message).toContain("got a list");
+  });
+
+  test("ip_addr with a path or query is refused naming ip_addr; an overlong name is refused", async () => {
+    const [res, body] = await call("POST", "/v1/endpoints/import", { m: [{ ip_addr: "127.0.0.1/evil?x=", port: 1 }] });
+    expect(res.status).toBe(400);
+    expect(body.error.message).toContain("m[0].ip_addr");
+    const [res2, body2] = await call("POST", "/v1/endpoints", { kind: "model", name: "n".repeat(201), base_url: "http://127.0.0.1:1" });
+    expect(res2.status).toBe(400);
+    expect(body2.error.message).toContain("name");
+  });
+
+  test("credentials inside an endpoint URL are never returned by the public list, but runners (token) get them", async () => {
+    const guarded = createApp({ db, token: "s3cret" });
+    const add = await guarded.handle(
+      new Request("http://localhost/v1/endpoints", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer s3cret" },
+        body: JSON.stringify({ kind: "model", name: "cred", base_url: "http://user:hunter2@127.0.0.1:9600" }),
+      }),
+    );
+    const added = (await add.json()) as any;
+    expect(added.base_url).toBe("http://***@127.0.0.1:9600");
+    const listText = await (await guarded.handle(new Request("http://localhost/v1/endpoints"))).text();
+    expect(listText).not.toContain("hunter2");
+    const runnerView = (await (await guarded.handle(new Request("http://localhost/v1/queue/endpoints", { headers: { authorization: "Bearer s3cret" } }))).json()) as any;
+    expect(runnerView.endpoints.find((e: any) => e.name === "cred").baseUrl).toBe("http://user:hunter2@127.0.0.1:9600");
+    expect((await guarded.handle(new Request("http://localhost/v1/queue/endpoints"))).status).toBe(401);
+  });
+
+  test("GET /v1/waiting lists open runs with what they wait for", async () => {
+    const [sub] = await call("POST", "/v1/runs", {
+      name: "waits",
+      benchmark: "frames",
+      config: { orchestrator: { model: "nobody-serves-this" } },
+      tasks: [{ id: "a", question: "q", answer: "a" }],
+    });
+    expect(sub.status).toBeLessThan(300);
+    const [res, body] = await call("GET", "/v1/waiting");
+    expect(res.status).toBe(200);
+    const run = body.runs.find((r: any) => r.run_name === "waits");
+    expect(run.needs).toContainEqual({ label: "orchestrator", kind: "model", names: ["nobody-serves-this"], healthy: 0 });
   });
 });

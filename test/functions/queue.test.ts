@@ -19,13 +19,13 @@ test("register, claim, heartbeat with progress, complete", async () => {
   const [, hb] = await q("heartbeat", { runnerId: "r1", tokens: [a.leaseToken, b.leaseToken, "gone"], leaseMs: 60_000, progress: { [a.leaseToken]: { step: 3, tool: "search", component: "retrieval" } } });
   expect(hb.held.sort()).toEqual([a.leaseToken, b.leaseToken].sort());
   expect(hb.lost).toEqual(["gone"]);
-  const [, inflight] = await t.req(`/v1/tasks/${a.id}`);
+  const [, inflight] = await t.req(`/v1/tasks/${a.id}`, { headers: AUTH });
   expect(inflight.progress).toMatchObject({ step: 3, tool: "search" });
   const [, done] = await q("complete", { taskId: a.id, leaseToken: a.leaseToken, result: { prediction: "x", correct: true } });
   expect(done).toEqual({ ok: true, already: false });
   const [, rel] = await q("release", { runnerId: "r1", tokens: [b.leaseToken] });
   expect(rel.released).toBe(1);
-  const [, task] = await t.req(`/v1/tasks/${b.id}`);
+  const [, task] = await t.req(`/v1/tasks/${b.id}`, { headers: AUTH });
   // released without charging an attempt: the budget is raised, the attempt number kept
   expect(task).toMatchObject({ status: "queued", attempt: 1 });
   expect(task.max_attempts - task.attempt).toBe(2);
@@ -41,7 +41,7 @@ test("a completion re-sent after a lost reply answers ok, and a stale lease answ
   expect((await q("complete", body))[1]).toEqual({ ok: true, already: true });
   const [, other] = await q("claim", { runnerId: "r2", limit: 1, leaseMs: 60_000 });
   expect((await q("complete", { taskId: other.tasks[0].id, leaseToken: "not-a-lease", result: {} }))[1]).toEqual({ ok: false, already: false });
-  const [, detail] = await t.req(`/v1/tasks/${task.id}`);
+  const [, detail] = await t.req(`/v1/tasks/${task.id}`, { headers: AUTH });
   expect(detail.attempts).toHaveLength(1);
 });
 
@@ -71,7 +71,7 @@ test("a failure re-sent after a lost reply repeats its outcome", async () => {
   const final = { taskId: b.id, leaseToken: b.leaseToken, errorClass: "context_length", errorMessage: "prompt too long", retryable: false };
   expect((await q("fail", final))[1]).toEqual({ outcome: "failed", already: false });
   expect((await q("fail", final))[1]).toEqual({ outcome: "failed", already: true });
-  const [, task] = await t.req(`/v1/tasks/${b.id}`);
+  const [, task] = await t.req(`/v1/tasks/${b.id}`, { headers: AUTH });
   expect(task).toMatchObject({ status: "failed", error_class: "context_length", error_message: "prompt too long" });
 });
 

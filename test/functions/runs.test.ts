@@ -20,16 +20,16 @@ describe("POST /v1/runs", () => {
     const [res, body] = await post({ name: "frames-a", benchmark: "frames", tasks: rows, max_attempts: 2 });
     expect(res.status).toBe(201);
     expect(body).toMatchObject({ name: "frames-a", tasks: 2, created: true });
-    const [, page] = await t.req(`/v1/runs/${body.id}/tasks`);
+    const [, page] = await t.req(`/v1/runs/${body.id}/tasks`, { headers: AUTH });
     expect(page.tasks.map((x: any) => x.external_id)).toEqual(["7", "b"]);
     expect(page.tasks.every((x: any) => x.status === "queued" && x.max_attempts === 2)).toBe(true);
-    const [, detail] = await t.req(`/v1/tasks/${page.tasks[0].id}`);
+    const [, detail] = await t.req(`/v1/tasks/${page.tasks[0].id}`, { headers: AUTH });
     expect(detail.input).toEqual(rows[0]);
   });
 
   test("the stored config is the resolved one, with defaults filled in", async () => {
     const [, created] = await post({ name: "c", benchmark: "hle", config: {}, tasks: tasksOf(1) });
-    const [res, run] = await t.req(`/v1/runs/${created.id}`);
+    const [res, run] = await t.req(`/v1/runs/${created.id}`, { headers: AUTH });
     expect(res.status).toBe(200);
     expect(run.config.benchmark).toBe("hle");
     expect(Object.keys(run.config).length).toBeGreaterThan(1);
@@ -44,7 +44,7 @@ describe("POST /v1/runs", () => {
     });
     expect(res.status).toBe(201);
     expect(body.tasks).toBe(2);
-    const [, run] = await t.req(`/v1/runs/${body.id}`);
+    const [, run] = await t.req(`/v1/runs/${body.id}`, { headers: AUTH });
     expect(run).toMatchObject({ name: "jl", benchmark: "hle", max_attempts: 5, task_count: 2 });
   });
 
@@ -61,7 +61,7 @@ describe("POST /v1/runs", () => {
     ["a body that is not JSON", () => t.req("/v1/runs", { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{nope" }), 400, /not valid JSON/],
     ["a bad JSONL line", () => t.req("/v1/runs?name=r&benchmark=hle", { method: "POST", headers: { ...AUTH, "content-type": "application/x-ndjson" }, body: '{"id":1,"question":"a"}\n{"id":2,"question":"b"\n' }), 400, /^line 2: invalid JSON/],
     ["a JSONL row without a question", () => t.req("/v1/runs?name=r&benchmark=hle", { method: "POST", headers: { ...AUTH, "content-type": "application/x-ndjson" }, body: '{"id":1,"question":"a"}\n\n{"id":2}\n' }), 400, /^line 3\.question/],
-    ["JSONL duplicate ids", () => t.req("/v1/runs?name=r&benchmark=hle", { method: "POST", headers: { ...AUTH, "content-type": "text/plain" }, body: '{"id":1,"question":"a"}\n{"id":1,"question":"b"}' }), 400, /line 2\.id: duplicate id "1" \(first at line 1\)/],
+    ["JSONL duplicate ids", () => t.req("/v1/runs?name=r&benchmark=hle", { method: "POST", headers: { ...AUTH, "content-type": "application/x-ndjson" }, body: '{"id":1,"question":"a"}\n{"id":1,"question":"b"}' }), 400, /line 2\.id: duplicate id "1" \(first at line 1\)/],
     ["JSONL without a name", () => t.req("/v1/runs?benchmark=hle", { method: "POST", headers: { ...AUTH, "content-type": "application/x-ndjson" }, body: '{"id":1,"question":"a"}' }), 400, /^name/],
     ["an oversize body", () => post({ name: "r", benchmark: "frames", tasks: tasksOf(2000) }), 413, /limit is 65536/],
     ["no token", () => t.req("/v1/runs", { method: "POST", json: { name: "r", benchmark: "frames", tasks: tasksOf(1) } }), 401, /Bearer/],
@@ -106,7 +106,7 @@ describe("POST /v1/runs", () => {
 describe("reading runs", () => {
   test("an unknown run is a 404 naming it", async () => {
     for (const path of ["/v1/runs/999", "/v1/runs/nope/tasks"]) {
-      const [res, body] = await t.req(path);
+      const [res, body] = await t.req(path, { headers: AUTH });
       expect(res.status).toBe(404);
       expect(body.error).toMatchObject({ code: "runs.not_found" });
       expect(body.error.message).toContain(path.split("/")[3]);
@@ -117,12 +117,12 @@ describe("reading runs", () => {
 
   test("a run is found by a unique name, and a shared name asks for the id", async () => {
     await post({ name: "solo", benchmark: "frames", tasks: tasksOf(1) });
-    const [ok, run] = await t.req("/v1/runs/solo");
+    const [ok, run] = await t.req("/v1/runs/solo", { headers: AUTH });
     expect(ok.status).toBe(200);
     expect(run.name).toBe("solo");
     await post({ name: "twice", benchmark: "frames", tasks: tasksOf(1) });
     await post({ name: "twice", benchmark: "frames", tasks: tasksOf(1) });
-    const [amb, body] = await t.req("/v1/runs/twice");
+    const [amb, body] = await t.req("/v1/runs/twice", { headers: AUTH });
     expect(amb.status).toBe(409);
     expect(body.error.code).toBe("runs.ambiguous");
   });
@@ -133,16 +133,16 @@ describe("reading runs", () => {
     let cursor: number | null = null;
     for (let i = 0; i < 10; i++) {
       const q: string = cursor == null ? "" : `&cursor=${cursor}`;
-      const [res, page] = await t.req(`/v1/runs/${run.id}/tasks?limit=10${q}`);
+      const [res, page] = await t.req(`/v1/runs/${run.id}/tasks?limit=10${q}`, { headers: AUTH });
       expect(res.status).toBe(200);
       seen.push(...page.tasks.map((x: any) => x.external_id));
       cursor = page.next_cursor;
       if (cursor == null) break;
     }
     expect(seen).toEqual(tasksOf(25).map((x) => x.id));
-    const [, offsetPage] = await t.req(`/v1/runs/${run.id}/tasks?limit=5&offset=20`);
+    const [, offsetPage] = await t.req(`/v1/runs/${run.id}/tasks?limit=5&offset=20`, { headers: AUTH });
     expect(offsetPage.tasks.map((x: any) => x.external_id)).toEqual(seen.slice(20));
-    const [bad, err] = await t.req(`/v1/runs/${run.id}/tasks?limit=0`);
+    const [bad, err] = await t.req(`/v1/runs/${run.id}/tasks?limit=0`, { headers: AUTH });
     expect(bad.status).toBe(400);
     expect(err.error.message).toMatch(/limit/);
   });
@@ -150,7 +150,7 @@ describe("reading runs", () => {
   test("the list shows every run with counts by status", async () => {
     await post({ name: "a", benchmark: "frames", tasks: tasksOf(2) });
     await post({ name: "b", benchmark: "hle", tasks: tasksOf(3) });
-    const [res, body] = await t.req("/v1/runs");
+    const [res, body] = await t.req("/v1/runs", { headers: AUTH });
     expect(res.status).toBe(200);
     expect(body.runs.map((r: any) => [r.name, r.counts.queued])).toEqual([
       ["b", 3],
@@ -184,7 +184,7 @@ describe("cancel and requeue", () => {
 });
 
 test("every route is in the OpenAPI document with its JSON body schema", async () => {
-  const [res, spec] = await t.req("/openapi/json");
+  const [res, spec] = await t.req("/openapi/json", { headers: AUTH });
   expect(res.status).toBe(200);
   for (const p of ["/v1/runs", "/v1/runs/{id}", "/v1/runs/{id}/tasks", "/v1/tasks/{id}", "/v1/queue/claim", "/healthz"])
     expect(Object.keys(spec.paths)).toContain(p);
