@@ -156,13 +156,13 @@ const PAUSE_EVERY = 2048;
  * behaviour then keeps, drops or glues them. The regex is shared, so its lastIndex is saved
  * across pauses in a local.
  */
-function* splitRange(text: string, from: number, to: number, step: SplitStep, out: number[]): Generator<void> {
+function* splitRange(text: string, from: number, to: number, step: SplitStep, out: { push(a: number, b: number): void }, base = 0): Generator<void> {
   const s = from === 0 && to === text.length ? text : text.slice(from, to);
   const { regex, behavior, invert } = step;
   const isolated = behavior === "Isolated" && !invert;
   const spans: number[] = []; // start, end, isMatch (1/0), flattened; not needed when Isolated
   const span = (start: number, end: number, isMatch: boolean) => {
-    if (isolated) out.push(from + start, from + end);
+    if (isolated) out.push(base + from + start, base + from + end);
     else spans.push(start, end, isMatch !== invert ? 1 : 0);
   };
   let prev = 0;
@@ -182,7 +182,7 @@ function* splitRange(text: string, from: number, to: number, step: SplitStep, ou
   if (prev < s.length) span(prev, s.length, false);
   if (isolated) return;
   const kept = behavior === "Isolated" ? spans : glueSpans(spans, behavior);
-  for (let i = 0; i < kept.length; i += 3) out.push(from + kept[i], from + kept[i + 1]);
+  for (let i = 0; i < kept.length; i += 3) out.push(base + from + kept[i], base + from + kept[i + 1]);
 }
 
 // The Rust library's folds for the behaviours other than Isolated, over (start, end, isMatch).
@@ -281,23 +281,35 @@ class WordMerge {
   private readonly ids: Int32Array;
   private readonly prev: Int32Array;
   private readonly next: Int32Array;
-  // min-heap of rank * PACK + position: lowest rank first, leftmost first among equals (as Rust)
-  private readonly heap: Float64Array;
+  // min-heap of rank * PACK + position: lowest rank first, leftmost first among equals (as Rust);
+  // it grows when full (at most n - 1 pairs plus 2 per merge are ever pushed)
+  private heap = new Float64Array(64);
   private size = 0;
+  // bytes not yet turned into symbols: run() does it, in slices too, for a huge piece
+  private filled = 0;
 
-  constructor(private readonly m: Model, bytes: Uint8Array) {
+  constructor(
+    private readonly m: Model,
+    private readonly bytes: Uint8Array,
+  ) {
     const n = bytes.length;
     if (n >= PACK) throw new Error(`a single pre-token of ${n} bytes is too long to tokenize`);
     this.ids = new Int32Array(n);
     this.prev = new Int32Array(n);
     this.next = new Int32Array(n);
-    this.heap = new Float64Array(3 * n + 1); // n - 1 pairs, plus at most 2 per merge
-    for (let i = 0; i < n; i++) {
-      this.ids[i] = m.byteIds[bytes[i]];
-      this.prev[i] = i - 1;
-      this.next[i] = i + 1 < n ? i + 1 : -1;
+  }
+
+  private fill(budget: number): number {
+    const { ids, prev, next, bytes } = this;
+    const n = ids.length;
+    for (; this.filled < n && budget > 0; budget--) {
+      const i = this.filled++;
+      ids[i] = this.m.byteIds[bytes[i]];
+      prev[i] = i - 1;
+      next[i] = i + 1 < n ? i + 1 : -1;
+      if (i > 0) this.offer(i - 1, ids[i - 1], ids[i]);
     }
-    for (let i = 0; i + 1 < n; i++) this.offer(i, this.ids[i], this.ids[i + 1]);
+    return budget;
   }
 
   private offer(pos: number, a: number, b: number): void {
@@ -308,6 +320,8 @@ class WordMerge {
   /** Applies up to `budget` heap entries; true when no merge is left. */
   run(budget: number): boolean {
     const { ids, prev, next } = this;
+    budget = this.fill(budget);
+    if (this.filled < ids.length) return false;
     while (this.size > 0 && budget-- > 0) {
       const key = this.pop();
       const pos = key % PACK;
@@ -333,6 +347,11 @@ class WordMerge {
   }
 
   private push(key: number): void {
+    if (this.size === this.heap.length) {
+      const bigger = new Float64Array(this.heap.length * 2);
+      bigger.set(this.heap);
+      this.heap = bigger;
+    }
     const h = this.heap;
     let i = this.size++;
     while (i > 0) {
@@ -362,16 +381,37 @@ class WordMerge {
   }
 }
 
-/** The pre-tokenised text: pieces as [start, end) of `text`, each with its added-token id or -1. */
+/** Pairs of ints in a typed array that doubles: a million pieces without slow array growth. */
+class PairList {
+  private buf = new Int32Array(64);
+  length = 0;
+  push(a: number, b: number): void {
+    if (this.length + 2 > this.buf.length) {
+      const bigger = new Int32Array(this.buf.length * 2);
+      bigger.set(this.buf);
+      this.buf = bigger;
+    }
+    this.buf[this.length++] = a;
+    this.buf[this.length++] = b;
+  }
+  at(i: number): number {
+    return this.buf[i];
+  }
+}
+
+/** The pre-tokenised text: pieces as [start, end) of `text`; added tokens by piece index. */
 class Pieces {
   text = "";
-  readonly bounds: number[] = [];
-  readonly special: number[] = [];
+  readonly bounds = new PairList();
+  readonly added = new Map<number, number>();
   get length(): number {
-    return this.special.length;
+    return this.bounds.length / 2;
+  }
+  start(i: number): number {
+    return this.bounds.at(2 * i);
   }
   piece(i: number): string {
-    return this.text.slice(this.bounds[2 * i], this.bounds[2 * i + 1]);
+    return this.text.slice(this.bounds.at(2 * i), this.bounds.at(2 * i + 1));
   }
 }
 
@@ -379,7 +419,7 @@ class Pieces {
 // it); a piece whose merge alone is longer is merged in slices of MERGE_SLICE heap entries.
 const SLICE_MS = 10;
 const LONG_PIECE = 4096;
-const MERGE_SLICE = 50_000;
+const MERGE_SLICE = 16_384;
 const CHECK_EVERY = 64;
 const CACHE_MAX_ENTRIES = 100_000;
 const CACHE_MAX_PIECE = 256;
@@ -451,29 +491,29 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   private pushAdded(out: Pieces, content: string): void {
+    out.added.set(out.length, this.addedIds.get(content)!);
     out.bounds.push(out.text.length, out.text.length + content.length);
-    out.special.push(this.addedIds.get(content)!);
     out.text += content;
   }
 
+  // Each step splits the ranges of the one before; the last writes straight into `out`.
   private *pushText(out: Pieces, part: string): Generator<void> {
     let ranges = [0, part.length];
-    for (const step of this.steps) {
+    const base = out.text.length;
+    for (const [k, step] of this.steps.entries()) {
+      const last = k === this.steps.length - 1;
       const next: number[] = [];
-      for (let i = 0; i < ranges.length; i += 2) yield* splitRange(part, ranges[i], ranges[i + 1], step, next);
+      for (let i = 0; i < ranges.length; i += 2) yield* splitRange(part, ranges[i], ranges[i + 1], step, last ? out.bounds : next, last ? base : 0);
       ranges = next;
     }
-    const base = out.text.length;
-    for (let i = 0; i < ranges.length; i += 2) {
-      out.bounds.push(base + ranges[i], base + ranges[i + 1]);
-      out.special.push(-1);
-    }
+    if (this.steps.length === 0) out.bounds.push(base, base + part.length);
     out.text += part;
   }
 
   /** Piece i's ids at once when it is an added token, cached or short; else a merge to finish. */
   private startPiece(p: Pieces, i: number): number[] | WordMerge {
-    if (p.special[i] >= 0) return [p.special[i]];
+    const added = p.added.get(i);
+    if (added !== undefined) return [added];
     const piece = p.piece(i);
     const hit = this.cache.get(piece);
     if (hit) return hit;
@@ -545,7 +585,7 @@ export class BpeTokenizer implements Tokenizer {
       n += c;
       i--;
     }
-    const kept = i === 0 ? p.text : i === p.length ? "" : p.text.slice(p.bounds[2 * i]);
+    const kept = i === 0 ? p.text : i === p.length ? "" : p.text.slice(p.start(i));
     return { text: kept, tokens: n };
   }
 }
