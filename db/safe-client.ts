@@ -47,10 +47,14 @@ export function isStorageError(err: unknown): boolean {
   return /^SQLITE_(FULL|IOERR|CANTOPEN)/.test(sqliteCode(err)) || /database or disk is full|disk I\/O error/i.test(String((err as Error)?.message ?? ""));
 }
 
+const GATED = Symbol("gated");
+
 export class SafeFileClient implements Client {
   private inner: Client;
   private readonly pragmas = new Map<string, string>();
   private closedByUser = false;
+  private tail: Promise<unknown> = Promise.resolve();
+  private lockedUntil = 0;
   readonly protocol = "file";
   // the last error that discarded a connection, for /healthz
   lastError: { code: string; message: string; at: number } | null = null;
@@ -66,39 +70,63 @@ export class SafeFileClient implements Client {
   private open(): Client {
     // One connection: statements run one at a time anyway (the driver is synchronous), and a
     // second pooled connection would miss the per-connection pragmas.
-    const client = createClient({ ...this.o.config, concurrency: 1, timeout: Math.min(this.o.busyTimeoutMs, this.o.stallMs ?? 250) });
+    const client = createClient({ ...this.o.config, concurrency: 1, timeout: Math.min(this.o.busyTimeoutMs, this.o.stallMs ?? 100) });
     return client;
   }
 
   private async replace(err: unknown, failed: Client): Promise<void> {
     this.lastError = { code: sqliteCode(err) || "ERROR", message: String((err as Error)?.message ?? err).slice(0, 300), at: Date.now() };
     this.o.onError?.(err);
-    if (this.inner !== failed || this.closedByUser) return; // someone already replaced it
-    const next = this.open();
-    this.inner = next;
+    if (this.inner !== failed || this.closedByUser) return;
     try {
       failed.close();
     } catch {
       // already unusable: nothing to release
     }
+    // if this throws (the file cannot be opened now), the next statement tries again
+    const next = this.open();
+    this.inner = next;
     for (const sql of this.pragmas.values()) await next.execute(sql).catch(() => {});
+  }
+
+  /**
+   * Statements go to the driver one at a time. Without that, statements queued behind one
+   * that met the lock would each block the event loop for a slice in a row (the driver hands
+   * its connection to the next waiter in a microtask, before any timer can run).
+   */
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(fn, fn);
+    this.tail = p.catch(() => {});
+    return p;
   }
 
   /** Runs `op` on the current connection; see the header for the error rule. */
   private async run<T>(op: (c: Client) => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.o.busyTimeoutMs;
     for (let attempt = 0; ; attempt++) {
-      const client = this.inner;
+      const wait = Math.min(this.lockedUntil, deadline) - Date.now();
+      if (wait > 0) await Bun.sleep(wait);
       try {
-        return await op(client);
+        return await this.serially(async () => {
+          // queued behind a statement that just met the lock: wait with it, do not block again
+          if (Date.now() < Math.min(this.lockedUntil, deadline)) throw GATED;
+          const client = this.inner;
+          try {
+            return await op(client);
+          } catch (err) {
+            if (!this.closedByUser) await this.replace(err, client);
+            if (isLockError(err)) {
+              const backoff = Math.min(200, 10 * 2 ** Math.min(attempt, 5));
+              this.lockedUntil = Math.max(this.lockedUntil, Date.now() + backoff / 2 + Math.random() * (backoff / 2));
+            }
+            throw err;
+          }
+        });
       } catch (err) {
+        if (err === GATED) continue;
         if (this.closedByUser) throw err;
-        // a waiter of a connection that another failure closed never ran: try again
-        const neverRan = (err as any)?.code === "CLIENT_CLOSED";
-        if (!neverRan) await this.replace(err, client);
-        if (!(neverRan || isLockError(err)) || Date.now() >= deadline) throw err;
-        const backoff = Math.min(200, 10 * 2 ** Math.min(attempt, 5));
-        await Bun.sleep(Math.min(deadline - Date.now(), backoff / 2 + Math.random() * (backoff / 2)));
+        const retry = isLockError(err) || (err as any)?.code === "CLIENT_CLOSED";
+        if (!retry || Date.now() >= deadline) throw err;
       }
     }
   }
@@ -124,14 +152,41 @@ export class SafeFileClient implements Client {
   }
 
   /**
-   * An interactive transaction holds the one connection until it settles; a statement
-   * that fails inside it discards the connection once it has settled.
+   * An interactive transaction owns the connection until it settles: other statements queue
+   * behind it. Its BEGIN waits for a lock like any statement; a statement that fails inside
+   * it discards the connection once it has settled.
    */
   async transaction(mode?: TransactionMode): Promise<Transaction> {
-    const client = this.inner;
-    const tx = await this.run((c) => c.transaction(mode));
+    const deadline = Date.now() + this.o.busyTimeoutMs;
+    for (;;) {
+      let settled!: () => void;
+      const held = new Promise<void>((r) => (settled = r));
+      const begun = new Promise<{ tx: Transaction; client: Client }>((resolve, reject) => {
+        void this.serially(async () => {
+          const client = this.inner;
+          try {
+            resolve({ tx: await client.transaction(mode), client });
+          } catch (err) {
+            await this.replace(err, client);
+            reject(err);
+            return;
+          }
+          await held;
+        });
+      });
+      try {
+        const { tx, client } = await begun;
+        return this.wrapTransaction(tx, client, settled);
+      } catch (err) {
+        if (!isLockError(err) || Date.now() >= deadline) throw err;
+        await Bun.sleep(20 + Math.random() * 80);
+      }
+    }
+  }
+
+  private wrapTransaction(tx: Transaction, client: Client, settled: () => void): Transaction {
     let failure: unknown = null;
-    const settle = async <T>(p: Promise<T>): Promise<T> => {
+    const track = async <T>(p: Promise<T>): Promise<T> => {
       try {
         return await p;
       } catch (err) {
@@ -139,18 +194,19 @@ export class SafeFileClient implements Client {
         throw err;
       }
     };
-    const done = async () => {
+    const end = async () => {
       if (failure) await this.replace(failure, client);
+      settled();
     };
     return {
-      execute: (s: any, a?: any) => settle(tx.execute(s, a)),
-      batch: (s: any) => settle(tx.batch(s)),
-      executeMultiple: (s: string) => settle(tx.executeMultiple(s)),
-      rollback: () => settle(tx.rollback()).finally(done),
-      commit: () => settle(tx.commit()).finally(done),
+      execute: (s: any, a?: any) => track((tx.execute as any)(s, a)),
+      batch: (s: any) => track(tx.batch(s)),
+      executeMultiple: (s: string) => track(tx.executeMultiple(s)),
+      rollback: () => track(tx.rollback()).finally(end),
+      commit: () => track(tx.commit()).finally(end),
       close: () => {
         tx.close();
-        void done();
+        void end();
       },
       get closed() {
         return tx.closed;
