@@ -56,16 +56,20 @@ export async function claimTasks({
   limit,
   leaseMs,
   runId,
+  excludeRunIds = [],
 }: {
   db: Db;
   runnerId: string;
   limit: number;
   leaseMs: number;
   runId?: number | null;
+  // runs that wait for an endpoint (db/endpoints listWaitingRuns): none of their tasks is claimed
+  excludeRunIds?: number[];
 }): Promise<ClaimedTask[]> {
   if (limit <= 0) return [];
   await expireExhaustedLeases({ db, runId });
-  const runFilter = runId != null ? sql`AND t.run_id = ${runId}` : sql``;
+  const exclude = excludeRunIds.length > 0 ? sql`AND t.run_id NOT IN (${sql.join(excludeRunIds, sql`, `)})` : sql``;
+  const runFilter = runId != null ? sql`AND t.run_id = ${runId} ${exclude}` : exclude;
   const res = await db.run(sql`
     UPDATE tasks SET
       status = 'running',

@@ -267,6 +267,23 @@ export const endpoints = sqliteTable(
     enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    // healthy (gets calls) | draining (no new calls) | gone (lease expired: its agent died)
+    state: text("state").notNull().default("healthy"),
+    // what an endpoint agent launched it as: orchestrator | expert_llm | query_llm | retrieval | judge
+    role: text("role"),
+    // the deployment file's service name (launch status groups by it)
+    service: text("service"),
+    // NULL for rows imported from a model config: they never expire
+    leaseExpiresAt: integer("lease_expires_at"),
+    lastHeartbeatAt: integer("last_heartbeat_at"),
+    node: text("node"),
+    slurmJobId: text("slurm_job_id"),
+    slurmArrayJobId: text("slurm_array_job_id"),
+    slurmArrayTaskId: text("slurm_array_task_id"),
   },
-  (t) => [uniqueIndex("endpoints_name_url_idx").on(t.name, t.baseUrl), index("endpoints_kind_idx").on(t.kind, t.enabled)],
+  (t) => [
+    uniqueIndex("endpoints_name_url_idx").on(t.name, t.baseUrl),
+    index("endpoints_kind_idx").on(t.kind, t.enabled),
+    index("endpoints_state_idx").on(t.state, t.leaseExpiresAt),
+  ],
 );

@@ -2,6 +2,7 @@
 // table while a runner works: a node replaced mid-run is picked up at the next refresh (or
 // at once with refresh()), with no restart. Pools are long-lived objects, updated in place,
 // so their in-flight counts and breakers survive a refresh.
+import { isUsable } from "../db/endpoints";
 import type { EndpointRow } from "./task-queue";
 import { ReplicaPool, type ReplicaPoolOptions } from "./replicas";
 
@@ -16,7 +17,7 @@ export type EndpointRegistryOptions = {
   // TaskQueue.listEndpoints, or anything returning the same rows
   source?: (() => Promise<EndpointRow[]>) | null;
   refreshMs?: number;
-  // From a run's config. Used for a name only when the source has no enabled row for it,
+  // From a run's config. Used for a name only when the source has no healthy row for it,
   // so the registry can always override a stale config.
   fallback?: StaticEndpoints;
   pool?: ReplicaPoolOptions;
@@ -81,6 +82,12 @@ export class EndpointRegistry {
     return this.inflight;
   }
 
+  /** Re-reads the source unless the last read is younger than ageMs. Never throws. */
+  refreshIfOlderThan(ageMs: number): Promise<void> {
+    if (this.source && this.lastRefreshAt != null && Date.now() - this.lastRefreshAt < ageMs) return Promise.resolve();
+    return this.refresh();
+  }
+
   modelPool(name: string): ReplicaPool {
     return this.pool("model", name);
   }
@@ -108,8 +115,12 @@ export class EndpointRegistry {
   }
 
   private urlsFor(kind: Kind, name: string): string[] {
-    const fromSource = this.rows.filter((r) => r.enabled && r.kind === kind && r.name === name).map((r) => r.baseUrl);
+    // Only healthy endpoints get calls: a draining one finishes what it has (the pool keeps
+    // counting those) but gets nothing new; a gone one is not called at all.
+    const fromSource = this.rows.filter((r) => isUsable(r) && r.kind === kind && r.name === name).map((r) => r.baseUrl);
     if (fromSource.length > 0) return fromSource;
+    // Registered but none healthy (all draining or gone): the config's list is no better.
+    if (this.rows.some((r) => r.enabled && r.kind === kind && r.name === name && r.state != null)) return [];
     const table = kind === "model" ? this.fallback.models : this.fallback.retrieval;
     return table?.[name] ?? [];
   }

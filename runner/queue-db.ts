@@ -1,9 +1,8 @@
 // TaskQueue straight on the database (one machine on a file DB, or a libSQL server).
-import { asc, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { closeDb } from "../db/client";
 import {
-  claimTasks,
   completeTask,
   countOpenTasks,
   completeTasks,
@@ -14,9 +13,10 @@ import {
   setRunnerState,
   type Backoff,
 } from "../db/queue";
+import { claimReadyTasks, listEndpoints, listWaitingRuns } from "../db/endpoints";
 import { recordRows } from "../db/rows";
-import { endpoints, runs } from "../db/schema";
-import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue } from "./task-queue";
+import { runs } from "../db/schema";
+import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue, WaitingRun } from "./task-queue";
 
 export class DbQueue implements TaskQueue {
   constructor(
@@ -32,8 +32,12 @@ export class DbQueue implements TaskQueue {
     return setRunnerState({ db: this.db, runnerId, state });
   }
 
-  claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null }): Promise<ClaimedTask[]> {
-    return claimTasks({ db: this.db, ...opts });
+  claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null; waitForEndpoints?: boolean }): Promise<ClaimedTask[]> {
+    return claimReadyTasks({ db: this.db, ...opts });
+  }
+
+  listWaiting(opts: { runId?: number | null }): Promise<WaitingRun[]> {
+    return listWaitingRuns({ db: this.db, runId: opts.runId });
   }
 
   heartbeat(opts: Parameters<TaskQueue["heartbeat"]>[0]) {
@@ -66,16 +70,8 @@ export class DbQueue implements TaskQueue {
   }
 
   async listEndpoints(): Promise<EndpointRow[]> {
-    return this.db
-      .select({
-        id: endpoints.id,
-        kind: endpoints.kind,
-        name: endpoints.name,
-        baseUrl: endpoints.baseUrl,
-        enabled: endpoints.enabled,
-      })
-      .from(endpoints)
-      .orderBy(asc(endpoints.id));
+    const rows = await listEndpoints({ db: this.db });
+    return rows.sort((a, b) => a.id - b.id).map((e) => ({ id: e.id, kind: e.kind, name: e.name, baseUrl: e.baseUrl, enabled: e.enabled, state: e.state }));
   }
 
   async getRun(runId: number): Promise<RunInfo | null> {

@@ -2,7 +2,7 @@
 // the database file. Every request has its own timeout; connection errors, timeouts and
 // 5xx are retried with backoff. Re-sending is safe: the server answers a repeated
 // complete/fail whose first copy landed with its original outcome (see functions/queue.ts).
-import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue } from "./task-queue";
+import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue, WaitingRun } from "./task-queue";
 
 export type HttpQueueOptions = {
   baseUrl: string;
@@ -95,7 +95,7 @@ export class HttpQueue implements TaskQueue {
     await this.request("POST", `/v1/queue/runners/${encodeURIComponent(runnerId)}/state`, { state });
   }
 
-  async claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null }): Promise<ClaimedTask[]> {
+  async claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null; waitForEndpoints?: boolean }): Promise<ClaimedTask[]> {
     // A claim whose reply is lost leaves leases nobody works on; they expire and are claimed
     // again, costing an attempt but never a task.
     const res = await this.request<{ tasks: ClaimedTask[] }>("POST", "/v1/queue/claim", opts);
@@ -136,13 +136,14 @@ export class HttpQueue implements TaskQueue {
     await this.request("POST", "/v1/queue/rows", rows);
   }
 
+  listWaiting(opts: { runId?: number | null }): Promise<WaitingRun[]> {
+    return this.request<{ runs: WaitingRun[] }>("GET", opts.runId != null ? `/v1/queue/waiting?runId=${opts.runId}` : "/v1/queue/waiting").then((r) => r.runs);
+  }
+
   async listEndpoints(): Promise<EndpointRow[]> {
-    // GET /v1/endpoints speaks the public API's snake_case; TaskQueue speaks db/ camelCase.
-    const res = await this.request<{ endpoints: { id: number; kind: string; name: string; base_url: string; enabled: boolean }[] }>(
-      "GET",
-      "/v1/endpoints",
-    );
-    return res.endpoints.map((e) => ({ id: e.id, kind: e.kind, name: e.name, baseUrl: e.base_url, enabled: e.enabled }));
+    // The runners' own route: full URLs (the public GET /v1/endpoints hides credentials).
+    const res = await this.request<{ endpoints: EndpointRow[] }>("GET", "/v1/queue/endpoints");
+    return res.endpoints;
   }
 
   async getRun(runId: number): Promise<RunInfo | null> {

@@ -17,6 +17,9 @@ import type { SlurmContext } from "./slurm";
 import { QueueHttpError } from "./queue-http";
 import type { ClaimedTask, TaskProgress, TaskQueue } from "./task-queue";
 import { createTokenizer } from "./tokenizer";
+import { describeNeed } from "./launch/needs";
+
+const REGISTRY_FRESH_MS = 2_000;
 
 export type RunnerOptions = {
   queue: TaskQueue;
@@ -73,6 +76,7 @@ export type RunnerStats = {
 
 // Safety margin between a task's expected end and the job's end: the write must land too.
 const END_MARGIN_MS = 5_000;
+const WAITING_LOG_MS = 60_000;
 
 export function staticEndpointsFrom(inline: unknown): StaticEndpoints {
   if (!inline) return {};
@@ -117,7 +121,8 @@ export class Runner {
       endsAt: options.endsAt ?? null,
       slurm: options.slurm ?? null,
       progressMs: options.progressMs ?? 10_000,
-      endpointRefreshMs: options.endpointRefreshMs ?? 15_000,
+      // short enough that a draining endpoint stops getting calls well within its grace period
+      endpointRefreshMs: options.endpointRefreshMs ?? 5_000,
       log: options.log ?? ((l) => console.log(l)),
       protocolDeps: options.protocolDeps,
     };
@@ -219,7 +224,9 @@ export class Runner {
         }
         let claimed: ClaimedTask[] = [];
         try {
-          claimed = await this.q.claim({ runnerId: this.id, limit: free, leaseMs: this.o.leaseMs, runId: this.o.runId });
+          // Runs whose models or retrieval have no healthy endpoint are skipped: they wait
+          // with no attempt spent (see logWaiting for what they wait for).
+          claimed = await this.q.claim({ runnerId: this.id, limit: free, leaseMs: this.o.leaseMs, runId: this.o.runId, waitForEndpoints: true });
           errors = 0;
         } catch (err) {
           if (errors++ % 10 === 0) this.log(`claim failed (will retry): ${(err as Error).message}`);
@@ -234,6 +241,7 @@ export class Runner {
           idleSince = null;
           continue;
         }
+        await this.logWaiting();
       }
       if (this.o.exitWhenIdle && this.active.size === 0 && free > 0) {
         idleSince ??= Date.now();
@@ -257,6 +265,20 @@ export class Runner {
         }
       } else if (this.active.size > 0) idleSince = null;
       await this.sleep(this.o.pollMs);
+    }
+  }
+
+  private lastWaitingLog = 0;
+
+  /** With nothing claimable, says once a minute (not per poll) which runs wait for what. */
+  private async logWaiting(): Promise<void> {
+    if (Date.now() - this.lastWaitingLog < WAITING_LOG_MS) return;
+    this.lastWaitingLog = Date.now();
+    try {
+      for (const w of await this.q.listWaiting({ runId: this.o.runId }))
+        this.log(`run ${w.runId} (${w.runName}) waits for endpoints: ${w.needs.map(describeNeed).join("; ")}`);
+    } catch (err) {
+      this.log(`could not read which runs wait for endpoints: ${(err as Error).message}`);
     }
   }
 
@@ -331,7 +353,9 @@ export class Runner {
     const label = `task ${task.id} (${task.externalId}) attempt ${task.attempt}`;
     let outcome: TaskOutcome;
     try {
-      const { config, deps } = await this.runContext(task.runId);
+      const { config, deps, registry } = await this.runContext(task.runId);
+      // A run claimed because its endpoints just registered: see them before the first call.
+      await registry.refreshIfOlderThan(REGISTRY_FRESH_MS);
       outcome = await runProtocol({
         task,
         config,

@@ -4,10 +4,13 @@
 import type { ClaimedTask, FailOutcome, RunnerInfo, TaskResult } from "../db/queue";
 import type { RowBatch } from "../db/rows";
 import type { TaskProgress } from "../db/schema";
+import type { WaitingRun } from "../db/endpoints";
 
 export type { ClaimedTask, FailOutcome, RunnerInfo, TaskResult, RowBatch, TaskProgress };
 
-export type EndpointRow = { id: number; kind: string; name: string; baseUrl: string; enabled: boolean };
+// state: healthy (gets calls) | draining (no new calls) | gone; absent means healthy
+export type EndpointRow = { id: number; kind: string; name: string; baseUrl: string; enabled: boolean; state?: string };
+export type { WaitingRun } from "../db/endpoints";
 export type RunInfo = {
   id: number;
   name: string;
@@ -19,7 +22,10 @@ export type RunInfo = {
 export interface TaskQueue {
   registerRunner(runner: RunnerInfo): Promise<void>;
   setRunnerState(runnerId: string, state: "running" | "draining" | "stopped" | "crashed"): Promise<void>;
-  claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null }): Promise<ClaimedTask[]>;
+  // waitForEndpoints: skip runs whose models or retrieval have no healthy endpoint
+  claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null; waitForEndpoints?: boolean }): Promise<ClaimedTask[]>;
+  // open runs that wait for an endpoint, and what for
+  listWaiting(opts: { runId?: number | null }): Promise<WaitingRun[]>;
   heartbeat(opts: {
     runnerId: string;
     tokens: string[];

@@ -155,7 +155,7 @@ describe("endpoint routes", () => {
     );
     const added = (await add.json()) as any;
     expect(added.base_url).toBe("http://***@127.0.0.1:9600");
-    const listText = await (await guarded.handle(new Request("http://localhost/v1/endpoints"))).text();
+    const listText = await (await guarded.handle(new Request("http://localhost/v1/endpoints", { headers: { authorization: "Bearer s3cret" } }))).text();
     expect(listText).not.toContain("hunter2");
     const runnerView = (await (await guarded.handle(new Request("http://localhost/v1/queue/endpoints", { headers: { authorization: "Bearer s3cret" } }))).json()) as any;
     expect(runnerView.endpoints.find((e: any) => e.name === "cred").baseUrl).toBe("http://user:hunter2@127.0.0.1:9600");

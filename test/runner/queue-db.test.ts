@@ -27,7 +27,7 @@ test("DbQueue runs the queue operations on the database and reads runs and endpo
   expect(t.externalId).toBe("a");
   expect(await q.fail({ taskId: t.id, leaseToken: t.leaseToken, errorClass: "timeout", retryable: true })).toBe("retry");
   expect((await getTask({ db, taskId: t.id })).status).toBe("queued");
-  expect(await q.listEndpoints()).toEqual([{ id: 1, kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", enabled: true }]);
+  expect(await q.listEndpoints()).toEqual([{ id: 1, kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", enabled: true, state: "healthy" }]);
   expect(await q.getRun(run.id)).toMatchObject({ id: run.id, name: "d", benchmark: "hle", canceledAt: null });
   expect(await q.getRun(run.id + 1)).toBeNull();
   // the task waits out its backoff: not claimable, still open

@@ -78,7 +78,7 @@ test("claim, heartbeat and complete round-trip with the bearer token", async () 
 test("endpoints arrive as TaskQueue rows (camelCase baseUrl), and open tasks are counted by the server", async () => {
   await db.insert(endpoints).values({ kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", createdAt: 1, updatedAt: 1 });
   const q = queue();
-  expect(await q.listEndpoints()).toEqual([{ id: 1, kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", enabled: true }]);
+  expect(await q.listEndpoints()).toEqual([{ id: 1, kind: "model", name: "m", baseUrl: "http://127.0.0.1:9", enabled: true, state: "healthy" }]);
   expect(await q.countOpen({ runId })).toEqual({ queued: 5, running: 0 });
   await q.claim({ runnerId: "r", limit: 2, leaseMs: 60_000 });
   expect(await q.countOpen({ runId })).toEqual({ queued: 3, running: 2 });
