@@ -1,10 +1,20 @@
 // Run configuration: every protocol setting a run is evaluated with, stored resolved (with
 // defaults filled in) on the run so a result can always be traced to the exact settings.
-// Defaults follow the published ToolOrchestra evaluation (eval_frames.py / eval_hle.py and
-// their OSS model config): 50 rounds, orchestrator at temperature 1 with 12k max tokens,
-// experts at 0.2, context budgets of 24k/12k/8k tokens for documents / code / attempts.
+// The defaults come from the run's profile (data/profiles/): `toolorchestra` (the default)
+// is what the reference scripts eval_frames_oss.py / eval_hle_oss.py send, one sub-profile per
+// benchmark; `baton` is Baton's own protocol. Fields given in the config override the profile.
 import * as v from "valibot";
-import { DEFAULT_PROMPTS, type PromptSet } from "./prompts";
+import type { PromptSet } from "./prompts";
+import {
+  BATON_PROFILE,
+  benchmarkKeyOf,
+  PROFILE_NAMES,
+  REFERENCE_PROFILES,
+  referenceSettings,
+  type BenchmarkKey,
+  type ReferenceSettings,
+  type ResolvedProfileName,
+} from "./protocol/profile";
 
 export type ConfigIssue = { path: string; message: string };
 export type ResolveResult = { ok: true; config: RunConfig } | { ok: false; issues: ConfigIssue[] };
@@ -62,10 +72,18 @@ const Prompts = v.strictObject({
 
 const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
 
+// An http(s) URL: a judge endpoint receives prompts (and possibly an API key), so a file: or
+// other scheme is refused rather than fetched.
+const HttpUrl = v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//i, "must be an http(s) URL"));
+const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"));
+
 export const RunConfigInput = v.strictObject({
+  // toolorchestra: the reference protocol (frames or hle by the run's benchmark); baton: Baton's own
+  profile: v.optional(v.picklist(PROFILE_NAMES, `must be one of ${PROFILE_NAMES.join(", ")}`)),
   maxRounds: v.optional(v.pipe(positiveInt, v.maxValue(1000))),
   // invalid orchestrator replies in a row tolerated before the task fails as orchestrator_unparsable
-  maxInvalidSteps: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  // (null: never; the reference only stops at maxRounds)
+  maxInvalidSteps: v.nullish(v.pipe(v.number(), v.integer(), v.minValue(0))),
   orchestrator: v.optional(
     v.strictObject({
       model: v.optional(v.pipe(v.string(), v.minLength(1))),
@@ -82,7 +100,12 @@ export const RunConfigInput = v.strictObject({
     v.strictObject({
       model: v.optional(v.pipe(v.string(), v.minLength(1))),
       // its own endpoint, e.g. "http://127.0.0.1:8000"; else the registry pool of `model`
-      endpoint: v.nullish(v.pipe(v.string(), v.url())),
+      endpoint: v.nullish(HttpUrl),
+      // name of the environment variable holding the endpoint's API key (sent as Bearer);
+      // the key itself is never part of a config, a log or a row
+      apiKeyEnv: v.nullish(EnvName),
+      // OpenAI reasoning models take max_completion_tokens instead of max_tokens
+      maxCompletionTokens: v.nullish(positiveInt),
       ...RoleSettings.entries,
     }),
   ),
@@ -127,13 +150,16 @@ export type ResolvedRole = { temperature: number; maxTokens: number; topP?: numb
 
 export type RunConfig = {
   benchmark: string;
+  // the resolved profile; `reference` holds the reference's context and tool rules (null for baton)
+  profile: ResolvedProfileName;
+  reference: ReferenceSettings | null;
   maxRounds: number;
-  maxInvalidSteps: number;
+  maxInvalidSteps: number | null;
   orchestrator: ResolvedRole & { model: string; history: "context" | "messages" };
   queryLlm: ResolvedRole;
   coder: ResolvedRole;
   answerer: ResolvedRole;
-  judge: ResolvedRole & { model: string; endpoint: string | null };
+  judge: ResolvedRole & { model: string; endpoint: string | null; apiKeyEnv: string | null; maxCompletionTokens: number | null };
   models: Record<string, string>;
   toolModels: Record<ToolName, string[]>;
   tools: ToolDefinition[];
@@ -153,28 +179,9 @@ export type RunConfig = {
 
 export const DEFAULT_ORCHESTRATOR_MODEL = "nvidia/Nemotron-Orchestrator-8B";
 
-// The OSS deployment of the ToolOrchestra evaluation (model_config_oss_new.json).
-export const DEFAULT_MODELS: Record<string, string> = {
-  "search-1": "openai/gpt-oss-20b",
-  "search-2": "Qwen/Qwen3-32B",
-  "reasoner-1": "Qwen/Qwen2.5-Coder-32B-Instruct",
-  "reasoner-2": "openai/gpt-oss-20b",
-  "answer-1": "Qwen/Qwen3-32B",
-  "answer-2": "openai/gpt-oss-20b",
-};
-
-const DEFAULT_TOOL_MODELS: Record<ToolName, string[]> = {
-  search: ["search-1", "search-2"],
-  enhance_reasoning: ["reasoner-1", "reasoner-2"],
-  answer: ["answer-1", "answer-2"],
-};
-
-const TOOL_DESCRIPTIONS: Record<ToolName, string> = {
-  search: "Search for missing information.",
-  enhance_reasoning:
-    "Enhance the reasoning: an expert writes Python code for the problem; its execution output returns intermediate results.",
-  answer: "Give the final answer. Call it only when the documents and results support an answer.",
-};
+// Baton's own deployment (the `baton` profile's model map and tools).
+export const DEFAULT_MODELS: Record<string, string> = BATON_PROFILE.models;
+const TOOL_DESCRIPTIONS: Record<ToolName, string> = BATON_PROFILE.toolDescriptions;
 
 /** Tool definitions in ToolOrchestra's tools.json shape, listing each tool's model choices. */
 export function buildToolDefinitions({
@@ -236,6 +243,21 @@ const EXPERT_POLICY: CallPolicy = { attempts: 5, perAttemptTimeoutMs: 300_000, d
 const JUDGE_POLICY: CallPolicy = { attempts: 5, perAttemptTimeoutMs: 120_000, deadlineMs: 600_000 };
 const RETRIEVAL_POLICY: CallPolicy = { attempts: 3, perAttemptTimeoutMs: 30_000, deadlineMs: 90_000 };
 
+/** The reference's retrieval retries: 8 tries per pool, 2 s doubling backoff capped at 15 s. */
+function referenceRetrievalPolicy(s: (typeof REFERENCE_PROFILES)["frames"]["search"]): CallPolicy {
+  const perAttemptTimeoutMs = s.connectTimeoutMs + s.readTimeoutMs;
+  let backoff = 0;
+  for (let i = 0; i < s.attemptsPerBackend - 1; i++) backoff += Math.min(s.backoffBaseMs * 2 ** Math.min(i, 4), s.backoffMaxMs);
+  const perBackend = s.attemptsPerBackend * perAttemptTimeoutMs + backoff;
+  return {
+    attempts: s.attemptsPerBackend,
+    perAttemptTimeoutMs,
+    deadlineMs: perBackend * s.backends.length,
+    baseDelayMs: s.backoffBaseMs,
+    maxDelayMs: s.backoffMaxMs,
+  };
+}
+
 function issueMessage(issue: v.BaseIssue<unknown>): string {
   return issue.kind === "schema" && issue.type === "strict_object" ? "unknown setting" : issue.message;
 }
@@ -245,21 +267,110 @@ function issuePath(issue: v.BaseIssue<unknown>): string {
   return ["config", ...keys].join(".");
 }
 
-/** Validates a submitted config and fills in the defaults; never throws on bad input. */
+/** The profile a run resolves to: an explicit sub-profile, or toolorchestra/baton by benchmark. */
+function pickProfile(
+  benchmark: string,
+  asked: (typeof PROFILE_NAMES)[number] | undefined,
+): { ok: true; name: ResolvedProfileName; key: BenchmarkKey } | { ok: false; issue: ConfigIssue } {
+  if (asked === "toolorchestra-frames") return { ok: true, name: asked, key: "frames" };
+  if (asked === "toolorchestra-hle") return { ok: true, name: asked, key: "hle" };
+  const key = benchmarkKeyOf(benchmark);
+  // An unknown benchmark is refused rather than run with FRAMES's prompts by default.
+  if (!key)
+    return {
+      ok: false,
+      issue: {
+        path: "config.profile",
+        message: `benchmark '${benchmark}' is neither frames nor hle: name the protocol with profile 'toolorchestra-frames' or 'toolorchestra-hle'`,
+      },
+    };
+  if (asked === "baton") return { ok: true, name: "baton", key };
+  return { ok: true, name: `toolorchestra-${key}`, key };
+}
+
+/** The profile's defaults, in the shape of a resolved config (overrides are applied after). */
+function profileDefaults(name: ResolvedProfileName, key: BenchmarkKey) {
+  if (name === "baton") {
+    const b = BATON_PROFILE;
+    const expert = { temperature: b.experts.temperature, maxTokens: b.experts.maxTokens, policy: EXPERT_POLICY };
+    return {
+      reference: null,
+      maxRounds: b.maxRounds,
+      maxInvalidSteps: b.maxInvalidSteps as number | null,
+      orchestrator: { ...b.orchestrator, policy: ORCH_POLICY },
+      queryLlm: expert,
+      coder: expert,
+      answerer: expert,
+      judge: { ...b.judge, endpoint: null as string | null, apiKeyEnv: null as string | null, maxCompletionTokens: null as number | null, policy: JUDGE_POLICY },
+      models: b.models,
+      toolModels: b.toolModels,
+      tools: null as ToolDefinition[] | null,
+      prompts: b.prompts[key] as PromptSet,
+      retrieval: { ...b.retrieval, policy: RETRIEVAL_POLICY },
+      budgets: b.budgets,
+      sandboxTimeoutMs: 60_000,
+      outputChars: 20_000,
+    };
+  }
+  const p = REFERENCE_PROFILES[key];
+  const expert = { temperature: p.experts.temperature, maxTokens: p.experts.maxTokens, policy: EXPERT_POLICY };
+  return {
+    reference: referenceSettings(p),
+    maxRounds: p.maxRounds,
+    maxInvalidSteps: null as number | null,
+    orchestrator: { ...p.orchestrator, policy: ORCH_POLICY },
+    queryLlm: expert,
+    coder: expert,
+    answerer: expert,
+    judge: {
+      model: p.judge.model,
+      temperature: p.judge.temperature,
+      maxTokens: p.judge.maxCompletionTokens,
+      endpoint: p.judge.endpoint as string | null,
+      apiKeyEnv: p.judge.apiKeyEnv as string | null,
+      maxCompletionTokens: p.judge.maxCompletionTokens as number | null,
+      policy: JUDGE_POLICY,
+    },
+    models: p.models,
+    toolModels: p.toolModels,
+    tools: p.tools as ToolDefinition[],
+    prompts: p.prompts as PromptSet,
+    retrieval: { topk: p.search.topk, backends: p.search.backends, queryMaxChars: p.search.queryMaxChars, policy: referenceRetrievalPolicy(p.search) },
+    // budgets.* in reference terms: contextTokens = the experts' context, documentTokens = the
+    // orchestrator's context, codeTokens = its code cut, documentChars = its per-document cut
+    budgets: {
+      contextTokens: p.context.expertContextTokens,
+      documentTokens: p.context.orchestratorContextTokens,
+      codeTokens: p.context.orchestratorCodeTokens,
+      attemptTokens: p.context.attemptTokens,
+      documentChars: p.context.orchestratorDocumentChars,
+    },
+    sandboxTimeoutMs: p.enhanceReasoning.timeoutMs,
+    // the reference keeps the whole stdout; the sandbox's own cap still applies
+    outputChars: 10_000_000,
+  };
+}
+
+// Keys a resolved config carries that are derived, not settings.
+const DERIVED_KEYS = ["benchmark", "reference"];
+
+/** Validates a submitted config and fills in the profile's defaults; never throws on bad input. */
 export function resolveRunConfig({ benchmark, config }: { benchmark: string; config: unknown }): ResolveResult {
   if (config != null && (typeof config !== "object" || Array.isArray(config)))
     return { ok: false, issues: [{ path: "config", message: "must be an object" }] };
   const raw = { ...((config as Record<string, unknown>) ?? {}) };
-  // A resolved config (e.g. copied from an earlier run) carries these; they are derived.
-  delete raw.benchmark;
+  for (const k of DERIVED_KEYS) delete raw[k];
   const parsed = v.safeParse(RunConfigInput, raw);
   if (!parsed.success)
     return { ok: false, issues: parsed.issues.map((i) => ({ path: issuePath(i), message: issueMessage(i) })) };
   const input = parsed.output;
+  const picked = pickProfile(benchmark, input.profile);
+  if (!picked.ok) return { ok: false, issues: [picked.issue] };
+  const d = profileDefaults(picked.name, picked.key);
   const issues: ConfigIssue[] = [];
 
-  const models = { ...DEFAULT_MODELS, ...input.models };
-  let toolModels: Record<ToolName, string[]> = { ...DEFAULT_TOOL_MODELS };
+  const models = { ...d.models, ...input.models };
+  let toolModels: Record<ToolName, string[]> = { ...d.toolModels };
   if (input.tools) {
     const names = input.tools.map((t) => t.function.name);
     input.tools.forEach((t, i) => {
@@ -286,55 +397,58 @@ export function resolveRunConfig({ benchmark, config }: { benchmark: string; con
         });
     });
 
-  const benchmarkKey = benchmark.toLowerCase().includes("hle") ? "hle" : "frames";
-  const prompts: PromptSet = { ...DEFAULT_PROMPTS[benchmarkKey], ...input.prompts };
+  const prompts: PromptSet = { ...d.prompts, ...input.prompts };
   for (const [name, text] of Object.entries(prompts))
     if (!text.includes("{question}") && name !== "orchestratorSystem")
       issues.push({ path: `config.prompts.${name}`, message: "must contain the {question} placeholder" });
 
   if (issues.length > 0) return { ok: false, issues };
 
-  const tools = input.tools ?? buildToolDefinitions({ toolModels, models });
+  const tools = input.tools ?? d.tools ?? buildToolDefinitions({ toolModels, models });
   const b = input.budgets ?? {};
   const resolved: RunConfig = {
     benchmark,
-    maxRounds: input.maxRounds ?? 50,
-    maxInvalidSteps: input.maxInvalidSteps ?? 5,
+    profile: picked.name,
+    reference: d.reference,
+    maxRounds: input.maxRounds ?? d.maxRounds,
+    maxInvalidSteps: input.maxInvalidSteps !== undefined ? input.maxInvalidSteps : d.maxInvalidSteps,
     orchestrator: {
       model: input.orchestrator?.model ?? DEFAULT_ORCHESTRATOR_MODEL,
       history: input.orchestrator?.history ?? "context",
-      ...role(input.orchestrator, { temperature: 1, maxTokens: 12_000, policy: ORCH_POLICY }),
+      ...role(input.orchestrator, d.orchestrator),
     },
-    queryLlm: role(input.queryLlm, { temperature: 0.2, maxTokens: 8_000, policy: EXPERT_POLICY }),
-    coder: role(input.coder, { temperature: 0.2, maxTokens: 8_000, policy: EXPERT_POLICY }),
-    answerer: role(input.answerer, { temperature: 0.2, maxTokens: 8_000, policy: EXPERT_POLICY }),
+    queryLlm: role(input.queryLlm, d.queryLlm),
+    coder: role(input.coder, d.coder),
+    answerer: role(input.answerer, d.answerer),
     judge: {
-      model: input.judge?.model ?? "openai/gpt-oss-20b",
-      endpoint: input.judge?.endpoint ?? null,
-      ...role(input.judge, { temperature: 0, maxTokens: 2_000, policy: JUDGE_POLICY }),
+      model: input.judge?.model ?? d.judge.model,
+      endpoint: input.judge?.endpoint !== undefined ? input.judge.endpoint : d.judge.endpoint,
+      apiKeyEnv: input.judge?.apiKeyEnv !== undefined ? input.judge.apiKeyEnv : d.judge.apiKeyEnv,
+      maxCompletionTokens:
+        input.judge?.maxCompletionTokens !== undefined ? input.judge.maxCompletionTokens : d.judge.maxCompletionTokens,
+      ...role(input.judge, d.judge),
     },
     models,
     toolModels,
     tools,
     retrieval: {
-      topk: input.retrieval?.topk ?? 50,
-      backends: input.retrieval?.backends ?? ["wiki_retrieval", "retrieval"],
-      // ToolOrchestra truncates queries to 390 characters before retrieval
-      queryMaxChars: input.retrieval?.queryMaxChars ?? 390,
-      policy: { ...RETRIEVAL_POLICY, ...input.retrieval?.policy },
+      topk: input.retrieval?.topk ?? d.retrieval.topk,
+      backends: input.retrieval?.backends ?? d.retrieval.backends,
+      queryMaxChars: input.retrieval?.queryMaxChars ?? d.retrieval.queryMaxChars,
+      policy: { ...d.retrieval.policy, ...input.retrieval?.policy },
     },
     budgets: {
-      contextTokens: b.contextTokens ?? 24_000,
-      documentTokens: b.documentTokens ?? 24_000,
-      codeTokens: b.codeTokens ?? 12_000,
-      attemptTokens: b.attemptTokens ?? 8_000,
-      documentChars: b.documentChars ?? 4_000,
+      contextTokens: b.contextTokens ?? d.budgets.contextTokens,
+      documentTokens: b.documentTokens ?? d.budgets.documentTokens,
+      codeTokens: b.codeTokens ?? d.budgets.codeTokens,
+      attemptTokens: b.attemptTokens ?? d.budgets.attemptTokens,
+      documentChars: b.documentChars ?? d.budgets.documentChars,
     },
     prompts,
     sandbox: {
-      timeoutMs: input.sandbox?.timeoutMs ?? 60_000,
+      timeoutMs: input.sandbox?.timeoutMs ?? d.sandboxTimeoutMs,
       memoryMb: input.sandbox?.memoryMb ?? 2_048,
-      outputChars: input.sandbox?.outputChars ?? 20_000,
+      outputChars: input.sandbox?.outputChars ?? d.outputChars,
     },
     tokenizer: { mode: input.tokenizer?.mode ?? "auto", path: input.tokenizer?.path ?? null },
     endpoints: input.endpoints ?? null,
@@ -342,9 +456,15 @@ export function resolveRunConfig({ benchmark, config }: { benchmark: string; con
   return { ok: true, config: resolved };
 }
 
-/** Reads a stored run config back; a run stored by an older version gets today's defaults. */
+/**
+ * Reads a stored run config back. A run stored before profiles existed (a resolved config,
+ * so it has prompts, but no profile) was submitted under Baton's protocol and keeps it.
+ */
 export function loadRunConfig({ benchmark, config }: { benchmark: string; config: unknown }): RunConfig {
-  const res = resolveRunConfig({ benchmark, config });
+  let stored = config;
+  if (stored && typeof stored === "object" && !Array.isArray(stored) && !("profile" in stored) && "prompts" in stored)
+    stored = { ...stored, profile: "baton" };
+  const res = resolveRunConfig({ benchmark, config: stored });
   if (!res.ok) throw new Error(`run config invalid: ${res.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`);
   return res.config;
 }

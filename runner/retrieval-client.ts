@@ -71,6 +71,8 @@ export type RetrieveOptions = {
   backends: RetrievalBackend[];
   query: string;
   topk: number;
+  // the task's id as the reference sends it: the HLE retriever keeps only that task's documents
+  eid?: string | number | null;
   signal?: AbortSignal | null;
   policy?: Partial<RetryPolicy>;
   apiKey?: string | null;
@@ -96,7 +98,12 @@ export async function retrieve(opts: RetrieveOptions): Promise<RetrievalResult> 
     endpoint,
     attempts,
   });
-  const body = JSON.stringify({ queries: [opts.query], topk: opts.topk, return_scores: true });
+  const body = JSON.stringify({
+    queries: [opts.query],
+    topk: opts.topk,
+    return_scores: true,
+    ...(opts.eid !== undefined ? { eid: opts.eid } : {}),
+  });
 
   for (const [index, backend] of opts.backends.entries()) {
     // Each backend gets an equal share of what is left, so a hanging primary cannot eat the
@@ -197,7 +204,8 @@ function toDocument(item: RetrievedItem): RetrievedDocument {
   const d = item.document;
   return {
     id: d.id == null ? null : String(d.id),
-    contents: d.contents ?? d.content ?? "",
+    // the reference reads `content` first (eval_frames_oss.py:355-358)
+    contents: d.content ?? d.contents ?? "",
     score: item.score ?? null,
     source: item.source ?? null,
   };

@@ -28,7 +28,8 @@ export type RetrievalStats = {
 
 export type RetrievalSim = SimServer<RetrievalSettings, RetrievalSettingsPatch, RetrievalStats>;
 
-const MAX_TOPK = 100;
+// the reference FRAMES evaluation asks for 150 (eval_frames_oss.py:303)
+const MAX_TOPK = 1000;
 
 type FastApiIssue = { type: string; loc: (string | number)[]; msg: string; input: unknown };
 
@@ -37,7 +38,7 @@ export function validateRetrieveBody(body: unknown): { queries: string[]; topk: 
   if (!body || typeof body !== "object" || Array.isArray(body)) {
     return [{ type: "model_attributes_type", loc: ["body"], msg: "Input should be a valid dictionary or object", input: body }];
   }
-  const b = body as { queries?: unknown; topk?: unknown; return_scores?: unknown };
+  const b = body as { queries?: unknown; topk?: unknown; return_scores?: unknown; eid?: unknown };
   const issues: FastApiIssue[] = [];
   if (b.queries === undefined) issues.push({ type: "missing", loc: ["body", "queries"], msg: "Field required", input: body });
   else if (!Array.isArray(b.queries)) issues.push({ type: "list_type", loc: ["body", "queries"], msg: "Input should be a valid list", input: b.queries });
@@ -49,6 +50,10 @@ export function validateRetrieveBody(body: unknown): { queries: string[]; topk: 
   }
   if (b.return_scores !== undefined && typeof b.return_scores !== "boolean") {
     issues.push({ type: "bool_type", loc: ["body", "return_scores"], msg: "Input should be a valid boolean", input: b.return_scores });
+  }
+  // the reference retrievers declare `eid: str = None` (retrieval_hle.py:399)
+  if (b.eid !== undefined && b.eid !== null && typeof b.eid !== "string") {
+    issues.push({ type: "string_type", loc: ["body", "eid"], msg: "Input should be a valid string", input: b.eid });
   }
   if (issues.length > 0) return issues;
   return { queries: b.queries as string[], topk: (b.topk as number | undefined) ?? 3, returnScores: b.return_scores !== false };

@@ -40,6 +40,8 @@ export const FAST_POLICY = { attempts: 3, perAttemptTimeoutMs: 2_000, deadlineMs
 export function simRunConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
   const [oss, qwen, coder] = [EXPERT_MODELS[0], EXPERT_MODELS[1], EXPERT_MODELS[2]];
   return {
+    // the simulator's experts and aliases follow Baton's protocol; the reference profiles have replay.test.ts
+    profile: "baton",
     maxRounds: 12,
     orchestrator: { history: "messages", policy: FAST_POLICY },
     queryLlm: { policy: FAST_POLICY },

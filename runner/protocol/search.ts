@@ -1,0 +1,145 @@
+// search: the query LLM writes a query from the context, retrieval runs it, and the new
+// documents join the task's list. What FRAMES / HLE send to the query LLM and the retriever
+// under the reference profiles is all here (prompt: config.prompts.query; every number: the
+// profile file).
+import type { RetrievalResult } from "../retrieval-client";
+import { extractTag, renderPrompt } from "../prompts";
+import { batonContext, referenceExpertContext } from "./context";
+import { between, fill, pyLen, pySlice, pyStrip } from "./py";
+import { clip, type Step, type StepDone, type TaskRun } from "./step";
+
+export async function runSearch(t: TaskRun, s: Step): Promise<StepDone> {
+  const { config } = t;
+  const ref = t.reference;
+  const contextStr = ref
+    ? await referenceExpertContext({ ref, config, tok: t.tok, tool: "search", question: t.question, docs: t.docs, code: t.code })
+    : await batonContext({ config, tok: t.tok, question: t.question, docs: t.docs, code: t.code, attempts: t.attempts });
+  const prompt = ref
+    ? fill(config.prompts.query, { context: pyStrip(contextStr), question: t.question })
+    : renderPrompt(config.prompts.query, { question: t.question, context: contextStr });
+  const q = await t.llm(s, "query_llm", config.queryLlm, t.deps.pool(s.model), {
+    model: s.model,
+    messages: [{ role: "user", content: prompt }],
+    max_tokens: config.queryLlm.maxTokens,
+    temperature: config.queryLlm.temperature,
+    ...(config.queryLlm.topP != null ? { top_p: config.queryLlm.topP } : {}),
+    ...(ref ? { tools: ref.experts.toolsField as unknown as unknown[] } : {}),
+  });
+  t.llmComponent(s, "query_llm", s.model, q);
+  const args = t.toolArguments(s, contextStr, true);
+  const queryLlmMs = q.ms;
+  // An infrastructure failure ends the attempt (requeued), after the step's own row.
+  if (q.error?.retryable) t.failStep(s, q.error, "query LLM", { responses: [{ ...args, _query_llm_ms: queryLlmMs }] });
+
+  let query: string;
+  let fellBack: boolean;
+  if (ref) {
+    // No reply (FRAMES: or an empty one) → the question itself; else the text between the tags,
+    // which is the whole reply when there are none.
+    const content = q.result?.content ?? "";
+    fellBack = !q.result || (ref.search.questionWhenReplyEmpty && content === "");
+    query = fellBack ? t.question : between(content, "<query>", "</query>");
+  } else {
+    const written = q.result ? extractTag(q.result.content, "query") : null;
+    fellBack = !written || written.length < 3;
+    query = fellBack || written == null ? t.question : written;
+  }
+  const skip = ref != null && pyLen(query) < ref.search.minQueryChars;
+  const sent = ref ? pySlice(query, config.retrieval.queryMaxChars) : query.slice(0, config.retrieval.queryMaxChars);
+
+  let r: RetrievalResult | null = null;
+  if (!skip) {
+    t.progress(s.step, s.tool, "retrieval", null);
+    r = await t.retrieve({
+      backends: t.deps.retrievalBackends(config.retrieval.backends),
+      query: sent,
+      topk: config.retrieval.topk,
+      eid: t.taskId as string | number | null,
+      signal: t.signal,
+      policy: config.retrieval.policy,
+    });
+    t.checkAbort();
+    t.component(s, "retrieval", {
+      ms: r.ms,
+      startedAt: Date.now() - Math.round(r.ms),
+      retries: r.retries,
+      backend: r.backend,
+      endpoint: r.endpoint,
+      status: r.status,
+    });
+  }
+  const found = r?.documents ?? [];
+  const added = ref ? addReferenceDocuments(t, found.map((d) => d.contents)) : addBatonDocuments(t, found);
+
+  t.recorder.toolCall({
+    step: s.step,
+    tool: s.tool,
+    modelAlias: s.alias,
+    model: s.model,
+    status: r?.status === "retrieval_unavailable" ? "retrieval_unavailable" : "ok",
+    errorClass: q.error ? q.error.errorClass : null,
+    startedAt: s.startedAt,
+    durationMs: performance.now() - s.t0,
+    detail: {
+      query: clip(sent, 1000),
+      queryFallback: fellBack,
+      retrieval: r?.status ?? "skipped",
+      backend: r?.backend ?? null,
+      documents: found.length,
+      newDocuments: added,
+    },
+  });
+  const response = {
+    ...args,
+    _query_llm_ms: queryLlmMs,
+    _retrieval_ms: r?.ms ?? 0,
+    _retrieval_retries: r?.retries ?? 0,
+    ...(ref?.benchmark === "hle"
+      ? {
+          _search_backend: r == null ? null : r.status === "retrieval_unavailable" ? "retrieval_unavailable" : "local_only",
+          _search_local_hits: found.filter((d) => d.source === "local").length,
+          _search_tavily_hits: found.filter((d) => d.source === "tavily").length,
+          query,
+        }
+      : {}),
+    search_results_data: found.map((d) => d.contents),
+  };
+  t.transcript(s, {
+    responses: [response],
+    retrieval: r
+      ? {
+          request: { queries: [sent], topk: config.retrieval.topk, return_scores: true, eid: t.taskId },
+          documents: found,
+          status: r.status,
+          backend: r.backend,
+        }
+      : null,
+  });
+  t.remember(s, `${added} new documents (${t.docs.length} in context)`);
+  return { done: false };
+}
+
+/** The reference: each search's results in reverse rank, skipping contents already listed. */
+export function addReferenceDocuments(t: Pick<TaskRun, "docs" | "seenDocs">, contents: string[]): number {
+  let added = 0;
+  for (const c of [...contents].reverse()) {
+    if (t.seenDocs.has(c)) continue;
+    t.seenDocs.add(c);
+    t.docs.push({ id: null, contents: c });
+    added++;
+  }
+  return added;
+}
+
+/** Baton: rank order, a document known by its id (else its contents) only once. */
+function addBatonDocuments(t: TaskRun, found: { id: string | null; contents: string }[]): number {
+  let added = 0;
+  for (const d of found) {
+    const key = d.id ?? d.contents;
+    if (t.seenDocs.has(key)) continue;
+    t.seenDocs.add(key);
+    t.docs.push({ id: d.id, contents: d.contents });
+    added++;
+  }
+  return added;
+}
