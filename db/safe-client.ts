@@ -55,12 +55,20 @@ export class SafeFileClient implements Client {
   private closedByUser = false;
   private tail: Promise<unknown> = Promise.resolve();
   private lockedUntil = 0;
+  // after a storage error: the WAL may hold a failed write's frames (possibly the whole
+  // volume); give that space back once writes work again
+  private walToTruncate = false;
   readonly protocol = "file";
   // the last error that discarded a connection, for /healthz
   lastError: { code: string; message: string; at: number } | null = null;
 
   constructor(private readonly o: SafeClientOptions) {
     this.inner = this.open();
+  }
+
+  /** The database file's path (for free-space checks). */
+  get path(): string {
+    return String(this.o.config.url).slice("file:".length).split("?")[0];
   }
 
   get closed(): boolean {
@@ -89,6 +97,16 @@ export class SafeFileClient implements Client {
     for (const sql of this.pragmas.values()) await next.execute(sql).catch(() => {});
   }
 
+  private async truncateWal(client: Client): Promise<void> {
+    try {
+      const res = await client.execute("PRAGMA wal_checkpoint(TRUNCATE)");
+      const row = res.rows[0] as any;
+      if (row && Number(row.busy ?? row[0]) === 0) this.walToTruncate = false;
+    } catch {
+      // still no room for the checkpoint: try again after the next statement
+    }
+  }
+
   /**
    * Statements go to the driver one at a time. Without that, statements queued behind one
    * that met the lock would each block the event loop for a slice in a row (the driver hands
@@ -112,8 +130,11 @@ export class SafeFileClient implements Client {
           if (Date.now() < Math.min(this.lockedUntil, deadline)) throw GATED;
           const client = this.inner;
           try {
-            return await op(client);
+            const out = await op(client);
+            if (this.walToTruncate) await this.truncateWal(client);
+            return out;
           } catch (err) {
+            if (isStorageError(err)) this.walToTruncate = true;
             if (!this.closedByUser) await this.replace(err, client);
             if (isLockError(err)) {
               const backoff = Math.min(200, 10 * 2 ** Math.min(attempt, 5));

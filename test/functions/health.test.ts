@@ -6,7 +6,8 @@ test("health answers ok after a query, and 503 when the database is gone", async
   const t = await makeApp();
   const [res, body] = await t.req("/healthz", { headers: AUTH });
   expect(res.status).toBe(200);
-  expect(body).toEqual({ ok: true, db: "ok" });
+  expect(body).toMatchObject({ ok: true, db: "ok", writable: true });
+  expect(body.free_bytes).toBeGreaterThan(0);
   closeDb(t.db);
   const [down, err] = await t.req("/healthz", { headers: AUTH });
   expect(down.status).toBe(503);
