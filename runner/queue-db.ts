@@ -15,6 +15,7 @@ import {
 } from "../db/queue";
 import { claimReadyTasks, listEndpoints, listWaitingRuns } from "../db/endpoints";
 import { recordRows } from "../db/rows";
+import { readAttemptOutcome } from "../db/runs";
 import { runs } from "../db/schema";
 import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue, WaitingRun } from "./task-queue";
 
@@ -44,8 +45,11 @@ export class DbQueue implements TaskQueue {
     return heartbeatLeases({ db: this.db, ...opts });
   }
 
-  complete(opts: Parameters<TaskQueue["complete"]>[0]): Promise<boolean> {
-    return completeTask({ db: this.db, ...opts });
+  async complete(opts: Parameters<TaskQueue["complete"]>[0]): Promise<boolean> {
+    if (await completeTask({ db: this.db, ...opts })) return true;
+    // 0 rows: the lease is lost, or an earlier try of this write landed although its answer
+    // did not (possible on a libSQL server over HTTP): the history knows which.
+    return (await readAttemptOutcome({ db: this.db, taskId: opts.taskId, leaseToken: opts.leaseToken })) === "succeeded";
   }
 
   /** Not in TaskQueue (yet): many completions in one statement, each fenced. */
@@ -53,8 +57,12 @@ export class DbQueue implements TaskQueue {
     return completeTasks({ db: this.db, items });
   }
 
-  fail(opts: Parameters<TaskQueue["fail"]>[0]): Promise<FailOutcome> {
-    return failTask({ db: this.db, ...opts, backoff: this.options.backoff });
+  async fail(opts: Parameters<TaskQueue["fail"]>[0]): Promise<FailOutcome> {
+    const outcome = await failTask({ db: this.db, ...opts, backoff: this.options.backoff });
+    if (outcome !== "lost") return outcome;
+    // as in complete: a retried write whose first try landed finds its outcome in the history
+    const previous = await readAttemptOutcome({ db: this.db, taskId: opts.taskId, leaseToken: opts.leaseToken });
+    return previous === "failed" || previous === "retry" ? previous : "lost";
   }
 
   release(opts: { runnerId: string; tokens: string[] }): Promise<number> {
