@@ -34,3 +34,17 @@ test("DbQueue runs the queue operations on the database and reads runs and endpo
   expect(await q.countOpen({ runId: run.id })).toEqual({ queued: 1, running: 0 });
   expect(await q.countOpen({ runId: run.id + 1 })).toEqual({ queued: 0, running: 0 });
 });
+
+test("a finishing write sent again after its first copy landed keeps its outcome; another task's token is still refused", async () => {
+  await createRun({ db, name: "again", benchmark: "hle", tasks: validateTasks({ rows: [{ id: "a", question: "q" }, { id: "b", question: "q" }, { id: "c", question: "q" }] }) });
+  const q = new DbQueue(db, { backoff: { baseMs: 1, capMs: 2 } });
+  await q.registerRunner({ id: "r", host: "h", pid: 1 });
+  const [a, b, c] = await q.claim({ runnerId: "r", limit: 3, leaseMs: 60_000 });
+  expect(await q.complete({ taskId: a.id, leaseToken: a.leaseToken, result: { correct: true } })).toBe(true);
+  expect(await q.complete({ taskId: a.id, leaseToken: a.leaseToken, result: { correct: true } })).toBe(true);
+  expect(await q.complete({ taskId: b.id, leaseToken: a.leaseToken, result: { correct: true } })).toBe(false);
+  expect(await q.fail({ taskId: c.id, leaseToken: c.leaseToken, errorClass: "context_length", retryable: false })).toBe("failed");
+  expect(await q.fail({ taskId: c.id, leaseToken: c.leaseToken, errorClass: "context_length", retryable: false })).toBe("failed");
+  expect(await q.fail({ taskId: b.id, leaseToken: c.leaseToken, errorClass: "x", retryable: false })).toBe("lost");
+  expect((await getTask({ db, taskId: b.id })).status).toBe("running");
+});
