@@ -208,7 +208,7 @@ function glueSpans(spans: number[], behavior: Behavior): number[] {
   return reversed;
 }
 
-type AddedToken = { id: number; content: string; normalized: boolean };
+type AddedToken = { id: number; content: string; normalized: boolean; special: boolean };
 
 type Model = {
   vocab: Map<string, number>;
@@ -271,7 +271,7 @@ function checkedAddedTokens(json: any): AddedToken[] {
     // these change which text a token swallows; none of the byte-level models we run set them
     for (const flag of ["lstrip", "rstrip", "single_word"])
       if (t[flag] === true) throw new Error(`added_tokens[${i}] (${JSON.stringify(t.content)}) sets ${flag}: not supported`);
-    added.push({ id: t.id, content: t.content, normalized: t.normalized === true });
+    added.push({ id: t.id, content: t.content, normalized: t.normalized === true, special: t.special === true });
   }
   return added;
 }
@@ -446,8 +446,12 @@ export class BpeTokenizer implements Tokenizer {
   private readonly addedRaw: RegExp | null;
   private readonly addedNormalized: RegExp | null;
   private readonly addedIds = new Map<string, number>();
+  private readonly added: AddedToken[];
+  // id → the bytes of a vocabulary token, or an added token; built on the first decode
+  private decodeTable: { bytes: (Uint8Array | undefined)[]; added: Map<number, AddedToken> } | null = null;
   private readonly byteTable = bytesToUnicode();
   private readonly utf8 = new TextEncoder();
+  private readonly utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   private readonly cache = new Map<string, number[]>();
 
   constructor(json: any) {
@@ -459,6 +463,7 @@ export class BpeTokenizer implements Tokenizer {
     this.steps = pre.steps;
     const added = checkedAddedTokens(json);
     for (const t of added) this.addedIds.set(t.content, t.id);
+    this.added = added;
     this.addedRaw = alternation(added.filter((t) => !t.normalized));
     this.addedNormalized = alternation(added.filter((t) => t.normalized));
   }
@@ -560,6 +565,78 @@ export class BpeTokenizer implements Tokenizer {
       for (const id of ids) out.push(id);
     }
     return out;
+  }
+
+  // encode(), giving the event loop back as count() does
+  private async encodeSliced(text: string): Promise<number[]> {
+    const slicer = new Slicer();
+    const p = await this.piecesSliced(text, slicer);
+    const out: number[] = [];
+    for (let i = 0; i < p.length; i++) {
+      if (i % CHECK_EVERY === 0 && slicer.due) await slicer.pause();
+      const started = this.startPiece(p, i);
+      for (const id of Array.isArray(started) ? started : await this.finishSliced(started, slicer)) out.push(id);
+    }
+    return out;
+  }
+
+  /**
+   * The text of `ids` as Hugging Face's decode gives it: bytes of consecutive vocabulary tokens
+   * are decoded together (an incomplete UTF-8 character becomes U+FFFD), added tokens are their
+   * text, and special ones are dropped when skipSpecialTokens is set.
+   */
+  decode(ids: number[], { skipSpecialTokens = false } = {}): string {
+    const table = (this.decodeTable ??= this.buildDecodeTable());
+    const utf8 = this.utf8Decoder;
+    let out = "";
+    let pending: number[] = [];
+    const flush = () => {
+      out += utf8.decode(new Uint8Array(pending));
+      pending = [];
+    };
+    for (const id of ids) {
+      const added = table.added.get(id);
+      if (added) {
+        flush();
+        if (!(skipSpecialTokens && added.special)) out += added.content;
+        continue;
+      }
+      const bytes = table.bytes[id];
+      if (!bytes) throw new Error(`token id ${id} is not in this tokenizer's vocabulary`);
+      for (const b of bytes) pending.push(b);
+    }
+    flush();
+    return out;
+  }
+
+  private buildDecodeTable() {
+    const byteOf = new Map(this.byteTable.map((ch, b) => [ch, b]));
+    const bytes: (Uint8Array | undefined)[] = [];
+    for (const [piece, id] of this.model.vocab) {
+      // a character outside the byte table stands for itself, as in the Rust ByteLevel decoder
+      const out: number[] = [];
+      for (const ch of piece) {
+        const b = byteOf.get(ch);
+        if (b !== undefined) out.push(b);
+        else out.push(...this.utf8.encode(ch));
+      }
+      bytes[id] = Uint8Array.from(out);
+    }
+    return { bytes, added: new Map(this.added.map((t) => [t.id, t])) };
+  }
+
+  /**
+   * ToolOrchestra's cut_seq (evaluation/eval_frames_oss.py and eval_hle_oss.py): the whole
+   * text's token count (its effective_length), and its last `keep` tokens decoded one by one
+   * and joined, special tokens dropped (batch_decode with skip_special_tokens). Decoding token
+   * by token turns a character split across tokens into U+FFFD per token, as the reference does.
+   * `keep` slices like Python's ids[-keep:]: 0 keeps every token, -k drops the first k.
+   */
+  async cutSeq(text: string, keep: number): Promise<{ text: string; effectiveLength: number }> {
+    if (text === "") return { text: "", effectiveLength: 0 };
+    const ids = await this.encodeSliced(text);
+    const kept = ids.slice(-keep).map((id) => this.decode([id], { skipSpecialTokens: true }));
+    return { text: kept.join(""), effectiveLength: ids.length };
   }
 
   async count(text: string): Promise<number> {

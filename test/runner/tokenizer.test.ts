@@ -298,6 +298,34 @@ describe("ids equal Hugging Face's tokenizers on Qwen3's tokenizer.json", () => 
     expect(idsOf(cut.text)).toEqual(ids.slice(ids.length - cut.tokens));
   });
 
+  test("decode gives back the (NFC) text, as Hugging Face's decode does, special tokens kept or dropped", () => {
+    const texts = [...Object.values(corpus).flat(), "e\u0301 <|im_start|>x<|im_end|>"];
+    for (const text of texts) {
+      const ids = ours.encode(text);
+      expect(ours.decode(ids)).toBe(text.normalize("NFC"));
+      for (const skip of [false, true])
+        expect(ours.decode(ids, { skipSpecialTokens: skip })).toBe(theirs.decode(ids, { skip_special_tokens: skip }));
+    }
+    expect(ours.decode(ours.encode("<|im_start|>hi<think>"), { skipSpecialTokens: true })).toBe("hi<think>");
+  });
+
+  test("cutSeq is the reference's cut_seq: last tokens decoded one by one, U+FFFD where a character is split", async () => {
+    const doc = readJsonl("data/frames-sample.jsonl").slice(0, 20).map((r) => r.question).join("\n");
+    const texts = [doc, "日本語のテキストです。😀👨‍👩‍👧‍👦 done", "<|im_start|>user\nhi 🇺🇸<|im_end|>", "ok"];
+    let replaced = 0;
+    for (const text of texts)
+      for (const keep of [1, 5, 50, 100_000, 0, -3]) {
+        const ids = idsOf(text);
+        const expected = ids.slice(-keep).map((id) => theirs.decode([id], { skip_special_tokens: true })).join("");
+        const cut = await ours.cutSeq(text, keep);
+        expect({ text, keep, cut }).toEqual({ text, keep, cut: { text: expected, effectiveLength: ids.length } });
+        if (cut.text.includes("\ufffd")) replaced++;
+      }
+    // the emoji and flags are split across tokens, so some cuts carry U+FFFD, as the reference's do
+    expect(replaced).toBeGreaterThan(0);
+    expect(await ours.cutSeq("", 5)).toEqual({ text: "", effectiveLength: 0 });
+  });
+
   test("a million characters never hold the event loop: count gives it back many times, never after long", async () => {
     for (const text of ["=".repeat(1_000_000), "7".repeat(300_000), "hello".repeat(100_000)]) {
       let last = performance.now();
