@@ -74,7 +74,10 @@ const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
 
 // An http(s) URL: a judge endpoint receives prompts (and possibly an API key), so a file: or
 // other scheme is refused rather than fetched.
-const HttpUrl = v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//i, "must be an http(s) URL"));
+const HttpUrl = v.pipe(
+  v.string(),
+  v.check((s) => /^https?:\/\//i.test(s) && URL.canParse(s), "must be an http(s) URL"),
+);
 const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"));
 
 export const RunConfigInput = v.strictObject({

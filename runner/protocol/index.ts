@@ -79,8 +79,8 @@ export async function runProtocol({
   }
 }
 
-/** The tools sent this round. */
-function offeredTools(t: TaskRun): { offered: RunConfig["tools"]; withheld: string | null } {
+/** The tools sent this round, and (baton) the one withheld. */
+export function offeredTools(t: Pick<TaskRun, "config" | "reference" | "docs" | "used">): { offered: RunConfig["tools"]; withheld: string | null } {
   const { config, reference: ref } = t;
   if (ref) {
     const hide = ref.context.hideSearchWhenDocuments && t.docs.length > 0;

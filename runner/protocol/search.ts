@@ -6,6 +6,7 @@ import type { RetrievalResult } from "../retrieval-client";
 import { extractTag, renderPrompt } from "../prompts";
 import { batonContext, referenceExpertContext } from "./context";
 import { between, fill, pyLen, pySlice, pyStrip } from "./py";
+import type { ReferenceSettings } from "./profile";
 import { clip, type Step, type StepDone, type TaskRun } from "./step";
 
 export async function runSearch(t: TaskRun, s: Step): Promise<StepDone> {
@@ -31,20 +32,7 @@ export async function runSearch(t: TaskRun, s: Step): Promise<StepDone> {
   // An infrastructure failure ends the attempt (requeued), after the step's own row.
   if (q.error?.retryable) t.failStep(s, q.error, "query LLM", { responses: [{ ...args, _query_llm_ms: queryLlmMs }] });
 
-  let query: string;
-  let fellBack: boolean;
-  if (ref) {
-    // No reply (FRAMES: or an empty one) → the question itself; else the text between the tags,
-    // which is the whole reply when there are none.
-    const content = q.result?.content ?? "";
-    fellBack = !q.result || (ref.search.questionWhenReplyEmpty && content === "");
-    query = fellBack ? t.question : between(content, "<query>", "</query>");
-  } else {
-    const written = q.result ? extractTag(q.result.content, "query") : null;
-    fellBack = !written || written.length < 3;
-    query = fellBack || written == null ? t.question : written;
-  }
-  const skip = ref != null && pyLen(query) < ref.search.minQueryChars;
+  const { query, fellBack, skip } = chooseQuery({ reply: q.result?.content ?? null, question: t.question, ref });
   const sent = ref ? pySlice(query, config.retrieval.queryMaxChars) : query.slice(0, config.retrieval.queryMaxChars);
 
   let r: RetrievalResult | null = null;
@@ -117,6 +105,31 @@ export async function runSearch(t: TaskRun, s: Step): Promise<StepDone> {
   });
   t.remember(s, `${added} new documents (${t.docs.length} in context)`);
   return { done: false };
+}
+
+/**
+ * The query to search with. Reference: no reply (FRAMES: or an empty one) → the question;
+ * else `split('<query>')[-1].split('</query>')[0]`, the whole reply when there are no tags;
+ * shorter than minQueryChars (FRAMES 10, HLE 5) → no retrieval at all. Baton: the last tagged
+ * query, the question when there is none or it is under 3 characters.
+ */
+export function chooseQuery({
+  reply,
+  question,
+  ref,
+}: {
+  reply: string | null;
+  question: string;
+  ref: Pick<ReferenceSettings, "search"> | null;
+}): { query: string; fellBack: boolean; skip: boolean } {
+  if (ref) {
+    const fellBack = reply == null || (ref.search.questionWhenReplyEmpty && reply === "");
+    const query = fellBack ? question : between(reply, "<query>", "</query>");
+    return { query, fellBack, skip: pyLen(query) < ref.search.minQueryChars };
+  }
+  const written = reply == null ? null : extractTag(reply, "query");
+  const fellBack = written == null || written.length < 3;
+  return { query: fellBack ? question : written, fellBack, skip: false };
 }
 
 /** The reference: each search's results in reverse rank, skipping contents already listed. */
