@@ -39,6 +39,8 @@ const cases: [string, string][] = [
   ['"=" repeated (one pre-token)', "=".repeat(chars)],
   ['"hello" repeated (one pre-token)', "hello".repeat(chars / 5)],
   ["spaces (one pre-token)", " ".repeat(chars)],
+  ["white space of every kind, mixed", randomText([[0x20, 0x20], [0x09, 0x0d], [0xa0, 0xa0], [0x3000, 0x3000]])],
+  ["random letters a-z (one pre-token)", randomText([[0x61, 0x7a]])],
   ["digits (one pre-token each)", "7".repeat(chars)],
   ["random bytes as Latin-1", randomText([[0, 255]])],
   ["random code points (BMP + emoji)", randomText([[0x20, 0xd7ff], [0x1f300, 0x1f64f]])],
