@@ -1,13 +1,36 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { startSimCluster, type SimClusterSpec } from "../../sim/cluster";
+import { startRetrievalSim } from "../../sim/retrieval";
+import { startVllmSim } from "../../sim/vllm";
 import { FAULT_KINDS, type FaultKind, isFaultKind } from "../../sim/faults";
 import { EXPERT_MODELS, ORCHESTRATOR_MODEL } from "../../sim/models";
 import { CliError, readJsonFile, runCli, usageError } from "./_api";
 
-export const describe = "start simulated vLLM and retrieval replicas on loopback ports (for demos, tests, benchmarks)";
+export const describe = "start simulated vLLM and retrieval replicas (a whole cluster, or one service: sim vllm | sim retrieval)";
+
+const ONE_USAGE = `Usage:
+  bun run baton sim vllm --model NAME --port P [options]
+  bun run baton sim retrieval --port P [options]
+
+One simulated service, in the foreground until SIGINT/SIGTERM: what a deployment file's
+command runs in place of \`vllm serve\` or a retrieval server (see 'baton launch').
+
+  --port P                  listen port (0 = a free one; printed on stderr)
+  --host H                  listen address (default 127.0.0.1)
+  --seed S                  seed (default 0)
+ vllm only:
+  --model NAME              the served model name (required)
+  --mode orchestrator|expert  orchestrator: emits tool calls; expert: answers (default expert)
+  --answers FILE.jsonl      rows with "question" and "answer": the expert's gold answers
+  --accuracy P              probability an expert answer is right (default 1)
+  --latency-ms MS           time to first token (default 0)
+  --max-model-len N         context window in tokens (default 32768)
+ retrieval only:
+  --latency-ms MS           time per /retrieve (default 0)`;
 
 const USAGE = `Usage: bun run baton sim [options]
+       bun run baton sim vllm|retrieval --port P ...   (one service; 'baton sim vllm --help')
 
 Starts simulated model servers and retrievers, prints a ToolOrchestra-style model config
 pointing at them, and runs until SIGINT/SIGTERM.
@@ -141,7 +164,74 @@ export function specFromArgs(argv: string[]): { spec: SimClusterSpec; writeConfi
   return { spec, writeConfig: values["write-config"], help: values.help === true };
 }
 
+/** `baton sim vllm|retrieval`: one service, the way a Slurm job would run vLLM. */
+async function runOne(kind: "vllm" | "retrieval", argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string" },
+      mode: { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
+      seed: { type: "string" },
+      answers: { type: "string" },
+      accuracy: { type: "string" },
+      "latency-ms": { type: "string" },
+      "max-model-len": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(ONE_USAGE);
+    return 0;
+  }
+  const port = num("port", values.port, { int: true, min: 0, max: 65535 });
+  if (port === undefined) throw usageError("--port is required (0 = a free port)");
+  const host = values.host ?? "127.0.0.1";
+  const seed = num("seed", values.seed, { int: true }) ?? 0;
+  const latencyMs = num("latency-ms", values["latency-ms"], { min: 0 }) ?? 0;
+  let sim: { url: string; stop(): Promise<void> };
+  if (kind === "vllm") {
+    if (!values.model) throw usageError("--model is required (the served model name)");
+    const mode = values.mode ?? "expert";
+    if (mode !== "orchestrator" && mode !== "expert") throw usageError(`--mode: expected orchestrator or expert, got '${mode}'`);
+    try {
+      sim = await startVllmSim({
+        host,
+        port,
+        model: values.model,
+        mode,
+        seed,
+        latency: { ttftMs: latencyMs },
+        ...(values.answers ? { answers: readAnswers(values.answers) } : {}),
+        ...(values.accuracy !== undefined ? { accuracy: num("accuracy", values.accuracy, { min: 0, max: 1 }) } : {}),
+        ...(values["max-model-len"] !== undefined ? { maxModelLen: num("max-model-len", values["max-model-len"], { int: true, min: 16 }) } : {}),
+      });
+    } catch (err) {
+      throw new CliError(`could not start the vLLM simulator on ${host}:${port}: ${(err as Error).message}`);
+    }
+  } else {
+    try {
+      sim = await startRetrievalSim({ host, port, seed, latency: { ms: latencyMs, jitter: 0 } });
+    } catch (err) {
+      throw new CliError(`could not start the retrieval simulator on ${host}:${port}: ${(err as Error).message}`);
+    }
+  }
+  console.error(`sim ${kind}: ${values.model ?? "retrieval"} listening on ${sim.url}`);
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  await sim.stop();
+  console.error(`sim ${kind}: ${signal}: stopped`);
+  return 0;
+}
+
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === "vllm" || argv[0] === "retrieval") {
+    const kind = argv[0];
+    return runCli(() => runOne(kind, argv.slice(1)), `sim ${kind}`);
+  }
   return runCli(async () => {
     const parsed = specFromArgs(argv);
     if (parsed.help) {
