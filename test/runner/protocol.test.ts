@@ -2,11 +2,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadRunConfig } from "../../runner/config";
 import { callChat, type ChatRequest } from "../../runner/llm-client";
-import { correctionMessages, runProtocol, validateToolCall, type ProtocolDeps } from "../../runner/protocol";
+import { correctionMessages, offeredTools, runProtocol, validateToolCall, type ProtocolDeps } from "../../runner/protocol";
+import { referenceExpertContext, referenceOrchestratorContext } from "../../runner/protocol/context";
+import { addReferenceDocuments, chooseQuery } from "../../runner/protocol/search";
+import { retrieve } from "../../runner/retrieval-client";
 import { Recorder } from "../../runner/recorder";
 import { ReplicaPool } from "../../runner/replicas";
 import type { RowBatch } from "../../runner/task-queue";
-import { CharsTokenizer } from "../../runner/tokenizer";
+import { CharsTokenizer, type Tokenizer } from "../../runner/tokenizer";
 import { startSimCluster, type SimCluster } from "../../sim/cluster";
 import { answersOf, readJsonl, simRunConfig } from "./_harness";
 
@@ -254,5 +257,169 @@ describe("correctionMessages", () => {
   test("keeps a long reply short", () => {
     const [said] = note("web_browse", "{}", "x".repeat(10_000));
     expect(String(said!.content).length).toBeLessThan(1100);
+  });
+});
+
+// ---- the reference profiles' rules, one at a time ------------------------------------------
+
+/** One token per character, so a budget of n keeps the last n characters (as in replay.test.ts). */
+class CharPerToken implements Tokenizer {
+  readonly source = "chars" as const;
+  async count(text: string) {
+    return text.length;
+  }
+  async tail(text: string, maxTokens: number) {
+    return text.length <= maxTokens ? { text, tokens: text.length } : { text: text.slice(text.length - maxTokens), tokens: maxTokens };
+  }
+}
+
+describe("reference documents", () => {
+  test("each search's results join in reverse rank, a content already listed is skipped, ids are not used", () => {
+    const state = { docs: [] as { id: string | null; contents: string }[], seenDocs: new Set<string>() };
+    expect(addReferenceDocuments(state, ["A", "B", "C"])).toBe(3);
+    expect(addReferenceDocuments(state, ["D", "B", "E", "E"])).toBe(2);
+    expect(state.docs.map((d) => d.contents)).toEqual(["C", "B", "A", "E", "D"]);
+  });
+});
+
+describe("tools offered", () => {
+  const frames = loadRunConfig({ benchmark: "frames", config: {} });
+  const hle = loadRunConfig({ benchmark: "hle", config: {} });
+  const names = (o: ReturnType<typeof offeredTools>) => o.offered.map((t) => t.function.name);
+  const doc = [{ id: null, contents: "x" }];
+
+  test("FRAMES stops offering search once any document exists; HLE always offers every tool", () => {
+    expect(names(offeredTools({ config: frames, reference: frames.reference, docs: [], used: [] }))).toEqual(["enhance_reasoning", "answer", "search"]);
+    expect(names(offeredTools({ config: frames, reference: frames.reference, docs: doc, used: [] }))).toEqual(["enhance_reasoning", "answer"]);
+    expect(names(offeredTools({ config: hle, reference: hle.reference, docs: doc, used: [] }))).toEqual(["enhance_reasoning", "answer", "search"]);
+  });
+
+  test("the same tool twice in a row is still sent under the reference (it computes the set, then sends every tool); baton withholds it", () => {
+    const twice = ["enhance_reasoning", "enhance_reasoning"];
+    expect(names(offeredTools({ config: hle, reference: hle.reference, docs: [], used: twice }))).toEqual(["enhance_reasoning", "answer", "search"]);
+    const baton = loadRunConfig({ benchmark: "hle", config: { profile: "baton" } });
+    const b = offeredTools({ config: baton, reference: null, docs: [], used: twice });
+    expect(b.withheld).toBe("enhance_reasoning");
+    expect(names(b)).toEqual(["search", "answer"]);
+  });
+});
+
+describe("query", () => {
+  const frames = loadRunConfig({ benchmark: "frames", config: {} }).reference!;
+  const hle = loadRunConfig({ benchmark: "hle", config: {} }).reference!;
+  const q = "Who wrote it?";
+
+  test("no reply falls back to the question; FRAMES also on an empty reply, HLE searches the empty text (and skips it)", () => {
+    expect(chooseQuery({ reply: null, question: q, ref: frames })).toEqual({ query: q, fellBack: true, skip: false });
+    expect(chooseQuery({ reply: "", question: q, ref: frames })).toEqual({ query: q, fellBack: true, skip: false });
+    expect(chooseQuery({ reply: "", question: q, ref: hle })).toEqual({ query: "", fellBack: false, skip: true });
+  });
+
+  test("the query is the text after the last <query> up to </query>, the whole reply without tags", () => {
+    expect(chooseQuery({ reply: "<query>old one</query> <query>new query text</query> bye", question: q, ref: frames }).query).toBe("new query text");
+    expect(chooseQuery({ reply: "plain words as the query", question: q, ref: frames }).query).toBe("plain words as the query");
+    expect(chooseQuery({ reply: "<query>unclosed and long enough", question: q, ref: frames }).query).toBe("unclosed and long enough");
+  });
+
+  test("below 10 characters (FRAMES) or 5 (HLE) nothing is retrieved", () => {
+    expect(chooseQuery({ reply: "<query>123456789</query>", question: q, ref: frames }).skip).toBe(true);
+    expect(chooseQuery({ reply: "<query>1234567890</query>", question: q, ref: frames }).skip).toBe(false);
+    expect(chooseQuery({ reply: "<query>1234</query>", question: q, ref: hle }).skip).toBe(true);
+    expect(chooseQuery({ reply: "<query>12345</query>", question: q, ref: hle }).skip).toBe(false);
+  });
+});
+
+describe("retrieval eid", () => {
+  test("the request body is {queries, topk, return_scores, eid} with the task's id", async () => {
+    const bodies: unknown[] = [];
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        bodies.push(await req.json());
+        return Response.json([[{ document: { id: "1", content: "a document" }, score: 1 }]]);
+      },
+    });
+    try {
+      const r = await retrieve({ backends: [{ name: "retrieval", pool: new ReplicaPool("retrieval", [`http://127.0.0.1:${server.port}`]) }], query: "q", topk: 50, eid: "6721a42269600ecb23a3e623" });
+      expect(r.status).toBe("ok");
+      expect(bodies).toEqual([{ queries: ["q"], topk: 50, return_scores: true, eid: "6721a42269600ecb23a3e623" }]);
+    } finally {
+      server.stop(true);
+    }
+  });
+
+  test("the retrieval simulator accepts a string eid and a top-k of 150, and refuses a non-string eid as the reference's server would", async () => {
+    const e = cluster.config.retrieval![0]!;
+    const url = `http://${e.ip_addr}:${e.port}/retrieve`;
+    const post = (body: unknown) => fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    expect((await post({ queries: ["first lady"], topk: 150, return_scores: true, eid: "wiki____0" })).status).toBe(200);
+    const bad = await post({ queries: ["first lady"], topk: 5, return_scores: true, eid: 7 });
+    expect(bad.status).toBe(422);
+    expect(JSON.stringify(await bad.json())).toContain('"eid"');
+  });
+});
+
+describe("per-role budgets", () => {
+  const tok = new CharPerToken();
+  const question = "Q".repeat(100);
+  const code = [{ code: "print('A' * 20000)", output: "A".repeat(20000) }];
+
+  test("the answer expert's code is cut to 10k tokens, search's and the coder's to 12k, each context to 24k minus the question", async () => {
+    const config = loadRunConfig({ benchmark: "frames", config: {} });
+    const ref = config.reference!;
+    const common = { ref, config, tok, question, docs: [], code };
+    const answer = await referenceExpertContext({ ...common, tool: "answer" });
+    const search = await referenceExpertContext({ ...common, tool: "search" });
+    // cut text + the "```\n" the reference puts before a cut that lost its opening fence
+    expect(answer.length).toBe(10_000 + 4);
+    expect(search.length).toBe(12_000 + 4);
+    const docs = Array.from({ length: 10 }, (_, i) => ({ id: null, contents: `${i}`.repeat(5000) }));
+    const full = await referenceExpertContext({ ...common, docs, code: [], tool: "search" });
+    expect(full.length).toBe("Documents:\n".length + 24_000 - question.length);
+  });
+
+  test("HLE experts see documents cut to 1,000 characters for search and code, whole for the answer; the orchestrator 1,200 with ' ...' and 27k minus the question", async () => {
+    const config = loadRunConfig({ benchmark: "hle", config: {} });
+    const ref = config.reference!;
+    const docs = [{ id: null, contents: "d".repeat(1500) }];
+    const common = { ref, config, tok, question, docs, code: [] };
+    expect(await referenceExpertContext({ ...common, tool: "search" })).toBe(`Documents:\nDoc 1: ${"d".repeat(1000)}\n\n`);
+    expect(await referenceExpertContext({ ...common, tool: "enhance_reasoning" })).toBe(`Documents:\nDoc 1: ${"d".repeat(1000)}\n\n`);
+    expect(await referenceExpertContext({ ...common, tool: "answer" })).toBe(`Documents:\nDoc 1: ${"d".repeat(1500)}\n\n`);
+    expect(await referenceOrchestratorContext({ ...common })).toBe(`Documents:\nDoc 1: ${"d".repeat(1200)} ...\n\n`);
+    const many = Array.from({ length: 30 }, (_, i) => ({ id: null, contents: `${i % 10}`.repeat(1500) }));
+    const orch = await referenceOrchestratorContext({ ...common, docs: many });
+    expect(orch.length).toBe("Documents:\n".length + 27_000 - question.length);
+  });
+
+  test("FRAMES's orchestrator always has the code line, its budget is 24k whatever the question", async () => {
+    const config = loadRunConfig({ benchmark: "frames", config: {} });
+    const common = { ref: config.reference!, config, tok, question, code: [] };
+    expect(await referenceOrchestratorContext({ ...common, docs: [] })).toBe("\npython code and execution outputs:\n");
+    const many = Array.from({ length: 10 }, (_, i) => ({ id: null, contents: `${i}`.repeat(4500) }));
+    const orch = await referenceOrchestratorContext({ ...common, docs: many });
+    expect(orch.length).toBe("Documents:\n".length + 24_000);
+    expect(orch.endsWith("\npython code and execution outputs:\n")).toBe(true);
+  });
+});
+
+describe("latency rows", () => {
+  test("every latency component row belongs to a tool-call row, also when the tool's expert is unreachable", async () => {
+    const dead = new ReplicaPool("dead", ["http://127.0.0.1:9"]);
+    const live = depsFor(cluster);
+    const { outcome, toolCalls, components } = await runOne(simRunConfig(), rows[0], {
+      pool: (model) => (model === ORCHESTRATOR ? live.pool(model) : dead),
+    });
+    expect(outcome).toMatchObject({ kind: "failed", retryable: true });
+    expect(components.length).toBeGreaterThan(1);
+    for (const c of components) expect(toolCalls.some((t) => t.step === c.step && t.tool === c.tool)).toBe(true);
+    const failed = toolCalls.at(-1)!;
+    expect(failed.status).toBe("error");
+    // the tool's duration is its own work: the orchestrator call that chose it is its own row
+    const orch = components.find((c) => c.step === failed.step && c.component === "orchestrator")!;
+    const own = components.filter((c) => c.step === failed.step && c.component !== "orchestrator").reduce((n, c) => n + c.ms, 0);
+    expect(failed.durationMs).toBeGreaterThanOrEqual(own - 1);
+    expect(orch.ms).toBeGreaterThan(0);
   });
 });
