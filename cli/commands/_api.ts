@@ -1,14 +1,74 @@
 // What every CLI command shares: the HTTP client (server from --server or BATON_SERVER,
-// default http://127.0.0.1:3000; token from BATON_TOKEN, never printed), the error
+// default http://127.0.0.1:3000; token from BATON_TOKEN or the token file `serve` creates,
+// never printed), the error
 // convention (one line `baton <cmd>: message` on stderr; exit 1 on failure, 2 on a usage
 // error) and small formatting helpers. Server errors carry the server's code so the user
 // sees what was wrong, not a bare status.
-import { readFileSync } from "node:fs";
+import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:3000";
 
 /** The --server line every command that talks to the server prints in its --help. */
-export const SERVER_OPTION = `--server URL   Baton server (default $BATON_SERVER or ${DEFAULT_SERVER}); token from $BATON_TOKEN`;
+export const SERVER_OPTION = `--server URL   Baton server (default $BATON_SERVER or ${DEFAULT_SERVER}); token from $BATON_TOKEN or the token file`;
+
+/** Where `serve` keeps the token it created: $BATON_TOKEN_FILE, else ~/.config/baton/token. */
+export function tokenFilePath(): string {
+  if (process.env.BATON_TOKEN_FILE) return process.env.BATON_TOKEN_FILE;
+  const config = process.env.XDG_CONFIG_HOME || join(homedir(), ".config");
+  return join(config, "baton", "token");
+}
+
+/** The token file's content, or null when there is none; refuses one others can read. */
+export function readTokenFile(path = tokenFilePath()): string | null {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (err) {
+    if ((err as any)?.code === "ENOENT") return null;
+    throw new CliError(`cannot read the token file ${path}: ${(err as Error).message}`);
+  }
+  if (mode & 0o077) throw new CliError(`the token file ${path} can be read by other users; run 'chmod 600 ${path}' (or make a new token)`);
+  const token = readFileSync(path, "utf8").trim();
+  if (!token) throw new CliError(`the token file ${path} is empty; delete it and restart 'baton serve' to make a new one`);
+  return token;
+}
+
+/**
+ * The token file, created with a fresh random token (0600, in a 0700 directory) if missing.
+ * Written to a temporary name and hard-linked into place, so two servers starting at once
+ * agree on one token and no reader ever sees a half-written file.
+ */
+export function ensureTokenFile(path = tokenFilePath()): { token: string; created: boolean } {
+  const existing = readTokenFile(path);
+  if (existing) return { token: existing, created: false };
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, randomBytes(24).toString("hex") + "\n", { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  let created = true;
+  try {
+    linkSync(tmp, path);
+  } catch (err) {
+    if ((err as any)?.code !== "EEXIST") throw err;
+    created = false; // another server won the race: use its token
+  } finally {
+    unlinkSync(tmp);
+  }
+  return { token: readTokenFile(path)!, created };
+}
+
+/**
+ * The token a client sends: BATON_TOKEN when set (set but empty = none), else the token
+ * file when there is one.
+ */
+export function discoverToken(): string | null {
+  const env = process.env.BATON_TOKEN;
+  if (env !== undefined) return env || null;
+  return readTokenFile();
+}
 
 export class CliError extends Error {
   constructor(
@@ -33,8 +93,9 @@ export function serverUrl(flag?: string): string {
   return (flag || process.env.BATON_SERVER || DEFAULT_SERVER).replace(/\/+$/, "");
 }
 
-export function createApi({ server, token = process.env.BATON_TOKEN ?? null }: { server?: string; token?: string | null } = {}): Api {
+export function createApi({ server, token }: { server?: string; token?: string | null } = {}): Api {
   const base = serverUrl(server);
+  if (token === undefined) token = discoverToken();
   return {
     server: base,
     async call(method, path, init = {}) {

@@ -6,13 +6,14 @@ import { HttpQueue } from "../../runner/queue-http";
 import { Runner, type RunnerOptions } from "../../runner/runner";
 import { readJobEndTime, readSlurmContext } from "../../runner/slurm";
 import type { TaskQueue } from "../../runner/task-queue";
+import { discoverToken } from "./_api";
 
 export const describe = "claim and evaluate tasks (the worker; one per node or per job-array task)";
 
 const USAGE = `Usage: bun run baton runner [options]
 
 Queue (one of):
-  --server URL         talk to 'baton serve' over HTTP (token from BATON_TOKEN); also $BATON_SERVER
+  --server URL         talk to 'baton serve' over HTTP (token from BATON_TOKEN or the token file); also $BATON_SERVER
   --db URL             open the database directly (default $DATABASE_URL or ${DEFAULT_DATABASE_URL})
 
 Options:
@@ -104,7 +105,7 @@ export async function run(argv: string[]): Promise<number> {
   // a usage error: it is reported like any other crash, with its stack and exit 1.
   try {
     queue = server
-      ? new HttpQueue({ baseUrl: server, token: process.env.BATON_TOKEN || null })
+      ? new HttpQueue({ baseUrl: server, token: discoverToken() })
       : new DbQueue(await openDb({ url: normalizeDatabaseUrl(values.db ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL) }));
   } catch (err) {
     console.error(`baton runner crashed: cannot open the queue: ${(err as Error)?.stack ?? err}`);

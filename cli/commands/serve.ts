@@ -1,25 +1,29 @@
 // `baton serve`: the API (and whatever feature plugins are composed into createApp).
 import { parseArgs } from "node:util";
 import { isFileUrl, normalizeDatabaseUrl, openDb, DEFAULT_DATABASE_URL } from "../../db/client";
+import { isLoopbackHost } from "../../functions/auth";
 import { createApp, OPENAPI_PATH } from "../../functions/index";
 import { DEFAULT_MAX_BODY_BYTES } from "../../functions/runs";
-import { runCli, usageError } from "./_api";
+import { ensureTokenFile, runCli, tokenFilePath, usageError } from "./_api";
 
 export const describe = "start the HTTP API (runs, queue for remote runners, reports, UI)";
 
-const USAGE = `Usage: bun run baton serve [--port 3000] [--host 127.0.0.1] [--db URL] [--max-body-mb N] [--insecure]
+const USAGE = `Usage: bun run baton serve [--port 3000] [--host 127.0.0.1] [--db URL] [--max-body-mb N] [--allow-origin URL]... [--insecure]
 
 Options:
-  --port N          port (default 3000; 0 picks a free one)
-  --host H          address to bind (default 127.0.0.1)
-  --db URL          database (default $DATABASE_URL or ${DEFAULT_DATABASE_URL})
-  --max-body-mb N   largest request body (default $BATON_MAX_BODY_MB or ${DEFAULT_MAX_BODY_BYTES / 1024 / 1024})
-  --insecure        allow a non-loopback --host without BATON_TOKEN
+  --port N            port (default 3000; 0 picks a free one)
+  --host H            address to bind (default 127.0.0.1)
+  --db URL            database (default $DATABASE_URL or ${DEFAULT_DATABASE_URL})
+  --max-body-mb N     largest request body (default $BATON_MAX_BODY_MB or ${DEFAULT_MAX_BODY_BYTES / 1024 / 1024})
+  --allow-origin URL  a web origin (scheme://host:port) whose pages may send changes; repeatable.
+                      Other sites' pages are refused (403) even when they reach the server.
+  --insecure          allow a non-loopback --host without a token
 
-Environment:
-  BATON_TOKEN       bearer token required on every non-GET and every /v1/queue route`;
-
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+Token (required on every /v1 route, reads included; the web page logs in once with it):
+  BATON_TOKEN         the token; set but empty turns auth off (loopback only)
+  otherwise           the token file $BATON_TOKEN_FILE or ~/.config/baton/token, created on first
+                      start (0600) with a random token. The CLI and runners read the same file.
+Bound to loopback, the server answers only to loopback Host names (DNS rebinding).`;
 
 export async function run(argv: string[]): Promise<number> {
   return runCli(async () => {
@@ -30,6 +34,7 @@ export async function run(argv: string[]): Promise<number> {
         host: { type: "string", default: "127.0.0.1" },
         db: { type: "string" },
         "max-body-mb": { type: "string" },
+        "allow-origin": { type: "string", multiple: true, default: [] },
         insecure: { type: "boolean", default: false },
         help: { type: "boolean", short: "h" },
       },
@@ -42,24 +47,26 @@ export async function run(argv: string[]): Promise<number> {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port: expected 0-65535, got ${values.port}`);
     const maxMb = Number(values["max-body-mb"] ?? process.env.BATON_MAX_BODY_MB ?? DEFAULT_MAX_BODY_BYTES / 1024 / 1024);
     if (!(maxMb > 0)) throw usageError(`--max-body-mb: expected a positive number`);
-    const token = process.env.BATON_TOKEN || null;
+    const allowOrigins = values["allow-origin"]!.map(checkOrigin);
     const host = values.host!;
-    if (!LOOPBACK.has(host) && !token && !values.insecure)
+    const loopback = isLoopbackHost(host.replace(/^\[|\]$/g, ""));
+    const { token, source } = chooseToken();
+    if (!loopback && !token && !values.insecure)
       throw usageError(
-        `refusing to listen on ${host} without a token: anyone who can reach it could submit or cancel runs. Set BATON_TOKEN (or pass --insecure).`,
+        `refusing to listen on ${host} without a token: anyone who can reach it could submit or cancel runs. Unset BATON_TOKEN= (to use the token file) or set it (or pass --insecure).`,
       );
     const url = normalizeDatabaseUrl(values.db ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL);
     const db = await openDb({ url });
     const maxBodyBytes = Math.floor(maxMb * 1024 * 1024);
-    const app = createApp({ db, token }, { maxBodyBytes });
-    // Bun enforces the limit on chunked bodies too; +1 MiB leaves room for the 413 check to answer
-    // in the error shape for declared lengths.
+    const app = createApp({ db, token }, { maxBodyBytes, allowOrigins, hosts: loopback ? "loopback" : "any" });
+    // The app enforces the limit itself while reading (413 in the error shape, chunked bodies
+    // too); Bun's own cap sits 1 MiB above it as a backstop.
     app.listen({ port, hostname: host, maxRequestBodySize: maxBodyBytes + 1024 * 1024 });
     const bound = app.server!;
     const shown = host.includes(":") ? `[${host}]` : host;
     const base = `http://${shown}:${bound.port}`;
-    console.log(`baton: serving ${base}  (API docs: ${base}${OPENAPI_PATH})`);
-    console.log(`baton: database ${isFileUrl(url) ? url : url.replace(/\/\/[^@/]*@/, "//***@")}; auth ${token ? "on (BATON_TOKEN)" : "off"}`);
+    console.log(`baton: serving ${base}  (API docs: ${base}${OPENAPI_PATH}; web page: ${base}/ui)`);
+    console.log(`baton: database ${isFileUrl(url) ? url : url.replace(/\/\/[^@/]*@/, "//***@")}; auth ${token ? `on (${source})` : "off"}`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once("SIGINT", stop);
@@ -69,4 +76,24 @@ export async function run(argv: string[]): Promise<number> {
     db.$client.close();
     return 0;
   }, "serve");
+}
+
+/** BATON_TOKEN if set (empty = none), else the token file, created on first start. */
+function chooseToken(): { token: string | null; source: string } {
+  const env = process.env.BATON_TOKEN;
+  if (env !== undefined) return { token: env || null, source: "BATON_TOKEN" };
+  const path = tokenFilePath();
+  const { token, created } = ensureTokenFile(path);
+  return { token, source: `token file ${path}${created ? ", just created" : ""}` };
+}
+
+function checkOrigin(origin: string): string {
+  let u: URL;
+  try {
+    u = new URL(origin);
+  } catch {
+    throw usageError(`--allow-origin: ${JSON.stringify(origin)} is not a URL (expected scheme://host[:port])`);
+  }
+  if (u.origin !== origin.replace(/\/$/, "")) throw usageError(`--allow-origin: expected scheme://host[:port] without a path, got ${JSON.stringify(origin)}`);
+  return u.origin;
 }
