@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { loadRunConfig } from "../../runner/config";
 import { runProtocol, type ProtocolDeps } from "../../runner/protocol";
+import { decodeTranscript, type StepTranscript } from "../../db/rows";
 import { Recorder } from "../../runner/recorder";
+import type { RowBatch } from "../../runner/task-queue";
 import { ReplicaPool } from "../../runner/replicas";
 import type { Tokenizer } from "../../runner/tokenizer";
 
@@ -133,7 +135,8 @@ async function replay(name: string) {
     tokenizer: new CharPerToken(),
     env: { OPENAI_API_KEY: "sk-test" },
   };
-  const recorder = new Recorder({ recordRows: async () => {} }, { flushMs: 60_000 });
+  const batches: RowBatch[] = [];
+  const recorder = new Recorder({ recordRows: async (b) => void batches.push(b) }, { flushMs: 60_000 });
   const outcome = await runProtocol({
     task: { id: 1, runId: 1, externalId: script.task.id, input: script.task, attempt: 1, maxAttempts: 3, leaseToken: "t", leaseExpiresAt: 0 },
     // no config: the defaults are the reference's
@@ -143,13 +146,16 @@ async function replay(name: string) {
     signal: new AbortController().signal,
   });
   await recorder.close();
-  return { outcome, golden, recorded: [...server.recorded], leftOver: server.leftOver() };
+  const transcripts: StepTranscript[] = batches
+    .flatMap((b) => b.transcripts ?? [])
+    .map((t) => decodeTranscript(new Uint8Array(Buffer.from(t.body, "base64"))));
+  return { outcome, golden, recorded: [...server.recorded], leftOver: server.leftOver(), transcripts };
 }
 
 describe("replay against the reference", () => {
   for (const name of SCRIPTS)
     test(`${name}: every request equals the reference's, field by field`, async () => {
-      const { outcome, golden, recorded, leftOver } = await replay(name);
+      const { outcome, golden, recorded, leftOver, transcripts } = await replay(name);
       expect(leftOver).toEqual([]);
       const ours = recorded.map(comparable);
       const theirs = (golden.requests as Recorded[]).map(comparable);
@@ -160,7 +166,40 @@ describe("replay against the reference", () => {
       }
       expect(outcome.kind).toBe("succeeded");
       if (outcome.kind === "succeeded") expect(outcome.result.correct).toBe(golden.result.correct);
+      // all_tool_calls, step by step (an invalid call's text embeds Python's repr of the reply: compared up to it)
+      const text = (v: unknown): unknown => (typeof v === "string" ? v.replace(/ \[[\s\S]*$/, "") : Array.isArray(v) ? v.map(text) : v);
+      expect(text(transcripts.map((t) => t.tool_calls))).toEqual(text(golden.result.all_tool_calls));
       // the judge's key travels as a bearer token, from the variable the profile names
       for (const r of recorded.filter((r) => r.kind === "judge")) expect(r.authorization).toBe("Bearer sk-test");
     }, 60_000);
+});
+
+describe("trajectories", () => {
+  test("every step leaves a transcript with the reference's per-turn fields and every request it sent", async () => {
+    const { transcripts, recorded } = await replay("hle-search-code-code-answer");
+    expect(transcripts.map((t) => [t.step, t.tool])).toEqual([
+      [0, "search"],
+      [1, "enhance_reasoning"],
+      [2, "enhance_reasoning"],
+      [3, "answer"],
+    ]);
+    // HLE wraps the chosen call in a list, and keeps the orchestrator's message per turn (its
+    // streamed call joins the content parts, so no content is "")
+    expect(transcripts[0]!.tool_calls).toEqual([[{ name: "search", arguments: { model: "search-1" } }]]);
+    expect(transcripts[0]!.message_response).toEqual({ content: "", tool_calls: [{ tool_name: "search", tool_arguments: { model: "search-1" } }] });
+    const [search] = transcripts[0]!.responses as Record<string, any>[];
+    expect(Object.keys(search!).sort()).toEqual(
+      ["tool", "model", "context_str", "problem", "answer", "id", "eid", "step", "_query_llm_ms", "_retrieval_ms", "_retrieval_retries", "_search_backend", "_search_local_hits", "_search_tavily_hits", "query", "search_results_data"].sort(),
+    );
+    expect(search!.search_results_data).toHaveLength(25);
+    const [code] = transcripts[1]!.responses as Record<string, any>[];
+    expect(code!.generated_code).toBe("\nprint('B' * 13000)\n");
+    expect(code!.exec_result).toBe(`${"B".repeat(13000)}\n`);
+    const [answer] = transcripts[3]!.responses as Record<string, any>[];
+    expect(answer).toMatchObject({ tool: "answer", pred: "2/(10^{20}+10^{-20})", correctness: false });
+    expect(typeof answer!._judge_ms).toBe("number");
+    // the transcripts hold every request body that went out, in order
+    const sent = transcripts.flatMap((t) => t.llm.map((l) => l.request as Record<string, unknown>));
+    expect(sent.map((b) => b.model)).toEqual(recorded.filter((r) => r.kind !== "retrieval").map((r) => r.body.model));
+  }, 60_000);
 });
