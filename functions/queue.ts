@@ -57,7 +57,7 @@ export const ClaimInput = v.object({
   runnerId: Id,
   limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)),
   leaseMs: LeaseMs,
-  runId: Opt(v.number()),
+  runId: Opt(RowId),
   // skip runs whose models or retrieval have no healthy endpoint (they wait, no attempt spent)
   waitForEndpoints: v.optional(v.boolean()),
 });
