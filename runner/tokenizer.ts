@@ -70,7 +70,7 @@ const ESCAPES: Record<string, string> = {
 const WORD = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}";
 
 /** An Oniguruma Split pattern as a JavaScript regex source with the same meaning. */
-export function translatePattern(source: string): string {
+function translatePattern(source: string): string {
   let out = "";
   let inClass = false;
   for (let i = 0; i < source.length; i++) {
@@ -126,7 +126,9 @@ function readPreTokenizer(p: any, at: string): { steps: SplitStep[]; byteLevel: 
     return { steps: parts.flatMap((x: any) => x.steps), byteLevel: parts.some((x: any) => x.byteLevel) };
   }
   if (p?.type === "ByteLevel") {
-    if (p.add_prefix_space === true) throw new Error(`${at}.add_prefix_space is true: not supported`);
+    // the Rust library's default is true (a space before every piece): not what byte-level LLMs use
+    if (p.add_prefix_space !== false)
+      throw new Error(`${at}.add_prefix_space is ${p.add_prefix_space === undefined ? "absent (true by default)" : JSON.stringify(p.add_prefix_space)}: only false is supported`);
     const steps = p.use_regex === false ? [] : [{ regex: compileSplit(GPT2_SPLIT, at), behavior: "Isolated" as const, invert: false }];
     return { steps, byteLevel: true };
   }
@@ -156,7 +158,9 @@ const PAUSE_EVERY = 2048;
  * behaviour then keeps, drops or glues them. The regex is shared, so its lastIndex is saved
  * across pauses in a local.
  */
-function* splitRange(text: string, from: number, to: number, step: SplitStep, out: { push(a: number, b: number): void }, base = 0): Generator<void> {
+type PairSink = { push(a: number, b: number): void };
+
+function* splitRange(text: string, from: number, to: number, step: SplitStep, out: PairSink, base: number): Generator<void> {
   const s = from === 0 && to === text.length ? text : text.slice(from, to);
   const { regex, behavior, invert } = step;
   const isolated = behavior === "Isolated" && !invert;
@@ -256,7 +260,7 @@ function checkedModel(json: any): Model {
     if (!Array.isArray(pair) || pair.length !== 2 || pair.some((x) => typeof x !== "string" || x === ""))
       throw new Error(`model.merges[${i}] is ${JSON.stringify(m)}, expected "a b" or ["a", "b"]`);
     const at = `model.merges[${i}] ${JSON.stringify(m)}`;
-    const [a, b] = [vocabId(vocab, pair[0], `${at} starts from ${JSON.stringify(pair[0])}`), vocabId(vocab, pair[1], `${at} starts from ${JSON.stringify(pair[1])}`)];
+    const [a, b] = pair.map((part) => vocabId(vocab, part, `${at} starts from ${JSON.stringify(part)}`));
     merged[i] = vocabId(vocab, pair[0] + pair[1], `${at} makes ${JSON.stringify(pair[0] + pair[1])}`);
     ranks.set(a * PACK + b, i);
   });
@@ -508,7 +512,8 @@ export class BpeTokenizer implements Tokenizer {
     for (const [k, step] of this.steps.entries()) {
       const last = k === this.steps.length - 1;
       const next: number[] = [];
-      for (let i = 0; i < ranges.length; i += 2) yield* splitRange(part, ranges[i], ranges[i + 1], step, last ? out.bounds : next, last ? base : 0);
+      const [into, offset] = last ? [out.bounds, base] : [next, 0];
+      for (let i = 0; i < ranges.length; i += 2) yield* splitRange(part, ranges[i], ranges[i + 1], step, into, offset);
       ranges = next;
     }
     if (this.steps.length === 0) out.bounds.push(base, base + part.length);

@@ -197,6 +197,7 @@ describe("a malformed tokenizer.json", () => {
     ["a Whitespace pre-tokenizer", (j) => (j.pre_tokenizer.pretokenizers[0] = { type: "Whitespace" }), /pre_tokenizer\.pretokenizers\[0\]\.type is "Whitespace"/],
     ["no ByteLevel step", (j) => j.pre_tokenizer.pretokenizers.pop(), /no ByteLevel step/],
     ["ByteLevel adding a prefix space", (j) => (j.pre_tokenizer.pretokenizers[1].add_prefix_space = true), /pretokenizers\[1\]\.add_prefix_space is true/],
+    ["ByteLevel leaving add_prefix_space to its default", (j) => delete j.pre_tokenizer.pretokenizers[1].add_prefix_space, /add_prefix_space is absent \(true by default\)/],
     ["a Split regex JavaScript cannot run", (j) => (j.pre_tokenizer.pretokenizers[0].pattern.Regex = "(?<x"), /pretokenizers\[0\]\.pattern\.Regex is not a usable regex/],
     ["an unknown Split behavior", (j) => (j.pre_tokenizer.pretokenizers[0].behavior = "Glued"), /behavior is "Glued"/],
     ["an added token that strips spaces", (j) => (j.added_tokens[0].lstrip = true), /added_tokens\[0\] \("<\|endoftext\|>"\) sets lstrip/],
