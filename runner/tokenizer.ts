@@ -127,8 +127,10 @@ function readPreTokenizer(p: any, at: string): { steps: SplitStep[]; byteLevel: 
   }
   if (p?.type === "ByteLevel") {
     // the Rust library's default is true (a space before every piece): not what byte-level LLMs use
-    if (p.add_prefix_space !== false)
-      throw new Error(`${at}.add_prefix_space is ${p.add_prefix_space === undefined ? "absent (true by default)" : JSON.stringify(p.add_prefix_space)}: only false is supported`);
+    if (p.add_prefix_space !== false) {
+      const value = p.add_prefix_space === undefined ? "absent (true by default)" : JSON.stringify(p.add_prefix_space);
+      throw new Error(`${at}.add_prefix_space is ${value}: only false is supported`);
+    }
     const steps = p.use_regex === false ? [] : [{ regex: compileSplit(GPT2_SPLIT, at), behavior: "Isolated" as const, invert: false }];
     return { steps, byteLevel: true };
   }
