@@ -354,6 +354,23 @@ function profileDefaults(name: ResolvedProfileName, key: BenchmarkKey) {
   };
 }
 
+/**
+ * The judge: the profile's, field by field. Naming another model drops the profile's endpoint,
+ * key variable and max_completion_tokens (they belong to the profile's model, e.g. gpt-5 at
+ * OpenAI): the model is then looked up in the registry unless `endpoint` is given too.
+ */
+function resolveJudge(input: RunConfigInput["judge"], d: ReturnType<typeof profileDefaults>["judge"]): RunConfig["judge"] {
+  const own = input?.model == null || input.model === d.model;
+  const pick = <T>(given: T | undefined, fallback: T): T => (given !== undefined ? given : own ? fallback : (null as T));
+  return {
+    model: input?.model ?? d.model,
+    endpoint: pick(input?.endpoint, d.endpoint) ?? null,
+    apiKeyEnv: pick(input?.apiKeyEnv, d.apiKeyEnv) ?? null,
+    maxCompletionTokens: pick(input?.maxCompletionTokens, d.maxCompletionTokens) ?? null,
+    ...role(input, d),
+  };
+}
+
 // Keys a resolved config carries that are derived, not settings.
 const DERIVED_KEYS = ["benchmark", "reference"];
 
@@ -423,14 +440,7 @@ export function resolveRunConfig({ benchmark, config }: { benchmark: string; con
     queryLlm: role(input.queryLlm, d.queryLlm),
     coder: role(input.coder, d.coder),
     answerer: role(input.answerer, d.answerer),
-    judge: {
-      model: input.judge?.model ?? d.judge.model,
-      endpoint: input.judge?.endpoint !== undefined ? input.judge.endpoint : d.judge.endpoint,
-      apiKeyEnv: input.judge?.apiKeyEnv !== undefined ? input.judge.apiKeyEnv : d.judge.apiKeyEnv,
-      maxCompletionTokens:
-        input.judge?.maxCompletionTokens !== undefined ? input.judge.maxCompletionTokens : d.judge.maxCompletionTokens,
-      ...role(input.judge, d.judge),
-    },
+    judge: resolveJudge(input.judge, d.judge),
     models,
     toolModels,
     tools,

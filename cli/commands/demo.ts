@@ -100,6 +100,8 @@ export async function run(argv: string[]): Promise<number> {
         benchmark: "frames",
         tasks: rows,
         config: {
+          // the simulator serves Baton's model map (README, Fidelity)
+          profile: "baton",
           maxRounds: 12,
           orchestrator: { history: "messages" },
           models: { "search-1": oss, "search-2": qwen, "reasoner-1": coder, "reasoner-2": oss, "answer-1": qwen, "answer-2": oss },

@@ -41,7 +41,10 @@ describe("resolveRunConfig", () => {
     expect(tuned.profile).toBe("toolorchestra-hle");
     expect(tuned.retrieval.topk).toBe(7);
     expect(tuned.retrieval.backends).toEqual(["retrieval"]);
-    expect(tuned.judge).toMatchObject({ model: "judge-x", endpoint: null, maxCompletionTokens: 16384 });
+    // another judge model is looked up in the registry, without gpt-5's key variable or token field
+    expect(tuned.judge).toMatchObject({ model: "judge-x", endpoint: null, apiKeyEnv: null, maxCompletionTokens: null });
+    const viaOpenAi = loadRunConfig({ benchmark: "hle", config: { judge: { model: "gpt-4.1", endpoint: "https://api.openai.com", apiKeyEnv: "OPENAI_API_KEY" } } });
+    expect(viaOpenAi.judge).toMatchObject({ model: "gpt-4.1", endpoint: "https://api.openai.com", apiKeyEnv: "OPENAI_API_KEY" });
   });
 
   test("an unknown profile, or a benchmark that is neither frames nor hle, is refused naming config.profile", () => {

@@ -44,7 +44,7 @@ describe("grading", () => {
 
 describe("reference grading (toolorchestra profiles)", () => {
   const judgeTemplate = loadRunConfig({ benchmark: "frames", config: {} }).prompts.judge;
-  const noJudge = async (): Promise<string> => {
+  const noJudge = async (_prompt: string): Promise<string> => {
     throw new Error("the judge must not be asked");
   };
   const grade = (prediction: string, gold: string, judge = noJudge) =>
