@@ -156,7 +156,8 @@ console.log(JSON.stringify({ ctx, end: ctx && (await readJobEndTime(ctx)), now: 
       const rows = readFileSync(FRAMES, "utf8").trim().split("\n").map((l) => JSON.parse(l));
       const tasks = Array.from({ length: n }, (_, i) => ({ ...rows[i % rows.length], id: `${name}-${i}` }));
       // Either the registry (imported below) or the run's own config carries the endpoints.
-      const config = inlineEndpoints ? { endpoints: sim.config } : {};
+      // (profile baton: the simulator serves Baton's model map, not the reference's)
+      const config = inlineEndpoints ? { profile: "baton", endpoints: sim.config } : { profile: "baton" };
       return (await api("POST", "/v1/runs", { name, benchmark: "frames", tasks, max_attempts: 5, config })).id;
     }
 
