@@ -265,6 +265,7 @@ describe("ids equal Hugging Face's tokenizers on Qwen3's tokenizer.json", () => 
     "emoji": ["😀👍🏽", "👨‍👩‍👧‍👦 family", "🇺🇸🇯🇵 flags", "✅ done ❌"],
     "CJK": ["日本語のテキストです。", "中文分词测试：你好，世界！", "한국어 텍스트", "全角ＡＢＣ"],
     "added tokens": ["<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nhi<|im_end|>", "<think>\n\n</think>\n\nAnswer", "<tool_call>{}</tool_call><|endoftext|>"],
+    "long mixes that make regexes backtrack or NFC compose": ["\n" + " ".repeat(2_000) + "x", " \t".repeat(1_000) + "x", " \n".repeat(1_000), "'s".repeat(1_000), "e" + "\u0301".repeat(500), "\u1100\u1161".repeat(500), "1a".repeat(1_000)],
     "long runs of one character": ["=".repeat(20_000), "a".repeat(5_000), " ".repeat(3_000), "\n".repeat(1_000), "ab".repeat(3_000), "😀".repeat(1_000), "-".repeat(999) + "x"],
   };
   for (const [what, texts] of Object.entries(corpus)) test(`for ${what}`, () => expectSameIds(texts));
