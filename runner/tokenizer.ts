@@ -555,11 +555,22 @@ export class BpeTokenizer implements Tokenizer {
     return merge.result();
   }
 
-  // The async callers look at the clock every CHECK_EVERY pieces and between merge slices.
-  private async tokensOf(p: Pieces, i: number, slicer: Slicer): Promise<number> {
-    if (i % CHECK_EVERY === 0 && slicer.due) await slicer.pause();
-    const started = this.startPiece(p, i);
-    return Array.isArray(started) ? started.length : (await this.finishSliced(started, slicer)).length;
+  /**
+   * Visits the ids of text's pieces, first to last or last to first, until visit returns false;
+   * gives the event loop back whenever a slice of time is used up (the clock is read every
+   * CHECK_EVERY pieces and between merge slices). What count, tail and cutSeq build on.
+   */
+  private async visitPieces(text: string, backward: boolean, visit: (ids: number[], start: number) => boolean): Promise<Pieces> {
+    const slicer = new Slicer();
+    const p = await this.piecesSliced(text, slicer);
+    for (let k = 0; k < p.length; k++) {
+      if (k % CHECK_EVERY === 0 && slicer.due) await slicer.pause();
+      const i = backward ? p.length - 1 - k : k;
+      const started = this.startPiece(p, i);
+      const ids = Array.isArray(started) ? started : await this.finishSliced(started, slicer);
+      if (!visit(ids, p.start(i))) break;
+    }
+    return p;
   }
 
   /** Token ids, as the model's tokenizer would give them (no special tokens added). */
@@ -570,19 +581,6 @@ export class BpeTokenizer implements Tokenizer {
       const started = this.startPiece(p, i);
       const ids = Array.isArray(started) ? started : (started.run(Infinity), started.result());
       for (const id of ids) out.push(id);
-    }
-    return out;
-  }
-
-  // encode(), giving the event loop back as count() does
-  private async encodeSliced(text: string): Promise<number[]> {
-    const slicer = new Slicer();
-    const p = await this.piecesSliced(text, slicer);
-    const out: number[] = [];
-    for (let i = 0; i < p.length; i++) {
-      if (i % CHECK_EVERY === 0 && slicer.due) await slicer.pause();
-      const started = this.startPiece(p, i);
-      for (const id of Array.isArray(started) ? started : await this.finishSliced(started, slicer)) out.push(id);
     }
     return out;
   }
@@ -641,16 +639,18 @@ export class BpeTokenizer implements Tokenizer {
    */
   async cutSeq(text: string, keep: number): Promise<{ text: string; effectiveLength: number }> {
     if (text === "") return { text: "", effectiveLength: 0 };
-    const ids = await this.encodeSliced(text);
+    const ids: number[] = [];
+    await this.visitPieces(text, false, (piece) => {
+      for (const id of piece) ids.push(id);
+      return true;
+    });
     const kept = ids.slice(-keep).map((id) => this.decode([id], { skipSpecialTokens: true }));
     return { text: kept.join(""), effectiveLength: ids.length };
   }
 
   async count(text: string): Promise<number> {
-    const slicer = new Slicer();
-    const p = await this.piecesSliced(text, slicer);
     let n = 0;
-    for (let i = 0; i < p.length; i++) n += await this.tokensOf(p, i, slicer);
+    await this.visitPieces(text, false, (ids) => ((n += ids.length), true));
     return n;
   }
 
@@ -659,18 +659,16 @@ export class BpeTokenizer implements Tokenizer {
    * normalised one (what the model sees; for NFC text, already-composed input is unchanged).
    */
   async tail(text: string, maxTokens: number) {
-    const slicer = new Slicer();
-    const p = await this.piecesSliced(text, slicer);
     let n = 0;
-    let i = p.length;
-    while (i > 0) {
-      const c = await this.tokensOf(p, i - 1, slicer);
-      if (n + c > maxTokens) break;
-      n += c;
-      i--;
-    }
-    const kept = i === 0 ? p.text : i === p.length ? "" : p.text.slice(p.start(i));
-    return { text: kept, tokens: n };
+    let cut = -1; // start of the first kept piece, -1 while none is
+    const p = await this.visitPieces(text, true, (ids, start) => {
+      if (n + ids.length > maxTokens) return false;
+      n += ids.length;
+      cut = start;
+      return true;
+    });
+    const whole = cut >= 0 && cut === p.start(0);
+    return { text: whole ? p.text : cut < 0 ? "" : p.text.slice(cut), tokens: n };
   }
 }
 
