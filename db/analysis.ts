@@ -3,6 +3,14 @@
 // use; these queries are shaped for speed instead: aggregates read only covering indexes,
 // and each nearest-rank percentile is one ordered index walk from whichever end is nearer.
 // Tests check both give the same numbers.
+//
+// Latency per tool is defined as the ToolOrchestra reference defines it
+// (evaluation/analyze_tool_latency.py): the tool's own time, the sum of its components
+// (search = query_llm + retrieval, answer = expert_llm + judge, enhance_reasoning =
+// expert_llm + code_exec), counted when its LLM ran (search: and retrieval ran); the
+// orchestrator call that chose the tool is its own row, tool "orchestrator". Per-tool and
+// per-component tables cover each task's final attempt unless allAttempts is asked for;
+// endpoint, error, retry and token tables keep every HTTP attempt.
 import type { Client, InValue } from "@libsql/client";
 import type { Db } from "./client";
 
@@ -115,6 +123,8 @@ export type FailedTask = {
 export type Report = {
   run: { id: number; name: string; benchmark: string; createdAt: number; startedAt: number | null; canceledAt: number | null };
   generatedAt: number;
+  // which attempts the per-tool and per-component tables cover
+  attempts: "final" | "all";
   tasks: TaskSummary;
   steps: { mean: number | null; max: number | null; invalid: number; perTask: { steps: number; tasks: number }[] };
   tools: ToolReport[];
@@ -163,7 +173,10 @@ export function rankOf(p: number, n: number): number {
 
 /** Stats of a list of values the same way the SQL views compute them (for tests and the UI). */
 export function summarize(values: number[]): LatencyStats {
-  const s = Float64Array.from(values).sort();
+  return summarizeSorted(Float64Array.from(values).sort());
+}
+
+function summarizeSorted(s: Float64Array): LatencyStats {
   const n = s.length;
   let sum = 0;
   let under = 0;
@@ -294,75 +307,119 @@ export async function summarizeTasks({ db, runId }: { db: Db; runId: number }): 
 
 type ToolLatency = LatencyStats & { histogram: Histogram; logHistogram: LogHistogram };
 
+/** The orchestrator's own row in the per-tool tables (the call that chose each tool). */
+export const ORCHESTRATOR_ROW = "orchestrator";
+
 /**
- * Per tool latency (tool_calls.duration_ms, invalid steps excluded) and the all-tools row,
- * with both histograms: one aggregate pass and one binning pass over a covering index,
- * whatever the number of tools; the all-tools sums are added up from the per-tool ones.
+ * Attempts that are not their task's final one, as a JSON array of [task_id, attempt] for
+ * json_each, or null when the run has none (the common case: the filter is then skipped and
+ * every query reads its covering index as before). Attempt numbers below the final one are
+ * listed whether or not they left rows: cheaper than looking, and harmless.
  */
-async function toolLatencies(db: Db, runId: number): Promise<{ tools: (ToolLatency & { tool: string })[]; all: ToolLatency }> {
-  const aggs = await rows(
-    db,
-    `SELECT tool, count(*) AS n, sum(duration_ms) AS total, min(duration_ms) AS lo, max(duration_ms) AS hi,
-       sum(duration_ms < ${UNDER_MS}) AS under
-     FROM tool_calls WHERE run_id = ? AND status <> 'invalid' GROUP BY tool ORDER BY tool`,
-    [runId],
-  );
-  const n = aggs.reduce((a, r) => a + Number(r.n), 0);
-  const lo = n ? Math.min(...aggs.map((r) => Number(r.lo))) : 0;
-  const hi = n ? Math.max(...aggs.map((r) => Number(r.hi))) : 0;
-  const toolFrom = "tool_calls WHERE run_id = ? AND tool = ? AND status <> 'invalid'";
-  const hists = await Promise.all(aggs.map((r) => histogramsOf(db, Number(r.n), "duration_ms", toolFrom, [runId, r.tool], Number(r.lo), Number(r.hi))));
-  const counts = new Map<string, number[]>(aggs.map((r, i) => [r.tool as string, hists[i].counts]));
-  const logCounts = new Map<string, number[]>(aggs.map((r, i) => [r.tool as string, hists[i].logCounts]));
-  const allCounts = (await histogramsOf(db, n, "duration_ms", "tool_calls WHERE run_id = ? AND status <> 'invalid'", [runId], lo, hi)).counts;
-  const logOf = (r: Row) => LOG_BINS.map((b, i) => ({ ...b, count: logCounts.get(r.tool)![i] }));
-  const tools = await Promise.all(
-    aggs.map(async (r) => {
-      const k = Number(r.n);
-      const pct = await percentilesOf(db, k, "duration_ms", "tool_calls WHERE run_id = ? AND tool = ? AND status <> 'invalid'", [runId, r.tool]);
-      return {
-        tool: r.tool as string,
-        count: k,
-        mean: Number(r.total) / k,
-        under5s: Number(r.under) / k,
-        ...pct,
-        histogram: { loMs: Number(r.lo), hiMs: Number(r.hi), counts: counts.get(r.tool)! },
-        logHistogram: logOf(r),
-      };
-    }),
-  );
-  const allPct = await percentilesOf(db, n, "duration_ms", "tool_calls WHERE run_id = ? AND status <> 'invalid'", [runId]);
-  const total = aggs.reduce((a, r) => a + Number(r.total), 0);
-  const under = aggs.reduce((a, r) => a + Number(r.under), 0);
-  return {
-    tools,
-    all: {
-      count: n,
-      mean: n ? total / n : null,
-      under5s: n ? under / n : null,
-      ...allPct,
-      histogram: { loMs: lo, hiMs: hi, counts: allCounts },
-      logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: tools.reduce((a, t) => a + t.logHistogram[i].count, 0) })),
-    },
-  };
+export async function abandonedAttempts(db: Db, runId: number): Promise<string | null> {
+  const retried = await rows(db, "SELECT id, attempt FROM tasks WHERE run_id = ? AND attempt > 1", [runId]);
+  if (retried.length === 0) return null;
+  const pairs: [number, number][] = [];
+  for (const r of retried) for (let a = 1; a < Number(r.attempt); a++) pairs.push([Number(r.id), a]);
+  return JSON.stringify(pairs);
 }
 
-async function componentStats(db: Db, runId: number): Promise<(ComponentStats & { tool: string })[]> {
+/** SQL that keeps only rows of final attempts (binds `abandoned` once), or "" for all rows. */
+function finalOnly(abandoned: string | null, args: InValue[]): string {
+  if (abandoned == null) return "";
+  args.push(abandoned);
+  return " AND (task_id, attempt) NOT IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))";
+}
+
+/** Stats and both histograms of values, with the views' nearest-rank and bin expressions. */
+function describeValues(values: Float64Array): ToolLatency {
+  const sorted = values.sort();
+  const stats = summarizeSorted(sorted);
+  const lo = sorted.length ? sorted[0] : 0;
+  const hi = sorted.length ? sorted[sorted.length - 1] : 0;
+  const counts = new Array(10).fill(0);
+  const logCounts = new Array(LOG_BINS.length).fill(0);
+  for (const ms of sorted) {
+    counts[binOf(ms, lo, hi)]++;
+    logCounts[logBinOf(ms)]++;
+  }
+  return { ...stats, histogram: { loMs: lo, hiMs: hi, counts }, logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: logCounts[i] })) };
+}
+
+function logBinOf(ms: number): number {
+  let i = 0;
+  while (i < LOG_BINS.length - 1 && ms >= LOG_BINS[i].hiMs!) i++;
+  return i;
+}
+
+/**
+ * Every tool step's own latency and every orchestrator call of the run, by tool (one grouped
+ * pass over a covering index; values come back as one JSON array per tool rather than a row
+ * each, which is most of the cost at a million rows). JSON carries 15 significant digits,
+ * so values can differ from the stored doubles in the last place.
+ */
+export async function listOwnLatencies(db: Db, runId: number, abandoned: string | null): Promise<Map<string, Float64Array>> {
+  const args: InValue[] = [runId];
+  const filter = finalOnly(abandoned, args);
+  const grouped = await rows(
+    db,
+    `SELECT tool, json_group_array(own) FILTER (WHERE llm > 0 AND (tool <> 'search' OR ret > 0)) AS own,
+       json_group_array(orch) FILTER (WHERE orch IS NOT NULL) AS orch
+     FROM (SELECT tool, sum(CASE WHEN component <> 'orchestrator' THEN ms END) AS own,
+             max(CASE WHEN component = 'orchestrator' THEN ms END) AS orch,
+             sum(CASE WHEN component IN ('query_llm', 'expert_llm') THEN ms END) AS llm,
+             sum(CASE WHEN component = 'retrieval' THEN ms END) AS ret
+           FROM latency_components WHERE run_id = ?${filter} GROUP BY task_id, attempt, step)
+     GROUP BY tool ORDER BY tool`,
+    args,
+  );
+  const out = new Map<string, Float64Array>();
+  const orchestrator: number[] = [];
+  for (const r of grouped) {
+    const own: number[] = JSON.parse(r.own ?? "[]");
+    if (own.length && r.tool !== ORCHESTRATOR_ROW) out.set(r.tool, Float64Array.from(own));
+    for (const ms of JSON.parse(r.orch ?? "[]") as number[]) orchestrator.push(ms);
+  }
+  if (orchestrator.length) out.set(ORCHESTRATOR_ROW, Float64Array.from(orchestrator));
+  return out;
+}
+
+/** Per tool latency (own time, see the top of this file), the orchestrator row, and all tools. */
+async function toolLatencies(db: Db, runId: number, abandoned: string | null): Promise<{ tools: (ToolLatency & { tool: string })[]; all: ToolLatency }> {
+  const values = await listOwnLatencies(db, runId, abandoned);
+  const tools = [...values.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([tool, v]) => ({ tool, ...describeValues(v) }));
+  const toolValues = [...values.entries()].filter(([t]) => t !== ORCHESTRATOR_ROW).map(([, v]) => v);
+  const all = new Float64Array(toolValues.reduce((n, v) => n + v.length, 0));
+  let at = 0;
+  for (const v of toolValues) {
+    all.set(v, at);
+    at += v.length;
+  }
+  return { tools, all: describeValues(all) };
+}
+
+async function componentStats(db: Db, runId: number, abandoned: string | null): Promise<(ComponentStats & { tool: string })[]> {
   // Every expression costs per row over a million rows: the main pass keeps to three, and
   // retries/statuses (rare) are aggregated from only the rows that have them.
+  const aggArgs: InValue[] = [runId];
+  const aggFilter = finalOnly(abandoned, aggArgs);
+  const rareArgs: InValue[] = [runId];
+  const rareFilter = finalOnly(abandoned, rareArgs);
   const [aggs, rare] = await Promise.all([
-    rows(db, `SELECT tool, component, count(*) AS n, sum(ms) AS total, sum(ms < ${UNDER_MS}) AS under FROM latency_components WHERE run_id = ? GROUP BY tool, component`, [runId]),
+    rows(db, `SELECT tool, component, count(*) AS n, sum(ms) AS total, sum(ms < ${UNDER_MS}) AS under FROM latency_components WHERE run_id = ?${aggFilter} GROUP BY tool, component`, aggArgs),
     rows(
       db,
       `SELECT tool, component, status, retries > 0 AS retried, count(*) AS n, sum(retries) AS retries
-       FROM latency_components WHERE run_id = ? AND (status <> 'ok' OR retries > 0) GROUP BY 1, 2, 3, 4`,
-      [runId],
+       FROM latency_components WHERE run_id = ? AND (status <> 'ok' OR retries > 0)${rareFilter} GROUP BY 1, 2, 3, 4`,
+      rareArgs,
     ),
   ]);
   return Promise.all(
     aggs.map(async (a) => {
       const n = Number(a.n);
-      const pct = await percentilesOf(db, n, "ms", "latency_components WHERE run_id = ? AND tool = ? AND component = ?", [runId, a.tool, a.component]);
+      const args: InValue[] = [runId, a.tool, a.component];
+      const filter = finalOnly(abandoned, args);
+      const pct = await percentilesOf(db, n, "ms", `latency_components WHERE run_id = ? AND tool = ? AND component = ?${filter}`, args);
       const mine = rare.filter((r) => r.tool === a.tool && r.component === a.component);
       const count = (f: (r: Row) => boolean) => mine.filter(f).reduce((x, r) => x + Number(r.n), 0);
       return {
@@ -504,16 +561,17 @@ export async function listFailedTasks({ db, runId, limit = 200 }: { db: Db; runI
   return r.map((x) => ({ taskId: Number(x.id), externalId: x.external_id, status: x.status, attempt: Number(x.attempt), errorClass: x.error_class ?? null, errorMessage: x.error_message ?? null, infra: Boolean(x.infra) }));
 }
 
-export type BuildReportOptions = { db: Db; runId: number; slowest?: number; failed?: number; missing?: number };
+export type BuildReportOptions = { db: Db; runId: number; slowest?: number; failed?: number; missing?: number; allAttempts?: boolean };
 
-export async function buildReport({ db, runId, slowest = 20, failed = 200, missing = 10_000 }: BuildReportOptions): Promise<Report | null> {
+export async function buildReport({ db, runId, slowest = 20, failed = 200, missing = 10_000, allAttempts = false }: BuildReportOptions): Promise<Report | null> {
   await tuneForReads(db);
   const run = await findRun({ db, run: runId });
   if (!run) return null;
-  const latencyP = toolLatencies(db, runId);
+  const abandoned = allAttempts ? null : await abandonedAttempts(db, runId);
+  const latencyP = toolLatencies(db, runId, abandoned);
   const [tasks, comps, latency, { endpoints, tokens }, errorsByTool, errorsByClass, steps, slow, failedTasks, missingRows] = await Promise.all([
     summarizeTasks({ db, runId }),
-    componentStats(db, runId),
+    componentStats(db, runId, abandoned),
     latencyP,
     endpointStats(db, runId),
     rows(db, "SELECT tool, status, coalesce(error_class, status) AS error_class, count(*) AS n FROM tool_calls WHERE run_id = ? AND status <> 'ok' GROUP BY 1, 2, 3 ORDER BY n DESC", [runId]),
@@ -530,7 +588,7 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
          FROM tasks t WHERE t.run_id = ? AND t.status IN ('succeeded', 'failed')) GROUP BY steps ORDER BY steps`,
       [runId],
     ),
-    latencyP.then((l) => listSlowestCalls({ db, runId, limit: slowest, tools: l.tools.map((t) => t.tool) })),
+    latencyP.then((l) => listSlowestCalls({ db, runId, limit: slowest, tools: l.tools.map((t) => t.tool).filter((t) => t !== ORCHESTRATOR_ROW) })),
     listFailedTasks({ db, runId, limit: failed }),
     rows(db, "SELECT external_id FROM tasks WHERE run_id = ? AND status <> 'succeeded' ORDER BY id LIMIT ?", [runId, missing + 1]),
   ]);
@@ -539,6 +597,7 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
   return {
     run,
     generatedAt: Date.now(),
+    attempts: allAttempts ? "all" : "final",
     tasks,
     steps: {
       mean: nTasks ? perTask.reduce((a, s) => a + s.steps * s.tasks, 0) / nTasks : null,
@@ -546,9 +605,10 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
       invalid: errorsByTool.filter((r) => r.status === "invalid").reduce((a, r) => a + Number(r.n), 0),
       perTask,
     },
+    // a tool's components are its own (the orchestrator's calls are the orchestrator row)
     tools: latency.tools.map((t) => ({
       ...t,
-      components: comps.filter((c) => c.tool === t.tool).map(({ tool: _t, ...c }) => c),
+      components: t.tool === ORCHESTRATOR_ROW ? [] : comps.filter((c) => c.tool === t.tool && c.component !== "orchestrator").map(({ tool: _t, ...c }) => c),
     })),
     all: latency.all,
     endpoints,
@@ -556,7 +616,7 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
       byTool: errorsByTool.map((r) => ({ tool: r.tool, status: r.status, errorClass: r.error_class, calls: Number(r.n) })),
       byTaskClass: errorsByClass.map((r) => ({ errorClass: r.error_class, tasks: Number(r.n), infra: Boolean(r.infra) })),
     },
-    retries: comps.map((c) => ({ tool: c.tool, component: c.component, calls: c.count, callsWithRetries: c.callsWithRetries, retries: c.retries, timeouts: c.timeouts, fallbacks: c.fallbacks, unavailable: c.unavailable, errors: c.errors })),
+    retries: (abandoned == null ? comps : await componentStats(db, runId, null)).map((c) => ({ tool: c.tool, component: c.component, calls: c.count, callsWithRetries: c.callsWithRetries, retries: c.retries, timeouts: c.timeouts, fallbacks: c.fallbacks, unavailable: c.unavailable, errors: c.errors })),
     tokens,
     slowest: slow,
     failed: failedTasks,
@@ -579,20 +639,13 @@ export type LatencyDistribution = LatencyStats & {
  * One distribution for the charts: a tool's end-to-end call latency (no component), one
  * component of a tool, or all tools (no tool).
  */
-export async function getLatency({ db, runId, tool = null, component = null, points = 100 }: { db: Db; runId: number; tool?: string | null; component?: string | null; points?: number }): Promise<LatencyDistribution> {
+export async function getLatency({ db, runId, tool = null, component = null, points = 100, allAttempts = false }: { db: Db; runId: number; tool?: string | null; component?: string | null; points?: number; allAttempts?: boolean }): Promise<LatencyDistribution> {
   await tuneForReads(db);
-  let col: string;
-  let where: string;
-  let args: InValue[];
-  if (component) {
-    col = "ms";
-    where = `latency_components WHERE run_id = ? ${tool ? "AND tool = ?" : ""} AND component = ?`;
-    args = tool ? [runId, tool, component] : [runId, component];
-  } else {
-    col = "duration_ms";
-    where = `tool_calls WHERE run_id = ? ${tool ? "AND tool = ?" : ""} AND status <> 'invalid'`;
-    args = tool ? [runId, tool] : [runId];
-  }
+  const abandoned = allAttempts ? null : await abandonedAttempts(db, runId);
+  if (!component) return ownLatencyDistribution({ db, runId, tool, points, abandoned });
+  const col = "ms";
+  const args: InValue[] = tool ? [runId, tool, component] : [runId, component];
+  const where = `latency_components WHERE run_id = ? ${tool ? "AND tool = ?" : ""} AND component = ?${finalOnly(abandoned, args)}`;
   const agg = (await rows(db, `SELECT count(*) AS n, avg(${col}) AS mean, min(${col}) AS lo, max(${col}) AS hi, sum(${col} < ${UNDER_MS}) AS under FROM ${where}`, args))[0];
   const n = Number(agg?.n ?? 0);
   const lo = n ? Number(agg.lo) : 0;
@@ -622,6 +675,24 @@ export async function getLatency({ db, runId, tool = null, component = null, poi
     logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: logCounts[i] })),
     cdf,
   };
+}
+
+/** A tool's own latency (or every tool's; or the orchestrator row's), as the report counts it. */
+async function ownLatencyDistribution({ db, runId, tool, points, abandoned }: { db: Db; runId: number; tool: string | null; points: number; abandoned: string | null }): Promise<LatencyDistribution> {
+  const byTool = await listOwnLatencies(db, runId, abandoned);
+  const picked = tool ? [byTool.get(tool) ?? new Float64Array()] : [...byTool.entries()].filter(([t]) => t !== ORCHESTRATOR_ROW).map(([, v]) => v);
+  const values = new Float64Array(picked.reduce((n, v) => n + v.length, 0));
+  let at = 0;
+  for (const v of picked) {
+    values.set(v, at);
+    at += v.length;
+  }
+  const d = describeValues(values);
+  const n = values.length;
+  const k = Math.max(1, Math.ceil(n / points));
+  const cdf: [number, number][] = [];
+  for (let rn = 1; rn <= n; rn++) if (rn % k === 0 || rn === 1 || rn === n) cdf.push([values[rn - 1], rn / n]);
+  return { runId, tool, component: null, ...d, cdf };
 }
 
 export type CompareRow = { section: string; metric: string; a: number | null; b: number | null; ratio: number | null };

@@ -16,13 +16,20 @@ const Count = v.pipe(
   v.maxValue(10_000, "limit: expected at most 10000"),
 );
 
-export const ReportQuery = v.object({ slowest: Count, failed: Count });
+// all_attempts=true: per-tool and per-component tables include abandoned attempts
+const AllAttempts = v.pipe(
+  v.optional(v.picklist(["true", "false"], "expected true or false"), "false"),
+  v.transform((x) => x === "true"),
+);
+
+export const ReportQuery = v.object({ slowest: Count, failed: Count, all_attempts: AllAttempts });
 export type ReportQuery = v.InferOutput<typeof ReportQuery>;
 
 export const LatencyQuery = v.object({
   tool: v.optional(v.pipe(v.string(), v.minLength(1, "tool: expected a tool name"))),
   component: v.optional(v.pipe(v.string(), v.minLength(1, "component: expected a component name"))),
   points: v.pipe(v.optional(v.string(), "100"), v.transform(Number), v.integer("points: expected an integer"), v.minValue(2, "points: expected at least 2"), v.maxValue(2000, "points: expected at most 2000")),
+  all_attempts: AllAttempts,
 });
 export type LatencyQuery = v.InferOutput<typeof LatencyQuery>;
 
@@ -52,26 +59,32 @@ export const reportRoutes = (deps: AppDeps) =>
       async ({ params, query }) => {
         // by id, or by a name only one run has (404 / 409 otherwise, as every run route)
         const run = await findRun({ db: deps.db, ref: params.id });
-        return (await buildReport({ db: deps.db, runId: run.id, slowest: query.slowest, failed: query.failed })) as any;
+        return (await buildReport({ db: deps.db, runId: run.id, slowest: query.slowest, failed: query.failed, allAttempts: query.all_attempts })) as any;
       },
       {
         params: RunRef,
         query: ReportQuery,
         response: { 200: ReportBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
-        detail: { summary: "Full report of a run (what `baton report --json` prints): accuracy, latency per tool and component, endpoints, errors, retries, slowest calls, failed and missing tasks" },
+        detail: {
+          summary:
+            "Full report of a run (what `baton report --json` prints): accuracy, latency per tool (its own time, as ToolOrchestra's analyze_tool_latency.py counts it; the orchestrator its own row) and component over each task's final attempt (?all_attempts=true adds abandoned attempts), endpoints, errors, retries, slowest calls, failed and missing tasks",
+        },
       },
     )
     .get(
       "/v1/runs/:id/latency",
       async ({ params, query }) => {
         const run = await findRun({ db: deps.db, ref: params.id });
-        return (await getLatency({ db: deps.db, runId: run.id, tool: query.tool ?? null, component: query.component ?? null, points: query.points })) as any;
+        return (await getLatency({ db: deps.db, runId: run.id, tool: query.tool ?? null, component: query.component ?? null, points: query.points, allAttempts: query.all_attempts })) as any;
       },
       {
         params: RunRef,
         query: LatencyQuery,
         response: { 200: LatencyBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
-        detail: { summary: "One latency distribution for charts: 10-bin and decade histograms, CDF points, nearest-rank percentiles. No tool = all tools; no component = the tool call's duration" },
+        detail: {
+          summary:
+            "One latency distribution for charts: 10-bin and decade histograms, CDF points, nearest-rank percentiles. No tool = all tools; no component = the tool's own time (tool=orchestrator: the orchestrator's calls); final attempts unless ?all_attempts=true",
+        },
       },
     )
     .get(

@@ -8,27 +8,32 @@ import { CliError, createApi, encodeRef, formatPct, oneRun, runCli, SERVER_OPTIO
 
 export const describe = "Latency and accuracy report of a run (tables, histograms; --json; --compare RUN2)";
 
-const USAGE = `Usage: bun run baton report RUN [--json] [--compare RUN2] [--db URL | --server URL] [--slowest N]
+const USAGE = `Usage: bun run baton report RUN [--json] [--compare RUN2] [--db URL | --server URL] [--slowest N] [--all-attempts]
 
-RUN is the run id or its name.
+RUN is the run id or its name. A tool's latency is its own time, as ToolOrchestra's
+analyze_tool_latency.py counts it (search = query LLM + retrieval, answer = expert + judge,
+enhance_reasoning = coder LLM + code run); the orchestrator's calls are their own row.
 
   --db URL       read this database directly (default $DATABASE_URL or ./baton.db)
   ${SERVER_OPTION}
                  (used instead of the database when given, or when only BATON_SERVER is set)
   --compare RUN2 a second run shown side by side, with ratios second/first
   --slowest N    slowest calls to include (default 20)
+  --all-attempts per-tool and per-component tables include attempts that were abandoned
+                 (lease lost, retried); by default they cover each task's final attempt.
+                 Endpoint, error and retry tables always count every HTTP attempt.
   --json         print the report (or comparison) as JSON`;
 
-async function loadReport(run: string, opts: { db?: string; server?: string; slowest: number }): Promise<Report> {
+async function loadReport(run: string, opts: { db?: string; server?: string; slowest: number; allAttempts: boolean }): Promise<Report> {
   if (opts.server || (!opts.db && !process.env.DATABASE_URL && process.env.BATON_SERVER)) {
     const api = createApi({ server: opts.server });
-    return api.call<Report>("GET", `/v1/runs/${encodeRef(run)}/report?slowest=${opts.slowest}`);
+    return api.call<Report>("GET", `/v1/runs/${encodeRef(run)}/report?slowest=${opts.slowest}${opts.allAttempts ? "&all_attempts=true" : ""}`);
   }
   const db = await openDb({ url: opts.db, migrate: true });
   try {
     const found = await findRun({ db, run });
     if (!found) throw new CliError(`no run with id or name ${JSON.stringify(run)}`);
-    return (await buildReport({ db, runId: found.id, slowest: opts.slowest }))!;
+    return (await buildReport({ db, runId: found.id, slowest: opts.slowest, allAttempts: opts.allAttempts }))!;
   } finally {
     closeDb(db);
   }
@@ -66,17 +71,19 @@ export function renderReport(r: Report): string {
   out.push("");
   const statRow = (name: string, s: LatencyStats) => [name, s.count, fmtMs(s.mean), fmtMs(s.p50), fmtMs(s.p80), fmtMs(s.p90), fmtMs(s.p95), fmtMs(s.p99), fmtMs(s.max), formatPct(s.under5s)];
   const statHead = ["tool", "calls", "mean", "p50", "p80", "p90", "p95", "p99", "max", "<5s"];
-  out.push("Latency per tool call");
+  out.push(`Latency per tool: its own time; the orchestrator's calls are their own row (${r.attempts === "all" ? "every attempt, abandoned ones included" : "each task's final attempt"})`);
   out.push(formatTable(statHead, [...r.tools.map((x) => statRow(x.tool, x)), statRow("all", r.all)]));
   out.push("");
-  out.push("Latency per component");
+  out.push(`Latency per component (${r.attempts === "all" ? "every attempt" : "final attempts"})`);
   out.push(formatTable(["tool / component", ...statHead.slice(1), "retried", "timeouts", "fallbacks", "unavail."], r.tools.flatMap((x) => x.components.map((c) => [...statRow(`${x.tool} / ${c.component}`, c), c.callsWithRetries, c.timeouts, c.fallbacks, c.unavailable]))));
   out.push("");
   out.push(`Where the time goes: mean per call, stacked by component (${Object.entries(COMPONENT_MARKS).map(([k, m]) => `${m} ${k}`).join("  ")})`);
-  const maxMean = Math.max(1, ...r.tools.map((x) => x.components.reduce((a, c) => a + c.mean!, 0)));
+  const maxMean = Math.max(1, ...r.tools.map((x) => (x.components.length ? x.components.reduce((a, c) => a + c.mean!, 0) : (x.mean ?? 0))));
   for (const x of r.tools) {
-    const total = x.components.reduce((a, c) => a + c.mean!, 0);
-    const stacked = x.components.map((c) => (COMPONENT_MARKS[c.component] ?? "#").repeat(Math.round((c.mean! / maxMean) * 50))).join("");
+    // the orchestrator row has no components: its calls are the one part
+    const parts = x.components.length ? x.components : [{ component: x.tool, mean: x.mean }];
+    const total = parts.reduce((a, c) => a + (c.mean ?? 0), 0);
+    const stacked = parts.map((c) => (COMPONENT_MARKS[c.component] ?? "#").repeat(Math.round(((c.mean ?? 0) / maxMean) * 50))).join("");
     out.push(`  ${x.tool.padEnd(18)} ${stacked} ${fmtMs(total)}`);
   }
   out.push("");
@@ -122,6 +129,7 @@ export async function run(argv: string[]): Promise<number> {
         db: { type: "string" },
         server: { type: "string" },
         slowest: { type: "string", default: "20" },
+        "all-attempts": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -133,7 +141,7 @@ export async function run(argv: string[]): Promise<number> {
     const slowest = Number(values.slowest);
     if (!Number.isInteger(slowest) || slowest < 1) throw usageError(`--slowest: expected a positive integer, got ${JSON.stringify(values.slowest)}`);
     if (values.server && values.db) throw usageError("--server and --db are exclusive");
-    const opts = { db: values.db, server: values.server, slowest };
+    const opts = { db: values.db, server: values.server, slowest, allAttempts: values["all-attempts"] === true };
     const a = await loadReport(ref, opts);
     if (values.compare) {
       const b = await loadReport(values.compare, opts);

@@ -9,6 +9,7 @@ import { ORCHESTRATOR_STEP } from "../../runner/protocol";
 import { normalizeAnswer } from "../../runner/grading";
 import { makeSimRun, type SimRun } from "../_sim-run";
 import { readReadmeQueries } from "../_readme-queries";
+import { computeOwnLatencies } from "../_own-latency";
 
 const QUERIES = readReadmeQueries();
 
@@ -144,21 +145,20 @@ describe("the README queries on a real simulated run", () => {
 
   test("5. the under-5s query gives each tool's share of calls under 5 s", async () => {
     const rows = await doc("under-5s");
-    // the runner records a step whose orchestrator call failed (here: the context-length
-    // refusals) as a tool call named "orchestrator" (ORCHESTRATOR_STEP, never a real tool's
-    // name), so it is listed beside the real tools, holding only those failed calls
-    const tools = (await q("SELECT DISTINCT tool FROM tool_calls WHERE run_id = 1 AND status <> 'invalid' ORDER BY tool")).map((r) => r.tool);
-    expect(rows.map((r) => r.tool)).toEqual(tools);
-    expect(tools).toEqual(["answer", "enhance_reasoning", ORCHESTRATOR_STEP, "search"]);
+    // a tool's latency is its own time (the reference's definition); every orchestrator call,
+    // including the failed ones (here: the context-length refusals), is the "orchestrator" row
+    const own = await computeOwnLatencies(sim.db, 1);
+    expect(rows.map((r) => r.tool)).toEqual([...own.keys()].sort());
+    expect(rows.map((r) => r.tool)).toEqual(["answer", "enhance_reasoning", ORCHESTRATOR_STEP, "search"]);
+    const [failed] = await q("SELECT count(*) AS n FROM tool_calls WHERE run_id = 1 AND tool = ? AND status = 'error'", [ORCHESTRATOR_STEP]);
+    expect(failed.n).toBe(sim.facts.contextLengthFailures);
     const orch = rows.find((r) => r.tool === ORCHESTRATOR_STEP)!;
-    expect(orch.calls).toBe(sim.facts.contextLengthFailures);
-    const [steps] = await q("SELECT count(*) AS n, sum(status = 'error') AS errors FROM tool_calls WHERE run_id = 1 AND tool = ?", [ORCHESTRATOR_STEP]);
-    expect(steps.errors).toBe(steps.n);
+    expect(orch.calls).toBeGreaterThan(failed.n);
     for (const r of rows) {
-      const ms = (await q("SELECT duration_ms FROM tool_calls WHERE run_id = 1 AND tool = ? AND status <> 'invalid'", [r.tool])).map((x) => x.duration_ms);
+      const ms = own.get(r.tool)!;
       expect(r.calls).toBe(ms.length);
       expect(r.pct_under_5s).toBeCloseTo(Math.round((1000 * ms.filter((x) => x < 5000).length) / ms.length) / 10, 5);
-      expect(r.p95).toBe(Math.round(summarize(ms).p95!));
+      expect(Math.abs(r.p95 - summarize(ms).p95!)).toBeLessThanOrEqual(0.5 + 1e-9);
     }
   });
 
@@ -220,7 +220,7 @@ describe("the README queries on a real simulated run", () => {
 
   test("9. the histogram query has ten equal-width bins holding every search call", async () => {
     const rows = await doc("histogram");
-    const ms = (await q("SELECT duration_ms FROM tool_calls WHERE run_id = 1 AND tool = 'search' AND status <> 'invalid'")).map((x) => x.duration_ms);
+    const ms = (await computeOwnLatencies(sim.db, 1)).get("search")!;
     const lo = Math.min(...ms);
     const hi = Math.max(...ms);
     const counts = new Array(10).fill(0);
@@ -262,13 +262,14 @@ describe("the README queries on a real simulated run", () => {
 
   test("13. the compare query shows run 2, every model answering after 150 ms, as slower tool by tool", async () => {
     const rows = await doc("compare");
-    expect(rows.map((r) => r.tool)).toEqual(["answer", "enhance_reasoning", "search"]);
+    expect(rows.map((r) => r.tool)).toEqual(["answer", "enhance_reasoning", ORCHESTRATOR_STEP, "search"]);
     for (const r of rows) {
       const [a] = await q("SELECT p50_ms FROM tool_latency_stats WHERE run_id = 1 AND tool = ?", [r.tool]);
       const [b] = await q("SELECT p50_ms FROM tool_latency_stats WHERE run_id = 2 AND tool = ?", [r.tool]);
       expect(r.p50_ratio).toBe(Math.round((100 * b.p50_ms) / a.p50_ms) / 100);
-      // every tool makes two model calls (orchestrator + expert) of at least 150 ms in run 2
-      expect(r.p50_run2).toBeGreaterThanOrEqual(2 * 150 * 0.7);
+      // every row's own time holds one model call (the orchestrator's, or the tool's expert)
+      // of at least 150 ms in run 2
+      expect(r.p50_run2).toBeGreaterThanOrEqual(150 * 0.7);
       // enhance_reasoning's time is mostly the sandboxed code run, whose spread on a busy
       // machine can hide 300 ms; the tools that only call models must come out slower
       if (r.tool !== "enhance_reasoning") expect(r.p50_ratio).toBeGreaterThan(1);
@@ -298,7 +299,9 @@ describe("the report agrees with the views on a real run", () => {
     expect(report.tools.map((t) => t.tool)).toEqual(stats.map((s) => s.tool));
     for (const s of stats) {
       const t = report.tools.find((x) => x.tool === s.tool)!;
-      expect([t.count, t.min, t.p50, t.p80, t.p90, t.p95, t.p99, t.max]).toEqual([s.calls, s.min_ms, s.p50_ms, s.p80_ms, s.p90_ms, s.p95_ms, s.p99_ms, s.max_ms]);
+      expect(t.count).toBe(s.calls);
+      // the report's values travel as JSON (15 significant digits): equal to a few parts in 1e12
+      for (const [a, b] of [[t.min, s.min_ms], [t.p50, s.p50_ms], [t.p80, s.p80_ms], [t.p90, s.p90_ms], [t.p95, s.p95_ms], [t.p99, s.p99_ms], [t.max, s.max_ms]]) expect(a!).toBeCloseTo(b, 6);
       const bins = (await q("SELECT calls FROM tool_latency_histogram WHERE run_id = 1 AND tool = ? ORDER BY bin", [s.tool])).map((r) => r.calls);
       expect(t.histogram.counts).toEqual(bins);
       const logBins = (await q("SELECT calls FROM tool_latency_log_histogram WHERE run_id = 1 AND tool = ? ORDER BY bin", [s.tool])).map((r) => r.calls);
@@ -310,10 +313,10 @@ describe("the report agrees with the views on a real run", () => {
     const comps = await q("SELECT * FROM component_latency_stats WHERE run_id = 1");
     const retries = await q("SELECT * FROM retry_summary WHERE run_id = 1");
     const reported = report.tools.flatMap((t) => t.components.map((c) => ({ tool: t.tool, ...c })));
-    // the report lists components of the tools with valid calls; the views also keep the
-    // orchestrator component of invalid steps under the invalid tool name
+    // the report lists each tool's own components (the orchestrator's calls are the orchestrator
+    // row); the views also keep the orchestrator component under each tool's name
     const valid = new Set(report.tools.map((t) => t.tool));
-    expect(reported.length).toBe(comps.filter((c) => valid.has(c.tool)).length);
+    expect(reported.length).toBe(comps.filter((c) => valid.has(c.tool) && c.component !== "orchestrator").length);
     for (const c of reported) {
       const v = comps.find((x) => x.tool === c.tool && x.component === c.component)!;
       expect([c.count, c.p50, c.p95, c.p99, c.max, c.retries]).toEqual([v.calls, v.p50_ms, v.p95_ms, v.p99_ms, v.max_ms, v.retries]);

@@ -48,6 +48,26 @@ describe("GET /v1/runs/:id/report", () => {
     expect(body.error.message).toContain("4242");
   });
 
+  test("?all_attempts=true widens the per-tool tables to abandoned attempts; anything but true/false is a 400 naming it", async () => {
+    // one task's final attempt becomes attempt 2: its attempt-1 rows are now abandoned
+    const [t] = (await db.$client.execute("SELECT task_id FROM tool_calls WHERE run_id = 1 AND tool = 'search' LIMIT 1")).rows as any;
+    await db.$client.execute({ sql: "UPDATE tasks SET attempt = attempt + 1 WHERE id = ?", args: [t.task_id] });
+    try {
+      const [, final] = await get("/v1/runs/1/report");
+      const [, all] = await get("/v1/runs/1/report?all_attempts=true");
+      expect([final.attempts, all.attempts]).toEqual(["final", "all"]);
+      const searches = (r: any) => r.tools.find((x: any) => x.tool === "search").count;
+      expect(searches(all)).toBeGreaterThan(searches(final));
+      const [, dist] = await get("/v1/runs/1/latency?tool=search&all_attempts=true");
+      expect(dist.count).toBe(searches(all));
+    } finally {
+      await db.$client.execute({ sql: "UPDATE tasks SET attempt = attempt - 1 WHERE id = ?", args: [t.task_id] });
+    }
+    const [res, body] = await get("/v1/runs/1/report?all_attempts=yes");
+    expect(res.status).toBe(400);
+    expect(body.error.message).toContain("all_attempts");
+  });
+
   test("a bad limit is a 400 naming the field", async () => {
     const [res, body] = await get("/v1/runs/1/report?slowest=0");
     expect(res.status).toBe(400);
