@@ -82,14 +82,7 @@ export async function runSearch(t: TaskRun, s: Step): Promise<StepDone> {
     _query_llm_ms: queryLlmMs,
     _retrieval_ms: r?.ms ?? 0,
     _retrieval_retries: r?.retries ?? 0,
-    ...(ref?.benchmark === "hle"
-      ? {
-          _search_backend: r == null ? null : r.status === "retrieval_unavailable" ? "retrieval_unavailable" : "local_only",
-          _search_local_hits: found.filter((d) => d.source === "local").length,
-          _search_tavily_hits: found.filter((d) => d.source === "tavily").length,
-          query,
-        }
-      : {}),
+    ...(ref?.benchmark === "hle" ? hleSearchFields(r, query) : {}),
     search_results_data: found.map((d) => d.contents),
   };
   t.transcript(s, {
@@ -105,6 +98,18 @@ export async function runSearch(t: TaskRun, s: Step): Promise<StepDone> {
   });
   t.remember(s, `${added} new documents (${t.docs.length} in context)`);
   return { done: false };
+}
+
+/** HLE's extra per-search fields (eval_hle_oss.py:336-414): which backend answered and how. */
+function hleSearchFields(r: RetrievalResult | null, query: string): Record<string, unknown> {
+  if (r == null) return { _search_backend: null, _search_local_hits: 0, _search_tavily_hits: 0, query };
+  if (r.status === "retrieval_unavailable") {
+    const last = r.attempts.at(-1);
+    return { _search_backend: "retrieval_unavailable", _retrieval_error: last?.errorMessage ?? "unknown", _search_local_hits: 0, _search_tavily_hits: 0, query };
+  }
+  const tavily = r.documents.filter((d) => d.source === "tavily" || (d.score != null && d.score < 0)).length;
+  const local = r.documents.filter((d) => d.source === "local" && !(d.score != null && d.score < 0)).length;
+  return { _search_backend: tavily > 0 ? "tavily_fallback" : "local_only", _search_local_hits: local, _search_tavily_hits: tavily, query };
 }
 
 /**
