@@ -80,8 +80,10 @@ function printTable(rows: EndpointOut[]): void {
     console.log("no endpoints (add one with 'baton endpoints add' or 'baton endpoints import model_config.json')");
     return;
   }
-  const cells = rows.map((r) => [String(r.id), r.kind, r.name, r.base_url, r.enabled ? "yes" : "no"]);
-  console.log(formatColumns(["id", "kind", "name", "base_url", "enabled"], cells));
+  // base_url comes redacted (no credentials) from toEndpointOut; job: the Slurm task that registered it.
+  const job = (r: EndpointOut) => (r.slurm_array_job_id ? `${r.slurm_array_job_id}_${r.slurm_array_task_id}` : (r.slurm_job_id ?? "-"));
+  const cells = rows.map((r) => [String(r.id), r.kind, r.name, r.state, r.role ?? "-", job(r), r.base_url, r.enabled ? "yes" : "no"]);
+  console.log(formatColumns(["id", "kind", "name", "state", "role", "job", "base_url", "enabled"], cells));
 }
 
 function parseId(value: string | undefined): number {

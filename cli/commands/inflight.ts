@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import type { InflightList } from "../../functions/inflight";
 import { createApi, encodeRef, formatColumns, oneRun, runCli, SERVER_OPTION } from "./_api";
+import { readWaiting } from "./preflight";
 
 export const describe = "list a run's running tasks: runner, step, the call each waits on and for how long";
 
@@ -48,8 +49,11 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     const ref = oneRun(positionals);
-    const list = await createApi({ server: values.server }).call<InflightList>("GET", `/v1/runs/${encodeRef(ref)}/inflight`);
+    const api = createApi({ server: values.server });
+    const list = await api.call<InflightList>("GET", `/v1/runs/${encodeRef(ref)}/inflight`);
     console.log(values.json ? JSON.stringify(list, null, 2) : formatInflight(list));
+    const waiting = values.json ? null : await readWaiting(api, list.run_id);
+    if (waiting) console.log(`waits for endpoints (its tasks are not claimed meanwhile): ${waiting}`);
     return 0;
   }, "inflight");
 }

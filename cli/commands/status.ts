@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import type { RunSummary } from "../../functions/runs";
 import { createApi, encodeRef, formatDuration, formatPct, oneRun, runCli, SERVER_OPTION, usageError } from "./_api";
+import { readWaiting } from "./preflight";
 
 export const describe = "show a run's progress: counts, rate, ETA, accuracy (--watch to follow it)";
 
@@ -66,6 +67,9 @@ export async function run(argv: string[]): Promise<number> {
     if (!values.watch) {
       const s = await read();
       console.log(values.json ? JSON.stringify(s) : formatStatus(s));
+      // Its tasks are not claimed until what it calls is served (no attempt spent meanwhile).
+      const waiting = values.json || s.done || s.canceled_at ? null : await readWaiting(api, s.id);
+      if (waiting) console.log(`  waits for  ${waiting}`);
       return 0;
     }
     const tty = process.stdout.isTTY;

@@ -4,12 +4,14 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { validateJsonlTasks, validateTasks } from "../../db/runs";
 import { ApiError } from "../../functions/errors";
+import { resolveRunConfig } from "../../runner/config";
 import { CliError, createApi, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
+import { preflightConfig } from "./preflight";
 
 export const describe = "submit a dataset (JSONL: id, question, answer, ...) as a new run; prints the run id";
 
 const USAGE = `Usage: bun run baton submit FILE.jsonl --name NAME --benchmark frames|hle [--config FILE.json]
-                           [--max-attempts N] [--idempotency-key KEY] [--server URL] [--json]
+                           [--max-attempts N] [--idempotency-key KEY] [--preflight] [--server URL] [--json]
 
 FILE is JSONL (one task per line) or a JSON array; each task needs id and question, all other
 fields (answer, answer_type, image, ...) are kept. --config is the run configuration (models,
@@ -21,6 +23,8 @@ returns the first run instead of creating a second one.
   --config FILE.json      run configuration; unknown or invalid settings are refused by path
   --max-attempts N        attempts per task before it fails (default 3)
   --idempotency-key KEY   a repeat with the same key returns the first run
+  --preflight             first check that every model and retrieval backend the run calls is
+                          served (as 'baton preflight'); submit nothing when something is missing
   --json                  print the created run as JSON
   ${SERVER_OPTION}`;
 
@@ -37,6 +41,7 @@ export async function run(argv: string[]): Promise<number> {
         "idempotency-key": { type: "string" },
         server: { type: "string" },
         json: { type: "boolean", default: false },
+        preflight: { type: "boolean", default: false },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -78,6 +83,12 @@ export async function run(argv: string[]): Promise<number> {
       if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw usageError("--max-attempts: expected a positive integer");
     }
     const api = createApi({ server: values.server });
+    if (values.preflight) {
+      const resolved = resolveRunConfig({ benchmark: values.benchmark, config });
+      if (!resolved.ok) throw new CliError(`--config: ${resolved.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`);
+      const missing = await preflightConfig(api, resolved.config);
+      if (missing.length) throw new CliError(`preflight: ${missing.length} missing; nothing submitted (launch what is missing, or submit without --preflight: the run waits for it)`);
+    }
     const headers: Record<string, string> = {};
     if (values["idempotency-key"]) headers["idempotency-key"] = values["idempotency-key"];
     const res = await api.call<{ id: number; name: string; tasks: number; created: boolean }>("POST", "/v1/runs", {

@@ -15,17 +15,17 @@ export type Need = {
 
 export type UnmetNeed = Need & { healthy: 0 };
 
-/** Every model and retrieval pool the run's profile calls, each once per label. */
+/**
+ * What the run cannot start without: the orchestrator, for each tool at least one of the
+ * models its aliases route to, a retrieval backend, and the judge. A tool with some of its
+ * models unserved still runs (a call routed there fails and is retried like any endpoint
+ * failure); `baton preflight` lists every unserved model one by one.
+ */
 export function needsOf(config: RunConfig): Need[] {
   const needs: Need[] = [{ label: "orchestrator", kind: "model", names: [config.orchestrator.model] }];
-  const seen = new Set<string>();
   for (const tool of TOOL_NAMES as readonly ToolName[]) {
-    for (const alias of config.toolModels[tool] ?? []) {
-      const model = config.models[alias];
-      if (!model || seen.has(`${tool}\u0000${model}`)) continue;
-      seen.add(`${tool}\u0000${model}`);
-      needs.push({ label: tool, kind: "model", names: [model] });
-    }
+    const models = [...new Set((config.toolModels[tool] ?? []).map((alias) => config.models[alias]).filter((m): m is string => !!m))];
+    if (models.length > 0) needs.push({ label: tool, kind: "model", names: models });
   }
   if ((config.toolModels.search ?? []).length > 0 && config.retrieval.backends.length > 0)
     needs.push({ label: "search", kind: "retrieval", names: [...config.retrieval.backends] });

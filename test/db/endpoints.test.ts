@@ -186,7 +186,7 @@ describe("runs wait for their endpoints", () => {
   const config = {
     orchestrator: { model: "orch" },
     judge: { model: "judge-m" },
-    models: { "search-1": "q", "search-2": "q", "reasoner-1": "c", "reasoner-2": "c", "answer-1": "Qwen/Qwen3-32B-FP8", "answer-2": "q" },
+    models: { "search-1": "q", "search-2": "q", "reasoner-1": "c", "reasoner-2": "c", "answer-1": "Qwen/Qwen3-32B-FP8", "answer-2": "Qwen/Qwen3-32B-FP8" },
     toolModels: { search: ["search-1", "search-2"], enhance_reasoning: ["reasoner-1", "reasoner-2"], answer: ["answer-1", "answer-2"] },
     retrieval: { backends: ["wiki_retrieval", "retrieval"] },
   };
@@ -216,6 +216,15 @@ describe("runs wait for their endpoints", () => {
     await heartbeatEndpoint({ db, id: (await registerEndpoint({ db, endpoint: agent("Qwen/Qwen3-32B-FP8", 9101), leaseMs: 60_000 })).id, leaseMs: 60_000 });
     const claimed = await claimReadyTasks({ db, runnerId: "r", limit: 5, leaseMs: 60_000, waitForEndpoints: true });
     expect(claimed.map((t) => t.attempt)).toEqual([1, 1]);
+  });
+
+  test("a tool waits only when none of its models is served", async () => {
+    const split = { ...config, models: { ...config.models, "answer-2": "q" } };
+    const { run } = await createRun({ db, name: "split", benchmark: "frames", config: split, tasks: validateTasks({ rows: tasks }) });
+    for (const m of ["orch", "judge-m", "q", "c"]) await registerEndpoint({ db, endpoint: agent(m, 9300 + m.length), leaseMs: 60_000 });
+    await registerEndpoint({ db, endpoint: { ...agent("retrieval", 9400), kind: "retrieval", role: "retrieval" }, leaseMs: 60_000 });
+    // answer-1's model is not served, answer-2's is: the run can work
+    expect(await listWaitingRuns({ db, runId: run.id })).toEqual([]);
   });
 
   test("endpoints listed in the run's own config count as served; a canceled or finished run is not reported", async () => {
