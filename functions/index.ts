@@ -39,7 +39,8 @@ export function toErrorResponse({ code, error }: { code: unknown; error: unknown
   if (code === "VALIDATION") {
     const issue = e?.valueError as v.BaseIssue<unknown> | undefined;
     const where = e?.type && e.type !== "body" ? String(e.type) : "";
-    const field = issue ? [where, v.getDotPath(issue)].filter(Boolean).join(".") : where;
+    // a problem with the body as a whole (null, a list, a number) is blamed on "body"
+    const field = (issue ? [where, v.getDotPath(issue)].filter(Boolean).join(".") : where) || (e?.type === "body" ? "body" : "");
     const message =
       /object$/.test(issue?.type ?? "") && issue?.received === "undefined" ? "required but missing" : (issue?.message ?? "invalid request");
     return { status: 400, body: errorBody("request.invalid", field ? `${field}: ${message}` : message) };
@@ -109,8 +110,9 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     // Every body goes through the strict reader (limit while streaming, valid UTF-8, depth
     // and non-finite checks). The guard has already refused every media type but JSON and
     // JSONL; JSONL is a submit format, so only POST /v1/runs takes it.
-    .onParse(async ({ request, contentType }) => {
-      if (JSONL_TYPES.includes(mediaType(contentType))) {
+    .onParse(async ({ request }) => {
+      // from the request, not Elysia's argument: that one is empty when the body is
+      if (JSONL_TYPES.includes(mediaType(request.headers.get("content-type")))) {
         if (new URL(request.url).pathname !== "/v1/runs")
           throw new ApiError(415, "request.unsupported_media_type", "content-type: this route takes application/json");
         return parseJsonlSubmit(request, maxBodyBytes);

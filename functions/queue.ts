@@ -189,6 +189,8 @@ const Transcript = v.object({
   body: v.pipe(v.string(), v.minLength(1), v.maxLength(8_000_000), v.base64("expected base64 of the gzip-compressed transcript")),
   createdAt: Count,
 });
+// Every field is optional, so a list would read as {}: refused first.
+const NotAList = v.custom<unknown>((x) => !Array.isArray(x), "expected a JSON object, not a list");
 export const RowBatchInput = v.object({
   toolCalls: Rows(ToolCallRowInput),
   components: Rows(ComponentRowInput),
@@ -324,7 +326,7 @@ export const queueRoutes = (deps: AppDeps) =>
       detail: { summary: "Queued and running tasks of a run (or of every run not canceled): zero means nothing left to do" },
     })
     .post("/rows", ({ body }) => recordRows({ db: deps.db, rows: body as RowBatch }), {
-      body: RowBatchInput,
+      body: v.pipe(NotAList, RowBatchInput),
       response: { 200: v.object({ written: v.number() }), ...errors },
       detail: { summary: "Record latency rows (tool calls, components, LLM calls) and step transcripts; re-sends are ignored" },
     });

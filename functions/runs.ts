@@ -251,7 +251,7 @@ export const runsRoutes = (deps: AppDeps) =>
         params: RunRef,
         // a bodyless POST (curl -X POST) or an empty JSON body means "requeue failed tasks"
         // every field is optional, so a list must be refused before it reads as {}
-        body: v.optional(v.nullable(v.pipe(v.custom<unknown>((x) => !Array.isArray(x), "body: expected a JSON object, not a list"), RequeueInput))),
+        body: v.optional(v.nullable(v.pipe(v.custom<unknown>((x) => !Array.isArray(x), "expected a JSON object, not a list"), RequeueInput))),
         response: { 200: Requeued, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody },
         detail: { summary: "Put failed (and/or canceled) tasks back in the queue; succeeded tasks are kept" },
       },

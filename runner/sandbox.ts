@@ -4,7 +4,10 @@
 // user namespaces; read-only system dirs; a private temp dir as the only writable place). Where
 // bwrap is missing or cannot create namespaces it falls back to a plain subprocess that still
 // gets every resource limit and a cleared environment, but is NOT isolated from the network or
-// the filesystem; that is logged once. BATON_SANDBOX=bwrap makes a missing/broken bwrap an error
+// the filesystem; that is logged once. The fallback still ends every process the code started,
+// including ones that left its process group with setsid: it runs in its own PID namespace
+// (`unshare --pid --fork --kill-child`, whose end kills all of it) where that works, and
+// otherwise every process carrying the run's marker variable is found in /proc and killed. BATON_SANDBOX=bwrap makes a missing/broken bwrap an error
 // (nothing runs unisolated); BATON_SANDBOX=subprocess forces the fallback.
 import { spawn, which } from "bun";
 import { chmod, chown, lstat, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -78,6 +81,8 @@ type Plan = {
   /** Interpreter prefixes outside /usr, bound read-only into the sandbox. */
   extraBinds: string[];
   bwrap: string | null;
+  /** unshare, when it can give the fallback its own PID namespace. */
+  pidns: string | null;
   prlimit: string | null;
   /** Root is exempt from RLIMIT_NPROC and should not run untrusted code anyway. */
   dropToNobody: string | null;
@@ -181,6 +186,8 @@ async function execute(
   input.signal?.removeEventListener("abort", onAbort);
   // Leftover children (subprocess mode; in bwrap the pid namespace dies with its first process).
   killGroup();
+  // setsid'ed descendants left the group; without a PID namespace, find them by marker.
+  if (plan.mode === "subprocess" && !plan.pidns) await killMarked(markerOf(dir));
   const drainTimer = setTimeout(() => {
     out.cancel();
     err.cancel();
@@ -249,10 +256,44 @@ function collect(stream: ReadableStream<Uint8Array>, cap: number, onFlood: () =>
   };
 }
 
+// Each run's processes inherit this variable (value: the run's private dir), so the fallback can
+// find descendants that left the process group.
+const MARKER_VAR = "BATON_SANDBOX_RUN";
+
+export function markerOf(dir: string): string {
+  return `${MARKER_VAR}=${dir}`;
+}
+
+/**
+ * SIGKILLs every process whose environment carries the marker, until a scan finds none (a
+ * fork racing the first scan is caught by the next). Reads only /proc; no cgroups needed.
+ */
+export async function killMarked(marker: string): Promise<void> {
+  const needle = Buffer.from(`\0${marker}\0`);
+  for (let round = 0; round < 50; round++) {
+    let found = 0;
+    for (const e of await readdir("/proc").catch(() => [] as string[])) {
+      if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+      try {
+        // environ starts with the first variable, not a NUL: look for it with one prepended
+        const env = Buffer.concat([Buffer.from([0]), await readFile(`/proc/${e}/environ`)]);
+        if (env.includes(needle)) {
+          found++;
+          process.kill(Number(e), "SIGKILL");
+        }
+      } catch {
+        // Exited while we looked, or not ours to read.
+      }
+    }
+    if (found === 0) return;
+  }
+}
+
 function sandboxEnv(home: string): Record<string, string> {
   // Built from nothing: tokens in the runner's environment (BATON_TOKEN, DATABASE_AUTH_TOKEN,
   // API keys) must never reach model-written code.
   return {
+    [MARKER_VAR]: home,
     PATH: "/usr/local/bin:/usr/bin:/bin",
     HOME: home,
     TMPDIR: home,
@@ -280,7 +321,10 @@ async function buildCommand(plan: Plan, dir: string, input: RunPythonInput): Pro
     : [];
   const python = [plan.interpreter, "-I", "-B", "-X", "utf8", "main.py"];
   const drop = plan.dropToNobody ? [plan.dropToNobody, `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", "--"] : [];
-  if (plan.mode === "subprocess") return [...drop, ...limits, ...python];
+  // --kill-child: when unshare goes, its child (the namespace's init) goes, and with it every
+  // process in the namespace, setsid or not.
+  const pidns = plan.pidns ? [plan.pidns, "--pid", "--fork", "--kill-child"] : [];
+  if (plan.mode === "subprocess") return [...pidns, ...drop, ...limits, ...python];
 
   const env = Object.entries(sandboxEnv(SANDBOX_DIR)).flatMap(([k, v]) => ["--setenv", k, v]);
   return [
@@ -381,7 +425,7 @@ async function probe(python: string | undefined, want: "auto" | SandboxMode): Pr
 
   const prlimit = existsSync("/usr/bin/prlimit") ? "/usr/bin/prlimit" : which("prlimit");
   const setpriv = process.getuid?.() === 0 ? (existsSync("/usr/bin/setpriv") ? "/usr/bin/setpriv" : which("setpriv")) : null;
-  const base: Plan = { mode: "subprocess", interpreter, extraBinds, bwrap: null, prlimit, dropToNobody: setpriv };
+  const base: Plan = { mode: "subprocess", interpreter, extraBinds, bwrap: null, pidns: null, prlimit, dropToNobody: setpriv };
   if (!prlimit) console.warn("[sandbox] prlimit not found: model-written code runs WITHOUT memory/cpu/process limits");
 
   if (want === "subprocess") return usable({ ...base, reason: "BATON_SANDBOX=subprocess" });
@@ -403,11 +447,23 @@ async function probe(python: string | undefined, want: "auto" | SandboxMode): Pr
 }
 
 async function usable(plan: Plan): Promise<Plan> {
+  plan = await withPidNamespace(plan);
   if (!plan.dropToNobody) return plan;
   const why = await tryPlan(plan);
   if (why === null) return plan;
   console.warn(`[sandbox] code cannot run as nobody (${why}); running it as root, so the process limit is not enforced`);
   return { ...plan, dropToNobody: null };
+}
+
+/** The fallback in its own PID namespace when `unshare --pid` works here (root, mostly). */
+async function withPidNamespace(plan: Plan): Promise<Plan> {
+  const unshare = existsSync("/usr/bin/unshare") ? "/usr/bin/unshare" : which("unshare");
+  if (!unshare) return plan;
+  const candidate = { ...plan, pidns: unshare };
+  if ((await tryPlan(candidate)) === null) return candidate;
+  // dropping to nobody may be what fails; usable() decides that with the namespace kept
+  if (plan.dropToNobody && (await tryPlan({ ...candidate, dropToNobody: null })) === null) return candidate;
+  return plan;
 }
 
 /** null when a trivial program runs and prints through this plan, else why not. */

@@ -59,9 +59,10 @@ export async function run(argv: string[]): Promise<number> {
     const db = await openDb({ url });
     const maxBodyBytes = Math.floor(maxMb * 1024 * 1024);
     const app = createApp({ db, token }, { maxBodyBytes, allowOrigins, hosts: loopback ? "loopback" : "any" });
-    // The app enforces the limit itself while reading (413 in the error shape, chunked bodies
-    // too); Bun's own cap sits 1 MiB above it as a backstop.
-    app.listen({ port, hostname: host, maxRequestBodySize: maxBodyBytes + 1024 * 1024 });
+    // The app enforces the limit itself: a declared length before reading, a chunked body while
+    // reading (413 in the error shape either way). Bun's own cap would answer first with an
+    // empty 413, so it is lifted; no route reads a body except through the app's reader.
+    app.listen({ port, hostname: host, maxRequestBodySize: Number.MAX_SAFE_INTEGER });
     const bound = app.server!;
     const shown = host.includes(":") ? `[${host}]` : host;
     const base = `http://${shown}:${bound.port}`;

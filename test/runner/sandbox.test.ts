@@ -2,7 +2,7 @@
 // and a real TCP server on 127.0.0.1 that must never see the sandboxed code connect.
 import { afterAll, afterEach, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { readdir, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -10,6 +10,8 @@ import {
   MAX_FILE_BYTES,
   MAX_PROCESSES,
   detectSandbox,
+  killMarked,
+  markerOf,
   resetSandboxProbe,
   runPython,
   type RunPythonInput,
@@ -203,6 +205,40 @@ describe.each([["auto"], ["subprocess"]])("with BATON_SANDBOX=%s", (mode) => {
     await waitFor(async () => (await pidsWith(marker)).length === 0, 5_000, "fork bomb processes to disappear");
   }, 30_000);
 
+  test("a grandchild that left the process group with setsid stops at the timeout too", async () => {
+    const marker = `hb-${uniq()}`;
+    const hbDir = await mkdtemp(join(tmpdir(), "baton-hb-"));
+    cleanup.push(hbDir);
+    await chmod(hbDir, 0o777); // the code may run as nobody
+    // under bwrap the host's temp dir is out of sight: the heartbeat goes to the code's own dir
+    const isolated = (await detectSandbox()).mode === "bwrap";
+    const hb = isolated ? "beat" : join(hbDir, "beat");
+    // fork, setsid, fork again: the grandchild is in no group the sandbox started; it writes
+    // a heartbeat every 50 ms under a name the test can find in /proc
+    const code = [
+      "import os, time",
+      "if os.fork() == 0:",
+      "    os.setsid()",
+      "    if os.fork() == 0:",
+      `        os.execv('/bin/sh', ['sh', '-c', 'while :; do date +%s%N > ${hb}; sleep 0.05; done', '${marker}'])`,
+      "    os._exit(0)",
+      "time.sleep(3600)",
+    ].join("\n");
+    const r = await run(code, { timeoutMs: 1_500 });
+    expect(r.timedOut).toBe(true);
+    await waitFor(async () => (await pidsWith(marker)).length === 0, 5_000, "the setsid grandchild to be killed");
+    if (isolated) return;
+    // it did run: the heartbeat file was written while the code lived
+    expect(existsSync(hb)).toBe(true);
+    // and nothing writes the heartbeat any more: unchanged over 20 of its periods
+    const last = await readFile(hb, "utf8");
+    const end = Date.now() + 1_000;
+    while (Date.now() < end) {
+      expect(await readFile(hb, "utf8")).toBe(last);
+      await Bun.sleep(50);
+    }
+  }, 30_000);
+
   test("output beyond the cap is truncated; a flood is killed long before the timeout", async () => {
     const some = await run("import sys\nsys.stdout.write('a' * 3000)\nsys.stderr.write('b' * 10)", { maxOutputBytes: 1000 });
     expect(some.exitCode).toBe(0);
@@ -349,7 +385,26 @@ describe("fallback and configuration", () => {
     delete process.env.BATON_SANDBOX;
   });
 
-  test("the subprocess fallback warns once that it is not isolated", async () => {
+  test("without a PID namespace, the fallback finds setsid'ed descendants by the run's marker in /proc", async () => {
+  const dir = `/nonexistent/baton-sandbox-${uniq()}`;
+  const marker = `mk-${uniq()}`;
+  const [name, value] = markerOf(dir).split("=");
+  // a detached shell in its own session: nothing but the marker ties it to the run
+  const child = Bun.spawn(["setsid", "sh", "-c", "sleep 3600", marker], { env: { PATH: "/usr/bin:/bin", [name]: value }, stdio: ["ignore", "ignore", "ignore"] });
+  const other = Bun.spawn(["sh", "-c", "sleep 3600", `${marker}-unmarked`], { env: { PATH: "/usr/bin:/bin", [name]: `${value}-other` }, stdio: ["ignore", "ignore", "ignore"] });
+  try {
+    await waitFor(async () => (await pidsWith(marker)).length >= 2, 5_000, "both shells to start");
+    await killMarked(markerOf(dir));
+    await waitFor(async () => !(await pidsWith(marker)).some((p) => p !== other.pid), 5_000, "the marked shell to be killed");
+    // a process of another run (another marker value) is left alone
+    expect(await pidsWith(`${marker}-unmarked`)).toEqual([other.pid]);
+  } finally {
+    child.kill("SIGKILL");
+    other.kill("SIGKILL");
+  }
+}, 30_000);
+
+test("the subprocess fallback warns once that it is not isolated", async () => {
     process.env.BATON_SANDBOX = "subprocess";
     resetSandboxProbe();
     const warn = spyOn(console, "warn");
