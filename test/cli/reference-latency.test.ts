@@ -1,15 +1,17 @@
-// Baton's report and export agree with ToolOrchestra's own latency analysis: a simulated
-// run recorded through the real recorder is exported with `baton export --format
-// toolorchestra`, the reference's evaluation/analyze_tool_latency.py (extracted from the
-// local mirror of the reference repository at test time, never committed) is run on the
-// export, and its per-tool numbers are compared with `baton report --json`.
+// Baton's report and export agree with ToolOrchestra's own latency analysis: a run is
+// exported with `baton export --format toolorchestra`, the reference's
+// evaluation/analyze_tool_latency.py (extracted from the local mirror of the reference
+// repository at test time, never committed) is run on the export, and its per-tool numbers
+// are compared with `baton report --json`. Two runs: one recorded through the real recorder
+// with abandoned attempts and skipped retrievals, and a real one (runner + simulators).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { summarize, type Report } from "../../db/analysis";
 import { closeDb, openDb, type Db } from "../../db/client";
 import { recordSimulatedRun } from "../db/_transcript-run";
+import { makeSimRun, type SimRun } from "../_sim-run";
 import { runBaton } from "./_helpers";
 
 const MIRROR = "/work/.mirror/Weili-0234+ToolOrchestra/repo";
@@ -27,26 +29,31 @@ function missingPrerequisite(): string | null {
 const missing = missingPrerequisite();
 if (missing) console.warn(`reference-latency.test.ts: skipped: ${missing}`);
 
+type Printed = Record<"e2e" | "expert", Record<string, { count: number; mean: string; min: string; max: string; lt5s: string }>>;
+type Analysis = {
+  report: Report;
+  // the reference's printed tables, and the raw values its collect_latencies gathered
+  printed: Printed;
+  collected: Record<string, { e2e: number[]; expert: number[] }>;
+};
+
 let dir: string;
-let dbPath: string;
+let py: string;
 let db: Db;
-let runId: number;
-let report: Report;
+let sim: Analysis;
 let allAttempts: Report;
-// the reference's printed tables, and the raw values its collect_latencies gathered
-let printed: Record<"e2e" | "expert", Record<string, { count: number; mean: string; min: string; max: string; lt5s: string }>>;
-let collected: Record<string, { e2e: number[]; expert: number[] }>;
+let realRun: SimRun | null = null;
 
 const baton = (...args: string[]) => runBaton(args, { cwd: dir, env: { DATABASE_URL: "", BATON_SERVER: "" } });
 
-function python(args: string[], env: Record<string, string>): string {
-  const p = Bun.spawnSync(["python3", ...args], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+function python(args: string[]): string {
+  const p = Bun.spawnSync(["python3", ...args], { env: { ...process.env, PYTHONPATH: py }, stdout: "pipe", stderr: "pipe" });
   if (p.exitCode !== 0) throw new Error(`python3 ${args.join(" ")}: ${p.stderr.toString()}`);
   return p.stdout.toString();
 }
 
 /** "| search | 12 | 1.23s | ..." rows of the script's two markdown tables. */
-function parseTables(out: string): typeof printed {
+function parseTables(out: string): Printed {
   const [e2e, expert] = out.split("### Expert LLM Call Latency");
   const parse = (text: string) => {
     const rows: Record<string, { count: number; mean: string; min: string; max: string; lt5s: string }> = {};
@@ -60,36 +67,40 @@ function parseTables(out: string): typeof printed {
   return { e2e: parse(e2e!), expert: parse(expert ?? "") };
 }
 
-beforeAll(async () => {
-  if (missing) return;
-  dir = mkdtempSync(join(tmpdir(), "baton-reference-latency-"));
-  dbPath = join(dir, "run.db");
-  db = await openDb({ url: dbPath });
-  ({ runId } = await recordSimulatedRun({ db, benchmark: "frames", tasks: 60, seed: 7 }));
-  const out = join(dir, "export");
+/** `baton export` of a run, the reference script on it, and `baton report --json`. */
+async function analyze(dbPath: string, runId: number, out: string): Promise<Analysis> {
   const exported = await baton("export", String(runId), "--format", "toolorchestra", out, "--db", dbPath);
   if (exported.code !== 0) throw new Error(exported.stderr);
   const json = await baton("report", String(runId), "--json", "--db", dbPath);
   if (json.code !== 0) throw new Error(json.stderr);
-  report = JSON.parse(json.stdout);
-  allAttempts = JSON.parse((await baton("report", String(runId), "--json", "--all-attempts", "--db", dbPath)).stdout);
+  return {
+    report: JSON.parse(json.stdout),
+    printed: parseTables(python([join(py, "analyze_tool_latency.py"), out])),
+    collected: JSON.parse(python(["-c", "import json, sys, pathlib, analyze_tool_latency as a; print(json.dumps(a.collect_latencies(pathlib.Path(sys.argv[1]))))", out])),
+  };
+}
 
+beforeAll(async () => {
+  if (missing) return;
+  dir = mkdtempSync(join(tmpdir(), "baton-reference-latency-"));
   // The script imports matplotlib at the top but uses it only for --plots: a stub module
   // stands in when matplotlib is not installed.
-  const py = join(dir, "py");
+  py = join(dir, "py");
   mkdirSync(join(py, "matplotlib"), { recursive: true });
   writeFileSync(join(py, "matplotlib", "__init__.py"), "");
   writeFileSync(join(py, "matplotlib", "pyplot.py"), "");
   const script = Bun.spawnSync(["git", "-C", MIRROR, "show", `${COMMIT}:${SCRIPT}`], { stdout: "pipe" });
   writeFileSync(join(py, "analyze_tool_latency.py"), script.stdout);
-  const env = { PYTHONPATH: py };
-  printed = parseTables(python([join(py, "analyze_tool_latency.py"), out], env));
-  collected = JSON.parse(
-    python(["-c", `import json, sys, pathlib, analyze_tool_latency as a; print(json.dumps(a.collect_latencies(pathlib.Path(sys.argv[1]))))`, out], env),
-  );
+
+  const dbPath = join(dir, "run.db");
+  db = await openDb({ url: dbPath });
+  const { runId } = await recordSimulatedRun({ db, benchmark: "frames", tasks: 60, seed: 7 });
+  sim = await analyze(dbPath, runId, join(dir, "export"));
+  allAttempts = JSON.parse((await baton("report", String(runId), "--json", "--all-attempts", "--db", dbPath)).stdout);
 }, 60_000);
 
 afterAll(() => {
+  realRun?.close();
   if (missing) return;
   closeDb(db);
   rmSync(dir, { recursive: true, force: true });
@@ -97,35 +108,35 @@ afterAll(() => {
 
 const seconds = (ms: number | null) => (ms! / 1000).toFixed(2) + "s";
 
-describe.skipIf(missing !== null)("analyze_tool_latency.py on Baton's export", () => {
-  test("counts, means, minima, maxima and the share under 5 s per tool equal `baton report --json`", () => {
-    for (const tool of TOOLS) {
-      const t = report.tools.find((x) => x.tool === tool)!;
-      const p = printed.e2e[tool]!;
-      expect([tool, p.count, p.mean, p.min, p.max, p.lt5s]).toEqual([tool, t.count, seconds(t.mean), seconds(t.min), seconds(t.max), `${(100 * t.under5s!).toFixed(1)}%`]);
-    }
-  });
+function expectAgreement({ report, printed, collected }: Analysis) {
+  for (const tool of TOOLS) {
+    const t = report.tools.find((x) => x.tool === tool)!;
+    const p = printed.e2e[tool]!;
+    expect([tool, p.count, p.mean, p.min, p.max, p.lt5s]).toEqual([tool, t.count, seconds(t.mean), seconds(t.min), seconds(t.max), `${(100 * t.under5s!).toFixed(1)}%`]);
+    // the values the reference collects are the ones the report ranks: every percentile agrees
+    const s = summarize(collected[tool]!.e2e);
+    expect(s.count).toBe(t.count);
+    for (const [a, b] of [[s.p50, t.p50], [s.p90, t.p90], [s.p99, t.p99]]) expect(a!).toBeCloseTo(b!, 6);
+  }
+}
 
-  test("the values the reference collects are the ones the report ranks, so every percentile agrees", () => {
-    for (const tool of TOOLS) {
-      const t = report.tools.find((x) => x.tool === tool)!;
-      const s = summarize(collected[tool]!.e2e);
-      expect(s.count).toBe(t.count);
-      for (const [a, b] of [[s.p50, t.p50], [s.p90, t.p90], [s.p99, t.p99]]) expect(a!).toBeCloseTo(b!, 6);
-    }
+describe.skipIf(missing !== null)("analyze_tool_latency.py on Baton's export", () => {
+  test("counts, means, minima, maxima, the share under 5 s and the ranked values per tool equal `baton report --json`", () => {
+    expectAgreement(sim);
   });
 
   test("the expert table of answer and enhance_reasoning is the report's expert_llm component", () => {
     // (the reference's search expert column counts only searches that retrieved; Baton's
     // query_llm component counts every query written, so that one column differs by design)
     for (const tool of ["answer", "enhance_reasoning"] as const) {
-      const c = report.tools.find((x) => x.tool === tool)!.components.find((x) => x.component === "expert_llm")!;
-      const p = printed.expert[tool]!;
+      const c = sim.report.tools.find((x) => x.tool === tool)!.components.find((x) => x.component === "expert_llm")!;
+      const p = sim.printed.expert[tool]!;
       expect([p.count, p.mean, p.max]).toEqual([c.count, seconds(c.mean), seconds(c.max)]);
     }
   });
 
   test("the orchestrator is its own row, and --all-attempts adds the abandoned attempts' slower steps", () => {
+    const { report } = sim;
     expect(report.attempts).toBe("final");
     expect(report.tools.map((t) => t.tool)).toContain("orchestrator");
     const search = report.tools.find((t) => t.tool === "search")!;
@@ -137,4 +148,16 @@ describe.skipIf(missing !== null)("analyze_tool_latency.py on Baton's export", (
     // error tables keep every attempt either way
     expect(allAttempts.endpoints).toEqual(report.endpoints);
   });
+});
+
+describe.skipIf(missing !== null)("analyze_tool_latency.py on the export of a real run (runner + simulators)", () => {
+  test("one file per finished task, and the reference's numbers equal the report's", async () => {
+    realRun = await makeSimRun({ tasks: 120 });
+    const out = join(realRun.dir, "export");
+    const a = await analyze(realRun.dbPath, realRun.runId, out);
+    const [finished] = (await realRun.db.$client.execute("SELECT count(*) AS n FROM tasks WHERE run_id = 1 AND json_extract(result, '$.status') IN ('done', 'error')")).rows as any;
+    expect(readdirSync(out).length).toBe(Number(finished.n));
+    expect(a.printed.e2e.search!.count).toBeGreaterThan(50);
+    expectAgreement(a);
+  }, 120_000);
 });
