@@ -33,8 +33,8 @@ import { batonContext, referenceOrchestratorContext } from "./context";
 import { runEnhanceReasoning } from "./enhance-reasoning";
 import { fill } from "./py";
 import { runSearch } from "./search";
-import { clip, ORCHESTRATOR_STEP, TaskFailure, TaskRun, type Step, type StepDone, type TaskOutcome } from "./step";
-import { correctionMessages, referenceToolChoice, validateToolCall } from "./tool-choice";
+import { clip, ORCHESTRATOR_STEP, TaskFailure, TaskRun, type LlmCall, type Step, type StepDone, type TaskOutcome } from "./step";
+import { correctionMessages, referenceToolChoice, validateToolCall, type ToolPick } from "./tool-choice";
 
 export { ORCHESTRATOR_STEP, type ProtocolDeps, type TaskOutcome } from "./step";
 export { correctionMessages, referenceToolChoice, replyAsText, validateToolCall, type ToolPick } from "./tool-choice";
@@ -115,54 +115,13 @@ async function runStep(t: TaskRun, step: number): Promise<StepDone> {
     tools: offered,
     ...(ref ? {} : { tool_choice: "auto" }),
   });
-  if (o.error) {
-    t.llmComponent({ step, tool: ORCHESTRATOR_STEP }, "orchestrator", orchModel, o);
-    t.recorder.toolCall({
-      step,
-      tool: ORCHESTRATOR_STEP,
-      status: "error",
-      errorClass: o.error.errorClass,
-      errorMessage: clip(o.error.message),
-      startedAt: o.startedAt,
-      durationMs: o.ms,
-      model: orchModel,
-    });
-    t.transcript({ step, tool: null, toolCallsEntry: null, llm: llmLog }, {});
-    throw new TaskFailure(o.error.errorClass, `orchestrator: ${o.error.message}`, o.error.retryable);
-  }
+  if (o.error) failOrchestratorStep(t, step, o, llmLog);
   const reply = o.result!;
   const benchmark = ref?.benchmark ?? (config.benchmark.toLowerCase().includes("hle") ? "hle" : "frames");
   const choice = referenceToolChoice({ reply, config, benchmark });
   const pick = ref ? choice.pick : validateToolCall({ reply, config, withheld });
   if (!pick.ok) {
-    t.invalid++;
-    t.invalidInARow++;
-    const name = pick.name ?? "(none)";
-    t.llmComponent({ step, tool: name }, "orchestrator", orchModel, o);
-    t.recorder.toolCall({
-      step,
-      tool: name,
-      modelAlias: pick.alias ?? null,
-      status: "invalid",
-      errorClass: pick.reason,
-      errorMessage: pick.message,
-      startedAt: o.startedAt,
-      durationMs: o.ms,
-      // the raw reply is kept: a malformed model reply is evidence, not noise
-      detail: {
-        content: clip(reply.content),
-        reasoning: clip(reply.reasoning, 2000),
-        toolCalls: reply.toolCalls.map((c) => ({ name: c.name, arguments: clip(c.arguments, 2000) })),
-        finishReason: reply.finishReason,
-      },
-    });
-    t.transcript({ step, tool: null, toolCallsEntry: choice.entry, llm: llmLog }, {});
-    if (config.maxInvalidSteps != null && t.invalidInARow > config.maxInvalidSteps)
-      throw new TaskFailure(
-        reply.finishReason === "length" ? "orchestrator_length" : "orchestrator_unparsable",
-        `${t.invalidInARow} invalid orchestrator replies in a row (last: ${pick.reason}: ${pick.message})`,
-        false,
-      );
+    recordInvalidStep(t, { step, call: o, pick, entry: choice.entry, llm: llmLog });
     if (!ref) t.corrections.push(...correctionMessages({ reply, pick, offered: offered.map((x) => x.function.name), config }));
     return { done: false };
   }
@@ -189,6 +148,64 @@ async function runStep(t: TaskRun, step: number): Promise<StepDone> {
   if (tool === "search") return runSearch(t, s);
   if (tool === "enhance_reasoning") return runEnhanceReasoning(t, s);
   return runAnswer(t, s);
+}
+
+/** The orchestrator call itself failed: its row is ORCHESTRATOR_STEP, and the attempt ends by the error's class. */
+function failOrchestratorStep(t: TaskRun, step: number, o: LlmCall, llm: Step["llm"]): never {
+  const err = o.error!;
+  const model = t.config.orchestrator.model;
+  t.llmComponent({ step, tool: ORCHESTRATOR_STEP }, "orchestrator", model, o);
+  t.recorder.toolCall({
+    step,
+    tool: ORCHESTRATOR_STEP,
+    status: "error",
+    errorClass: err.errorClass,
+    errorMessage: clip(err.message),
+    startedAt: o.startedAt,
+    durationMs: o.ms,
+    model,
+  });
+  t.transcript({ step, tool: null, toolCallsEntry: null, llm }, {});
+  throw new TaskFailure(err.errorClass, `orchestrator: ${err.message}`, err.retryable);
+}
+
+/**
+ * An orchestrator reply that chose no valid tool: its own row (with the raw reply: a malformed
+ * reply is evidence, not noise) and transcript; past maxInvalidSteps in a row the task fails.
+ */
+function recordInvalidStep(
+  t: TaskRun,
+  { step, call, pick, entry, llm }: { step: number; call: LlmCall; pick: Extract<ToolPick, { ok: false }>; entry: unknown; llm: Step["llm"] },
+) {
+  const reply = call.result!;
+  t.invalid++;
+  t.invalidInARow++;
+  const name = pick.name ?? "(none)";
+  t.llmComponent({ step, tool: name }, "orchestrator", t.config.orchestrator.model, call);
+  t.recorder.toolCall({
+    step,
+    tool: name,
+    modelAlias: pick.alias ?? null,
+    status: "invalid",
+    errorClass: pick.reason,
+    errorMessage: pick.message,
+    startedAt: call.startedAt,
+    durationMs: call.ms,
+    detail: {
+      content: clip(reply.content),
+      reasoning: clip(reply.reasoning, 2000),
+      toolCalls: reply.toolCalls.map((c) => ({ name: c.name, arguments: clip(c.arguments, 2000) })),
+      finishReason: reply.finishReason,
+    },
+  });
+  t.transcript({ step, tool: null, toolCallsEntry: entry, llm }, {});
+  const max = t.config.maxInvalidSteps;
+  if (max != null && t.invalidInARow > max)
+    throw new TaskFailure(
+      reply.finishReason === "length" ? "orchestrator_length" : "orchestrator_unparsable",
+      `${t.invalidInARow} invalid orchestrator replies in a row (last: ${pick.reason}: ${pick.message})`,
+      false,
+    );
 }
 
 function parseOrNull(text: string): unknown {
