@@ -151,8 +151,29 @@ function checkOrigin(request: Request, url: URL, allowOrigins: string[]): string
   return null;
 }
 
+// A page from an allowed origin sends JSON with a bearer header, which makes the browser ask
+// first (a CORS preflight) and read the answer only with these headers; no other origin gets
+// them, so no other page can read anything either.
+function corsHeaders(origin: string): Record<string, string> {
+  return {
+    "access-control-allow-origin": origin,
+    "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE",
+    "access-control-allow-headers": "authorization, content-type, idempotency-key",
+    "access-control-max-age": "600",
+    vary: "Origin",
+  };
+}
+
 export const authGuard = (deps: AppDeps, options: GuardOptions = {}) =>
   new Elysia({ name: "auth" }).onRequest(({ request, set }) => {
+    const origin = request.headers.get("origin");
+    if (origin && origin !== "null" && (options.allowOrigins ?? []).includes(origin)) {
+      Object.assign(set.headers, corsHeaders(origin));
+      if (request.method === "OPTIONS") {
+        set.status = 204;
+        return "";
+      }
+    }
     const refusal = checkRequest(request, new URL(request.url), deps, options);
     if (!refusal) return;
     set.status = refusal.status;

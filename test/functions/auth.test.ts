@@ -117,8 +117,17 @@ test("an origin named by --allow-origin may send changes", async () => {
   t = await makeApp({ token: null, allowOrigins: ["https://dash.example"] });
   const [ok] = await t.req("/v1/runs", { method: "POST", headers: { origin: "https://dash.example" }, json: submit });
   expect(ok.status).toBe(201);
+  expect(ok.headers.get("access-control-allow-origin")).toBe("https://dash.example");
   const [no] = await t.req("/v1/runs", { method: "POST", headers: { origin: "https://other.example" }, json: submit });
   expect(no.status).toBe(403);
+  expect(no.headers.get("access-control-allow-origin")).toBeNull();
+  // the browser's preflight for a JSON POST with a bearer header
+  const preflight = { method: "OPTIONS", headers: { origin: "https://dash.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" } };
+  const [pre] = await t.req("/v1/runs", preflight);
+  expect(pre.status).toBe(204);
+  expect(pre.headers.get("access-control-allow-headers")).toContain("authorization");
+  const [other] = await t.req("/v1/runs", { ...preflight, headers: { ...preflight.headers, origin: "https://other.example" } });
+  expect(other.headers.get("access-control-allow-origin")).toBeNull();
 });
 
 test("changes must be sent as JSON: a form, text/plain, text/xml or an untyped body is 415", async () => {
