@@ -7,14 +7,20 @@ import type { ReferenceSettings, ToolKey } from "./profile";
 import { fill, pySlice } from "./py";
 import type { CodePiece, Doc } from "./step";
 
+type CutSeqTokenizer = Tokenizer & { cutSeq(text: string, keep: number): Promise<{ text: string; effectiveLength: number }> };
+
 /**
- * The reference's cut_seq: the last `l` tokens of `seq` and its full length in tokens.
- * Python's `ids[-l:]` keeps everything when l is 0 and drops the first |l| when l < 0.
- * (The reference decodes token by token; for text that round-trips through the tokenizer,
- * which is all ASCII and whole characters, that is the same text.)
+ * The reference's cut_seq: the last `l` tokens of `seq` and its full length in tokens. A
+ * tokenizer.json tokenizer does it exactly (its last l ids decoded one by one); others cut
+ * between their own pieces. Python's `ids[-l:]` keeps everything when l is 0 and drops the
+ * first |l| when l < 0.
  */
 export async function cutSeq(tok: Tokenizer, seq: string, l: number): Promise<{ text: string; length: number }> {
   if (seq.length === 0) return { text: "", length: 0 };
+  if (typeof (tok as Partial<CutSeqTokenizer>).cutSeq === "function") {
+    const r = await (tok as CutSeqTokenizer).cutSeq(seq, l);
+    return { text: r.text, length: r.effectiveLength };
+  }
   const length = await tok.count(seq);
   if (l === 0) return { text: seq, length };
   const keep = l > 0 ? l : Math.max(0, length + l);

@@ -1,15 +1,16 @@
 // runProtocol on one task against the simulated cluster, with the rows it records.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { loadRunConfig } from "../../runner/config";
 import { callChat, type ChatRequest } from "../../runner/llm-client";
 import { correctionMessages, offeredTools, runProtocol, validateToolCall, type ProtocolDeps } from "../../runner/protocol";
-import { referenceExpertContext, referenceOrchestratorContext } from "../../runner/protocol/context";
+import { cutSeq, referenceExpertContext, referenceOrchestratorContext } from "../../runner/protocol/context";
 import { addReferenceDocuments, chooseQuery } from "../../runner/protocol/search";
 import { retrieve } from "../../runner/retrieval-client";
 import { Recorder } from "../../runner/recorder";
 import { ReplicaPool } from "../../runner/replicas";
 import type { RowBatch } from "../../runner/task-queue";
-import { CharsTokenizer, type Tokenizer } from "../../runner/tokenizer";
+import { BpeTokenizer, CharsTokenizer, type Tokenizer } from "../../runner/tokenizer";
 import { startSimCluster, type SimCluster } from "../../sim/cluster";
 import { answersOf, readJsonl, simRunConfig } from "./_harness";
 
@@ -421,5 +422,25 @@ describe("latency rows", () => {
     const own = components.filter((c) => c.step === failed.step && c.component !== "orchestrator").reduce((n, c) => n + c.ms, 0);
     expect(failed.durationMs).toBeGreaterThanOrEqual(own - 1);
     expect(orch.ms).toBeGreaterThan(0);
+  });
+});
+
+describe("cut_seq", () => {
+  test("with a tokenizer.json the cut is the tokenizer's own cut_seq: exactly the last l tokens", async () => {
+    const bpe = new BpeTokenizer(JSON.parse(readFileSync("test/fixtures/tiny-bpe-tokenizer.json", "utf8")));
+    const text = "the quick brown fox jumps over the lazy dog ".repeat(3);
+    const n = await bpe.count(text);
+    const exact = await cutSeq(bpe, text, 5);
+    expect(exact).toEqual({ text: (await bpe.cutSeq(text, 5)).text, length: n });
+    expect(await bpe.count(exact.text)).toBe(5);
+    // Python's ids[-0:] keeps every token
+    expect((await cutSeq(bpe, text, 0)).text).toBe(text);
+  });
+
+  test("a tokenizer without cut_seq cuts with tail, and an empty text is empty", async () => {
+    const tok = new CharPerToken();
+    expect(await cutSeq(tok, "abcdef", 4)).toEqual({ text: "cdef", length: 6 });
+    expect(await cutSeq(tok, "abcdef", -2)).toEqual({ text: "cdef", length: 6 });
+    expect(await cutSeq(tok, "", 4)).toEqual({ text: "", length: 0 });
   });
 });
