@@ -95,6 +95,13 @@ function buildArguments(tool: ToolSpec, rng: () => number, question: string): Re
       args[name] = pickOne(rng, p.enum);
       continue;
     }
+    // ToolOrchestra's tools.json lists the choices in the description: "Choices: ['a', 'b']"
+    const choices = typeof p.description === "string" ? /Choices:\s*\[([^\]]*)\]/.exec(p.description) : null;
+    const listed = choices ? [...choices[1]!.matchAll(/['"]([^'"]+)['"]/g)].map((m) => m[1]!) : [];
+    if (listed.length > 0) {
+      args[name] = pickOne(rng, listed);
+      continue;
+    }
     if (!required.has(name)) continue;
     if (p.type === "number" || p.type === "integer") args[name] = 1 + Math.floor(rng() * 5);
     else if (p.type === "boolean") args[name] = rng() < 0.5;

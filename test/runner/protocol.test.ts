@@ -444,3 +444,30 @@ describe("cut_seq", () => {
     expect(await cutSeq(tok, "", 4)).toEqual({ text: "", length: 0 });
   });
 });
+
+describe("the reference profile against the simulator", () => {
+  test("with no profile named, a FRAMES task runs the reference protocol end to end: rows per step, search hidden once documents exist", async () => {
+    const [oss, qwen, coder] = ["openai/gpt-oss-20b", "Qwen/Qwen3-32B", "Qwen/Qwen2.5-Coder-32B-Instruct"];
+    const aliases = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
+    const models = Object.fromEntries([
+      ...aliases("search", 3).map((a) => [a, oss]),
+      ...aliases("reasoner", 3).map((a) => [a, coder]),
+      ...[...aliases("answer", 4), "answer-math-1", "answer-math-2"].map((a) => [a, qwen]),
+    ]);
+    const sent: ChatRequest[] = [];
+    const { profile, ...baton } = simRunConfig();
+    const { outcome, toolCalls, components } = await runOne({ ...baton, models, judge: { model: oss } }, rows[1], {
+      chat: (input) => (sent.push(input.request), callChat(input)),
+    });
+    expect(outcome.kind).toBe("succeeded");
+    expect(toolCalls.at(-1)!.tool).toBe("answer");
+    for (const c of components) expect(toolCalls.some((t) => t.step === c.step && t.tool === c.tool)).toBe(true);
+    const orchestrator = sent.filter((r) => Array.isArray(r.tools));
+    const firstWithDocs = orchestrator.findIndex((r) => String(r.messages[1]!.content).includes("Documents:\nDoc 1: "));
+    if (firstWithDocs >= 0)
+      for (const r of orchestrator.slice(firstWithDocs)) expect(r.tools!.map((t: any) => t.function.name)).toEqual(["enhance_reasoning", "answer"]);
+    expect(orchestrator.every((r) => r.tool_choice === undefined)).toBe(true);
+    const answer = sent.find((r) => r.extra_body?.chat_template_kwargs);
+    expect(answer?.extra_body).toEqual({ chat_template_kwargs: { enable_thinking: false } });
+  }, 30_000);
+});
