@@ -19,7 +19,8 @@ async function getJson(path) {
   const res = await fetch(path, { headers: { accept: "application/json" } });
   if (res.status === 401) {
     showLogin();
-    throw new Error("log in with the server's token");
+    // never settles: the view that asked stops here instead of painting an error over the form
+    return new Promise(() => {});
   }
   const body = await res.json().catch(() => null);
   if (!res.ok) throw new Error(body?.error?.message ?? `${path}: HTTP ${res.status}`);
