@@ -71,7 +71,14 @@ export async function runProtocol({
         errorClass: err.errorClass,
         message: err.message,
         retryable: err.retryable,
-        result: { steps: t.used.length + t.invalid, invalidSteps: t.invalid, tools: t.toolCounts, status: "error", error_type: err.errorClass },
+        result: {
+          steps: t.used.length + t.invalid,
+          invalidSteps: t.invalid,
+          tools: t.toolCounts,
+          // the reference writes status "error" for a tool that failed for good; an
+          // infrastructure failure it would retry forever, so no status (a missing id)
+          ...(err.retryable ? {} : { status: "error", error_type: err.errorClass }),
+        },
       };
     throw err;
   } finally {
