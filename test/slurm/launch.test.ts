@@ -259,4 +259,16 @@ describe.skipIf(!!SKIP)("baton launch on Slurm", () => {
     const status = await baton("launch", "status", "broken.json");
     expect(status.stdout).toMatch(/broken\s+retrieval\s+retrieval\s+\S+_0\s+FAILED\s+.*the service exited \(exit code 3\) before it was ready — index file 'missing index' not found/);
   }, 90_000);
+
+  test("launch stop drains: the agent marks its endpoint draining, deregisters, stops the service and the job completes", async () => {
+    const wiki = (await endpoints()).find((e) => e.name === "wiki_retrieval")!;
+    expect(wiki.state).toBe("healthy");
+    const res = await baton("launch", "stop", "full.json", "wiki");
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain("draining: wiki");
+    await waitFor("the drained endpoint to disappear", async () => !(await endpoints()).some((e) => e.id === wiki.id), 30_000);
+    await waitFor("the drained job to complete", async () => (await sh(["squeue", "-h", "-t", "all", "-j", wiki.slurm_array_job_id, "-o", "%T"])).stdout.trim() === "COMPLETED", 30_000);
+    const log = readFileSync(join(work, "logs", `baton-it-wiki_${wiki.slurm_array_job_id}_0.out`), "utf8");
+    expect(log).toMatch(/draining \(SIGUSR1\)[\s\S]*deregistered endpoint[\s\S]*stopped \(SIGUSR1\)/);
+  }, 60_000);
 });
