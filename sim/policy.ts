@@ -261,8 +261,9 @@ export function writeExpertReply(opts: {
   const mode = expertMode(prompt);
 
   if (mode === "judge") {
-    const prediction = lineValue(prompt, /^\s*Prediction:\s*(.*)$/im);
-    const gold = lineValue(prompt, /^\s*Gold answer:\s*(.*)$/im);
+    // Baton's judge prompt, or the reference's ("Student answer:" / "Reference answer:")
+    const prediction = lineValue(prompt, /^\s*(?:Prediction|Student answer):\s*(.*)$/im);
+    const gold = lineValue(prompt, /^\s*(?:Gold answer|Reference answer):\s*(.*)$/im);
     let verdict: boolean;
     if (prediction !== null && gold !== null) {
       const p = normaliseAnswer(prediction);

@@ -12,6 +12,8 @@ import { ReplicaPool } from "../../runner/replicas";
 import type { RowBatch } from "../../runner/task-queue";
 import { BpeTokenizer, CharsTokenizer, type Tokenizer } from "../../runner/tokenizer";
 import { startSimCluster, type SimCluster } from "../../sim/cluster";
+import { writeExpertReply } from "../../sim/policy";
+import { fill } from "../../runner/protocol/py";
 import { answersOf, readJsonl, simRunConfig } from "./_harness";
 
 const rows = readJsonl("data/frames-sample.jsonl").slice(0, 40);
@@ -470,4 +472,12 @@ describe("the reference profile against the simulator", () => {
     const answer = sent.find((r) => r.extra_body?.chat_template_kwargs);
     expect(answer?.extra_body).toEqual({ chat_template_kwargs: { enable_thinking: false } });
   }, 30_000);
+});
+
+test("the simulated judge reads the reference's judge prompt (Student answer / Reference answer)", () => {
+  const judge = loadRunConfig({ benchmark: "hle", config: {} }).prompts.judge;
+  const ask = (prediction: string) =>
+    writeExpertReply({ messages: [{ role: "user", content: fill(judge, { question: "Q?", prediction, gold: "Jane Ballou" }) }], seed: 1, answers: {}, accuracy: 0 }).content;
+  expect(ask("jane ballou")).toContain("<correct>True</correct>");
+  expect(ask("Eliza Ballou")).toContain("<correct>False</correct>");
 });
