@@ -2,6 +2,9 @@
 // a 4xx naming the field, and nothing is written.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { LibsqlBatchError, LibsqlError } from "@libsql/core/api";
+import { join } from "node:path";
+import { closeDb, openDb } from "../../db/client";
+import { createApp } from "../../functions/index";
 import { countRows } from "../../db/runs";
 import { toErrorResponse } from "../../functions/index";
 import { AUTH, makeApp, tasksOf, type TestApp } from "./_app";
@@ -168,4 +171,39 @@ describe("driver errors", () => {
     }
     expect(toErrorResponse({ code: "UNKNOWN", error: new LibsqlBatchError("locked", 0, "SQLITE_BUSY") }).headers?.["retry-after"]).toBeDefined();
   });
+
+  test("through the real driver: a duplicate key in a batch is 409, a write lock held past the busy timeout is 503 with Retry-After", async () => {
+    const db = await openDb({ url: `file:${join(t.dir, "busy.db")}`, busyTimeoutMs: 200 });
+    try {
+      await db.$client.execute("CREATE TABLE k (id INTEGER PRIMARY KEY)");
+      const dup = await db.$client.batch(["INSERT INTO k VALUES (1)", "INSERT INTO k VALUES (1)"], "write").catch((e) => e);
+      expect(dup.name).toBe("LibsqlBatchError");
+      expect(toErrorResponse({ code: "UNKNOWN", error: dup }).status).toBe(409);
+
+      const app = createApp({ db, token: null });
+      // another process (in this one, two SQLite libraries would not see each other's locks)
+      const holder = Bun.spawn([process.execPath, join(import.meta.dir, "../db/_lock-holder.ts"), join(t.dir, "busy.db"), "30000"], { stdout: "pipe" });
+      try {
+        const reader = holder.stdout.getReader();
+        let said = "";
+        while (!said.includes("locked")) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`the lock holder exited: ${said}`);
+          said += new TextDecoder().decode(value);
+        }
+        const res = await app.handle(
+          new Request("http://localhost/v1/runs", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "r", benchmark: "frames", tasks: tasksOf(2) }) }),
+        );
+        const text = await res.text();
+        expect(`${res.status} ${text}`).toMatch(/^503 .*"db\.busy"/);
+        expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+      } finally {
+        holder.kill("SIGKILL");
+        await holder.exited;
+      }
+      expect((await db.$client.execute("SELECT count(*) AS n FROM runs")).rows[0].n).toBe(0);
+    } finally {
+      closeDb(db);
+    }
+  }, 30_000);
 });
