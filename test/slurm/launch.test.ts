@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { closeDb, type Db, openDb } from "../../db/client";
 import { createApp } from "../../functions/index";
 import { HttpQueue } from "../../runner/queue-http";
+import { resolveDeployment } from "../../runner/launch/deploy";
 import { Runner } from "../../runner/runner";
 import { EXPERT_MODELS, ORCHESTRATOR_MODEL } from "../../sim/models";
 
@@ -271,4 +272,30 @@ describe.skipIf(!!SKIP)("baton launch on Slurm", () => {
     const log = readFileSync(join(work, "logs", `baton-it-wiki_${wiki.slurm_array_job_id}_0.out`), "utf8");
     expect(log).toMatch(/draining \(SIGUSR1\)[\s\S]*deregistered endpoint[\s\S]*stopped \(SIGUSR1\)/);
   }, 60_000);
+});
+
+// No Slurm needed: the README's cluster guide must match what the code accepts.
+describe("the README's cluster guide", () => {
+  const readme = readFileSync(join(REPO, "README.md"), "utf8");
+  const guide = readme.slice(readme.indexOf("## Running on a cluster"), readme.indexOf("## Asking the database"));
+
+  test("its deployment files are valid deployments", () => {
+    const files = [...guide.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!));
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    for (const f of files) expect(() => resolveDeployment(f, { file: join(REPO, "deploy.json"), server: "http://127.0.0.1:3000", batonHome: REPO })).not.toThrow();
+  });
+
+  test("every flag it gives launch, preflight, submit, status and endpoint-agent is one the command documents", () => {
+    const used = new Map<string, Set<string>>();
+    for (const m of guide.matchAll(/baton (launch|preflight|submit|status|inflight|endpoints|endpoint-agent)\b([^\n`]*)/g)) {
+      const flags = used.get(m[1]!) ?? new Set<string>();
+      for (const f of m[2]!.matchAll(/(--[a-z][a-z-]*)/g)) flags.add(f[1]!);
+      used.set(m[1]!, flags);
+    }
+    expect(used.get("launch")?.size).toBeGreaterThan(0);
+    for (const [cmd, flags] of used) {
+      const help = Bun.spawnSync([BUN, join(REPO, "cli/baton.ts"), cmd, "--help"], { stdout: "pipe" }).stdout.toString();
+      for (const f of flags) expect(`${cmd} ${help.includes(f) ? f : `${f} (not in --help)`}`).toBe(`${cmd} ${f}`);
+    }
+  });
 });
