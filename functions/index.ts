@@ -130,8 +130,14 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
         mapJsonSchema: { valibot: (s: any) => toJsonSchema(s, { errorMode: "ignore" }) },
         documentation: {
           info: { title: "Baton", version: "0.1.0", description: "Evaluation runs that are never lost and never hang." },
-          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
-          security: [{ bearer: [] }],
+          // the web page logs in once (/ui?token= or POST /ui/login) and sends the cookie instead
+          components: {
+            securitySchemes: {
+              bearer: { type: "http", scheme: "bearer" },
+              cookie: { type: "apiKey", in: "cookie", name: "baton_token" },
+            },
+          },
+          security: [{ bearer: [] }, { cookie: [] }],
         },
       }),
     )
