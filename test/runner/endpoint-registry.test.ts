@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeDb, openDb, type Db } from "../../db/client";
-import { addEndpoint, listEndpoints, setEndpointEnabled } from "../../db/endpoints";
+import { addEndpoint, drainEndpoint, listEndpoints, registerEndpoint, setEndpointEnabled } from "../../db/endpoints";
 import { EndpointRegistry } from "../../runner/endpoint-registry";
 import { callChat } from "../../runner/llm-client";
 import { startVllmSim, type VllmSim } from "../../sim/vllm";
@@ -101,5 +101,23 @@ describe("EndpointRegistry", () => {
     expect(registry.modelPool("m").urls()).toEqual(["http://127.0.0.1:4"]);
     expect(errors.length).toBe(1);
     registry.stop();
+  });
+
+  test("only healthy endpoints get calls: a draining one gets none new, a gone one none, and the config does not stand in for them", async () => {
+    const name = "lifecycle/model";
+    const reg = (url: string) => registerEndpoint({ db, endpoint: { kind: "model", name, baseUrl: url, role: "expert_llm" }, leaseMs: 60_000 });
+    const a = await reg("http://127.0.0.1:11");
+    const b = await reg("http://127.0.0.1:12");
+    const registry = new EndpointRegistry({ source: () => listEndpoints({ db }), refreshMs: 0, fallback: { models: { [name]: ["http://127.0.0.1:13"] } } });
+    await registry.start();
+    const pool = registry.modelPool(name);
+    expect(pool.urls().sort()).toEqual(["http://127.0.0.1:11", "http://127.0.0.1:12"]);
+    await drainEndpoint({ db, id: a.id });
+    await registry.refresh();
+    expect(pool.urls()).toEqual(["http://127.0.0.1:12"]);
+    // b's agent stopped heartbeating long ago
+    await db.$client.execute({ sql: "UPDATE endpoints SET lease_expires_at = 1 WHERE id = ?", args: [b.id] });
+    await registry.refresh();
+    expect(pool.urls()).toEqual([]);
   });
 });
