@@ -10,7 +10,7 @@ import { preflightConfig } from "./preflight";
 
 export const describe = "submit a dataset (JSONL: id, question, answer, ...) as a new run; prints the run id";
 
-const USAGE = `Usage: bun run baton submit FILE.jsonl --name NAME --benchmark frames|hle [--config FILE.json]
+const USAGE = `Usage: bun run baton submit FILE.jsonl --name NAME --benchmark frames|hle [--config FILE.json] [--profile P]
                            [--max-attempts N] [--idempotency-key KEY] [--preflight] [--server URL] [--json]
 
 FILE is JSONL (one task per line) or a JSON array; each task needs id and question, all other
@@ -21,6 +21,8 @@ returns the first run instead of creating a second one.
   --name NAME             run name (status, report and the UI accept it instead of the id)
   --benchmark B           frames or hle: picks the prompt template and grading
   --config FILE.json      run configuration; unknown or invalid settings are refused by path
+  --profile P             toolorchestra (default: what the reference scripts send) or baton
+                          (Baton's own protocol); the same as "profile" in --config
   --max-attempts N        attempts per task before it fails (default 3)
   --idempotency-key KEY   a repeat with the same key returns the first run
   --preflight             first check that every model and retrieval backend the run calls is
@@ -37,6 +39,7 @@ export async function run(argv: string[]): Promise<number> {
         name: { type: "string" },
         benchmark: { type: "string" },
         config: { type: "string" },
+        profile: { type: "string" },
         "max-attempts": { type: "string" },
         "idempotency-key": { type: "string" },
         server: { type: "string" },
@@ -76,7 +79,11 @@ export async function run(argv: string[]): Promise<number> {
       if (err instanceof ApiError) throw new CliError(`${file}: ${err.message}`);
       throw err;
     }
-    const config = values.config ? readJsonFile(values.config, "--config") : undefined;
+    let config = values.config ? readJsonFile(values.config, "--config") : undefined;
+    if (values.profile) {
+      if (config != null && (typeof config !== "object" || Array.isArray(config))) throw new CliError("--config: must be a JSON object");
+      config = { ...(config as Record<string, unknown> | undefined), profile: values.profile };
+    }
     let maxAttempts: number | undefined;
     if (values["max-attempts"] != null) {
       maxAttempts = Number(values["max-attempts"]);
