@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { AGENT_ROLES, EndpointAgent, type AgentRole } from "../../runner/endpoint-agent";
 import { readSlurmContext } from "../../runner/slurm";
-import { runCli, SERVER_OPTION, serverUrl, usageError } from "./_api";
+import { discoverToken, runCli, SERVER_OPTION, serverUrl, usageError } from "./_api";
 
 export const describe = "run one service inside a Slurm job: start, wait until ready, register, heartbeat, drain (used by 'baton launch')";
 
@@ -68,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
     const leaseMs = int("lease-ms", values["lease-ms"], 60_000, 1_000);
     const agent = new EndpointAgent({
       server: serverUrl(values.server),
-      token: process.env.BATON_TOKEN ?? null,
+      token: discoverToken(),
       role: values.role as AgentRole,
       name: values.name,
       service: values.service ?? null,
