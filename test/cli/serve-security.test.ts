@@ -1,7 +1,7 @@
 // `baton serve` as a real process: the token file made on first start (0600, read by the
 // CLI), loopback Host names only, and a chunked body past the limit refused in the error shape.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BATON } from "./_helpers";
@@ -29,8 +29,8 @@ async function startServe(args: string[] = []) {
   return { base: /serving (http:\/\/\S+)/.exec(banner)![1], banner, proc };
 }
 
-async function baton(args: string[]) {
-  const p = Bun.spawn([process.execPath, BATON, ...args], { stdout: "pipe", stderr: "pipe", env });
+async function baton(args: string[], extra: Record<string, string> = {}) {
+  const p = Bun.spawn([process.execPath, BATON, ...args], { stdout: "pipe", stderr: "pipe", env: { ...env, ...extra } });
   const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { stdout, stderr, code };
 }
@@ -96,6 +96,18 @@ test("a real server answers a rebinding Host with 421 and a chunked body past th
     await s.proc.exited;
   }
 }, 60_000);
+
+test("a token file other users can read is refused by serve and by the CLI, naming the fix", async () => {
+  const file = join(dir, "shared-token");
+  writeFileSync(file, "abc\n", { mode: 0o644 });
+  chmodSync(file, 0o644);
+  const cli = await baton(["runs"], { BATON_TOKEN_FILE: file });
+  expect(cli.code).toBe(1);
+  expect(cli.stderr).toContain(`chmod 600 ${file}`);
+  const serve = await baton(["serve", "--port", "0", "--db", join(dir, "d.db")], { BATON_TOKEN_FILE: file });
+  expect(serve.code).toBe(1);
+  expect(serve.stderr).toContain("can be read by other users");
+}, 30_000);
 
 test("--allow-origin takes origins only, and a bad one is a usage error", async () => {
   const r = await baton(["serve", "--port", "0", "--db", join(dir, "c.db"), "--allow-origin", "https://x.example/path"]);
