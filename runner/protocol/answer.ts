@@ -40,7 +40,7 @@ export async function runAnswer(t: TaskRun, s: Step): Promise<StepDone> {
     t.attempts.push({ model: s.model, answer: replyText.slice(-2000) });
     t.recorder.toolCall({
       step: s.step, tool: s.tool, modelAlias: s.alias, model: s.model, status: "no_answer", startedAt: s.startedAt,
-      durationMs: performance.now() - s.t0, detail: { reply: clip(replyText, 2000) },
+      durationMs: t.ownMs(s.step), detail: { reply: clip(replyText, 2000) },
     });
     t.transcript(s, { responses: [{ ...args, _expert_ms: a.ms, response: replyText, pred: "", correctness: false }] });
     t.remember(s, "the answer model gave no <answer>; its reply is in the attempts");
@@ -67,7 +67,7 @@ export async function runAnswer(t: TaskRun, s: Step): Promise<StepDone> {
     status: grade.method === "judge_error" ? "judge_error" : "ok",
     errorMessage: grade.judgeError ?? null,
     startedAt: s.startedAt,
-    durationMs: performance.now() - s.t0,
+    durationMs: t.ownMs(s.step),
     detail: { prediction: clip(prediction, 1000), correct: grade.correct, grade: grade.method, judgeMs: judged?.ms ?? null },
   });
   t.transcript(s, {

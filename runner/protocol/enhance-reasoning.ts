@@ -65,7 +65,7 @@ export async function runEnhanceReasoning(t: TaskRun, s: Step): Promise<StepDone
     status: !program ? "no_code" : execError ? "error" : run!.timedOut ? "timeout" : "ok",
     errorMessage: execError ?? run?.error ?? null,
     startedAt: s.startedAt,
-    durationMs: performance.now() - s.t0,
+    durationMs: t.ownMs(s.step),
     detail: program
       ? { code: clip(program, 2000), exitCode: run?.exitCode ?? null, stdout: clip(run?.stdout, 1000), stderr: clip(run?.stderr, 1000) }
       : { reply: clip(content, 2000) },

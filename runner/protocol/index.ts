@@ -143,7 +143,6 @@ async function runStep(t: TaskRun, step: number): Promise<StepDone> {
     tool,
     alias,
     model: config.models[alias]!,
-    t0: performance.now(),
     startedAt: Date.now(),
     llm: llmLog,
     toolCallsEntry: choice.entry,

@@ -67,7 +67,7 @@ export async function runSearch(t: TaskRun, s: Step): Promise<StepDone> {
     status: r?.status === "retrieval_unavailable" ? "retrieval_unavailable" : "ok",
     errorClass: q.error ? q.error.errorClass : null,
     startedAt: s.startedAt,
-    durationMs: performance.now() - s.t0,
+    durationMs: t.ownMs(s.step),
     detail: {
       query: clip(sent, 1000),
       queryFallback: fellBack,

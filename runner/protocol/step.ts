@@ -56,8 +56,6 @@ export type Step = {
   tool: string;
   alias: string;
   model: string;
-  // wall time of the tool's own work starts after the orchestrator call (its own row)
-  t0: number;
   startedAt: number;
   llm: TranscriptLlm[];
   // the reference's all_tool_calls element for this step
@@ -91,6 +89,8 @@ export class TaskRun {
   readonly toolCounts: Record<string, number> = {};
   invalid = 0;
   invalidInARow = 0;
+  // per step, the ms of its components other than the orchestrator call
+  private readonly own = new Map<number, number>();
 
   constructor(
     readonly task: ClaimedTask,
@@ -163,11 +163,20 @@ export class TaskRun {
     }
   }
 
+  /**
+   * A tool's latency as the reference defines it: its own components (query LLM + retrieval,
+   * expert + judge, coder + execution), not the orchestrator call that chose it (its own row).
+   */
+  ownMs(step: number): number {
+    return this.own.get(step) ?? 0;
+  }
+
   component(
     s: { step: number; tool: string },
     name: Component,
     fields: { ms: number; startedAt: number; model?: string | null; retries?: number; backend?: string | null; endpoint?: string | null; status?: string },
   ) {
+    if (name !== "orchestrator") this.own.set(s.step, this.ownMs(s.step) + fields.ms);
     this.recorder.component({
       step: s.step,
       tool: s.tool,
@@ -207,7 +216,7 @@ export class TaskRun {
       errorClass: err.errorClass,
       errorMessage: clip(err.message),
       startedAt: s.startedAt,
-      durationMs: performance.now() - s.t0,
+      durationMs: this.ownMs(s.step),
     });
     this.transcript(s, { responses: null, ...transcript });
     throw new TaskFailure(err.errorClass, `${what}: ${err.message}`, err.retryable);
