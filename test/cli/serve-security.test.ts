@@ -16,8 +16,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function startServe(args: string[] = []) {
-  const proc = Bun.spawn([process.execPath, BATON, "serve", "--port", "0", "--db", join(dir, "b.db"), ...args], { stdout: "pipe", stderr: "pipe", env });
+async function startServe(args: string[] = [], db = "a.db") {
+  const proc = Bun.spawn([process.execPath, BATON, "serve", "--port", "0", "--db", join(dir, db), ...args], { stdout: "pipe", stderr: "pipe", env });
   const reader = proc.stdout.getReader();
   let banner = "";
   while (!/auth .*\n/.test(banner)) {
@@ -65,7 +65,7 @@ test("serve makes a token file on first start, keeps it on the next, and the CLI
 }, 60_000);
 
 test("a real server answers a rebinding Host with 421 and a chunked body past the limit with 413 in the error shape", async () => {
-  const s = await startServe(["--max-body-mb", "0.01"]);
+  const s = await startServe(["--max-body-mb", "0.01"], "b.db");
   try {
     const token = readFileSync(join(dir, "config", "baton", "token"), "utf8").trim();
     const rebound = await fetch(`${s.base}/healthz`, { headers: { host: "evil.example:3000" } });
