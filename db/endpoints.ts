@@ -1,6 +1,6 @@
 // The endpoint registry: where each served model and retrieval backend lives. Runners re-read
 // it while running, so adding or disabling a row steers calls without a restart.
-import { and, asc, eq, getTableColumns, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, inArray, isNull, sql } from "drizzle-orm";
 import { loadRunConfig } from "../runner/config";
 import { needsOf, unmetNeeds, type Need, type Served, type UnmetNeed } from "../runner/launch/needs";
 import type { Db } from "./client";
@@ -339,16 +339,30 @@ function needsOfRun(db: Db, run: { id: number; benchmark: string; config: unknow
  * reported here: its tasks fail with the config error, which says more.
  */
 export async function listWaitingRuns({ db, runId }: { db: Db; runId?: number | null }): Promise<WaitingRun[]> {
-  const open = sql`EXISTS (SELECT 1 FROM tasks t WHERE t.run_id = ${runs.id} AND t.status IN ('queued', 'running'))`;
-  const where = runId != null ? and(isNull(runs.canceledAt), eq(runs.id, runId), open) : and(isNull(runs.canceledAt), open);
-  const openRuns = await db.select({ id: runs.id, name: runs.name, benchmark: runs.benchmark, config: runs.config }).from(runs).where(where);
+  // One statement (each one costs a round trip through the driver, on every claim): the open
+  // runs, each with the usable endpoints (the uncorrelated subquery is evaluated once).
+  const res = await db.run(sql`
+    SELECT r.id, r.name, r.benchmark,
+      (SELECT json_group_array(json_array(e.kind, e.name)) FROM endpoints e
+        WHERE e.enabled = 1 AND e.state = 'healthy' AND (e.lease_expires_at IS NULL OR e.lease_expires_at >= ${dbNowMs})) AS served
+    FROM runs r
+    WHERE r.canceled_at IS NULL ${runId != null ? sql`AND r.id = ${runId}` : sql``}
+      AND EXISTS (SELECT 1 FROM tasks t WHERE t.run_id = r.id AND t.status IN ('queued', 'running'))`);
+  const openRuns = ((res as any).rows ?? []) as { id: number; name: string; benchmark: string; served: string }[];
   if (openRuns.length === 0) return [];
-  const served = (await listEndpoints({ db })).filter(isUsable);
+  // Configs can be large (prompts, tools): read only those not parsed before, not on every claim.
+  const cache = needsCaches.get(db);
+  const unread = openRuns.filter((r) => !cache?.has(Number(r.id))).map((r) => Number(r.id));
+  const configs = new Map<number, unknown>();
+  if (unread.length > 0)
+    for (const r of await db.select({ id: runs.id, config: runs.config }).from(runs).where(inArray(runs.id, unread))) configs.set(r.id, r.config);
+  const served: Served[] = (JSON.parse(openRuns[0]!.served) as [string, string][]).map(([kind, name]) => ({ kind, name }));
   const out: WaitingRun[] = [];
-  for (const run of openRuns) {
+  for (const row of openRuns) {
+    const run = { id: Number(row.id), name: String(row.name), benchmark: String(row.benchmark) };
     let needs: { needs: Need[]; inline: Served[] };
     try {
-      needs = needsOfRun(db, run);
+      needs = needsOfRun(db, { ...run, config: configs.get(run.id) });
     } catch {
       continue;
     }
