@@ -76,6 +76,16 @@ function cases(via: () => { args: string[]; env: Record<string, string> }) {
     expect(entry.stderr).toContain("Qwen/Qwen3-32B[0]");
     expect(entry.stderr.trimEnd().split("\n")).toHaveLength(1);
   }, 30_000);
+
+  test("the list shows each endpoint's state and never prints credentials inside a URL", async () => {
+    const added = await baton("endpoints", "add", "--name", "cred/model", "--url", "http://user:s3cr3t-pw@10.0.0.7:8000");
+    expect(added.code).toBe(0);
+    const list = await baton("endpoints", "list");
+    expect(list.stdout.split("\n")[0]).toMatch(/^id\s+kind\s+name\s+state\s+role\s+job\s+base_url\s+enabled$/);
+    expect(list.stdout).toMatch(/cred\/model\s+healthy\s+-\s+-\s+http:\/\/\*\*\*@10\.0\.0\.7:8000\s+yes/);
+    const json = await baton("endpoints", "list", "--json");
+    for (const out of [added.stdout, list.stdout, json.stdout]) expect(out).not.toContain("s3cr3t-pw");
+  }, 30_000);
 }
 
 describe("with --db", () => {
