@@ -59,6 +59,13 @@ export function fillCommand(template: string, values: { port: number; host: stri
   return template.replace(/\{(port|host|model)\}/g, (_, k: "port" | "host" | "model") => String(values[k]));
 }
 
+/** The command for the log: values of --api-key/--token style flags and *KEY=/*TOKEN= assignments hidden. */
+export function redactCommand(command: string): string {
+  return command
+    .replace(/(--[\w-]*(?:api-key|token|password|secret)[\w-]*)(=|\s+)("[^"]*"|'[^']*'|\S+)/gi, "$1$2***")
+    .replace(/\b([A-Z0-9_]*(?:KEY|TOKEN|PASSWORD|SECRET)[A-Z0-9_]*)=("[^"]*"|'[^']*'|\S+)/g, "$1=***");
+}
+
 /** Sum of a Prometheus gauge over its label sets; null when the metric is absent. */
 export function readGauge(metrics: string, name: string): number | null {
   let total: number | null = null;
@@ -106,7 +113,7 @@ export class EndpointAgent {
     this.port = this.o.port ?? (await pickFreePort(this.o.bindHost));
     this.baseUrl = `http://${this.o.advertiseHost.includes(":") ? `[${this.o.advertiseHost}]` : this.o.advertiseHost}:${this.port}`;
     const command = fillCommand(this.o.command, { port: this.port, host: this.o.bindHost, model: this.o.name });
-    this.log(`starting ${this.o.role} '${this.o.name}' on ${this.o.advertiseHost}:${this.port}: ${command}`);
+    this.log(`starting ${this.o.role} '${this.o.name}' on ${this.o.advertiseHost}:${this.port}: ${redactCommand(command)}`);
     this.start(command);
     const endTimer = await this.scheduleEnd();
     try {

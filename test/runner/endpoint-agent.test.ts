@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { closeDb, type Db, openDb } from "../../db/client";
 import { listEndpoints } from "../../db/endpoints";
 import { createApp } from "../../functions/index";
-import { EndpointAgent, fillCommand, readGauge, type AgentOptions } from "../../runner/endpoint-agent";
+import { EndpointAgent, fillCommand, readGauge, redactCommand, type AgentOptions } from "../../runner/endpoint-agent";
 import { defaultCommand, renderScript, resolveDeployment } from "../../runner/launch/deploy";
 
 const REPO = resolve(import.meta.dir, "../..");
@@ -124,6 +124,12 @@ describe("agent and deployment helpers", () => {
   test("placeholders are filled; other braces are left to the shell", () => {
     expect(fillCommand("vllm serve {model} --host {host} --port {port} ${HOME} {x}", { port: 8001, host: "0.0.0.0", model: "Q/M" })).toBe(
       "vllm serve Q/M --host 0.0.0.0 --port 8001 ${HOME} {x}",
+    );
+  });
+
+  test("the logged command hides API keys and tokens", () => {
+    expect(redactCommand(`HF_TOKEN=hf_abc vllm serve m --api-key sk-123 --port 1 --hf-token="x y"`)).toBe(
+      `HF_TOKEN=*** vllm serve m --api-key *** --port 1 --hf-token=***`,
     );
   });
 
