@@ -76,7 +76,20 @@ const MISSING: Record<string, string> = {
   question: "expected a non-empty string",
 };
 
-export type ValidTask = { externalId: string; input: Record<string, unknown> };
+// parentTaskId: the parent run's task a derived run re-runs (db/experiments.ts)
+export type ValidTask = { externalId: string; input: Record<string, unknown>; parentTaskId?: number | null };
+
+// What makes a run an experiment (db/experiments.ts): its parent or sweep, K tasks per
+// question, and the claim controls.
+export type RunLinks = {
+  parentRunId?: number | null;
+  sweepId?: number | null;
+  sweepValues?: Record<string, unknown> | null;
+  repeats?: number;
+  priority?: number;
+  maxConcurrency?: number | null;
+};
+export const MAX_REPEATS = 100;
 
 /**
  * Checks every row and reports the first problem by position (`label(i)` is `tasks[3]` for
@@ -170,6 +183,7 @@ export async function createRun({
   tasks: rows,
   maxAttempts = 3,
   idempotencyKey = null,
+  links = {},
 }: {
   db: Db;
   name: string;
@@ -178,6 +192,7 @@ export async function createRun({
   tasks: ValidTask[];
   maxAttempts?: number;
   idempotencyKey?: string | null;
+  links?: RunLinks;
 }): Promise<{ run: RunRecord; created: boolean }> {
   if (idempotencyKey) {
     const existing = await findRunByIdempotencyKey({ db, idempotencyKey });
@@ -187,6 +202,9 @@ export async function createRun({
   ({ name, benchmark } = checkRunFields({ name, benchmark }));
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS_LIMIT)
     throw new ApiError(400, "runs.invalid", `max_attempts: expected an integer from 1 to ${MAX_ATTEMPTS_LIMIT}`);
+  const repeats = links.repeats ?? 1;
+  if (!Number.isInteger(repeats) || repeats < 1 || repeats > MAX_REPEATS)
+    throw new ApiError(400, "runs.invalid", `repeats: expected an integer from 1 to ${MAX_REPEATS}`);
   const resolved = resolveRunConfig({ benchmark, config });
   if (!resolved.ok)
     throw new ApiError(
@@ -209,16 +227,32 @@ export async function createRun({
   }
   const insertRun = db
     .insert(runs)
-    .values({ name, benchmark, config: resolved.config, maxAttempts, taskCount: rows.length, idempotencyKey, createdAt: now })
+    .values({
+      name,
+      benchmark,
+      config: resolved.config,
+      maxAttempts,
+      taskCount: rows.length * repeats,
+      idempotencyKey,
+      createdAt: now,
+      parentRunId: links.parentRunId ?? null,
+      sweepId: links.sweepId ?? null,
+      sweepValues: links.sweepValues ?? null,
+      repeats,
+      priority: links.priority ?? 0,
+      maxConcurrency: links.maxConcurrency ?? null,
+    })
     .returning();
   statements.push(insertRun);
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    const chunk = rows.slice(i, i + INSERT_CHUNK);
+  // repeats: question-major, so the K attempts at one question are neighbours in the queue
+  const expanded = repeats === 1 ? rows.map((t) => ({ t, repeat: 0 })) : rows.flatMap((t) => Array.from({ length: repeats }, (_, repeat) => ({ t, repeat })));
+  for (let i = 0; i < expanded.length; i += INSERT_CHUNK) {
+    const chunk = expanded.slice(i, i + INSERT_CHUNK);
     statements.push(
       // SELECT over VALUES so the run-id subquery is evaluated once per statement, not per row.
-      db.run(sql`INSERT INTO tasks (run_id, external_id, input, max_attempts, available_at, created_at, updated_at)
-        SELECT ${runId}, column1, column2, ${maxAttempts}, ${now}, ${now}, ${now} FROM (VALUES ${sql.join(
-          chunk.map((t) => sql`(${t.externalId}, ${JSON.stringify(t.input)})`),
+      db.run(sql`INSERT INTO tasks (run_id, external_id, input, repeat, parent_task_id, max_attempts, available_at, created_at, updated_at)
+        SELECT ${runId}, column1, column2, column3, column4, ${maxAttempts}, ${now}, ${now}, ${now} FROM (VALUES ${sql.join(
+          chunk.map(({ t, repeat }) => sql`(${t.externalId}, ${JSON.stringify(t.input)}, ${repeat}, ${t.parentTaskId ?? null})`),
           sql`, `,
         )})`),
     );

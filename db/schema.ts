@@ -25,10 +25,21 @@ export const runs = sqliteTable(
     // First claim of any of its tasks: the start of the rate/ETA window.
     startedAt: integer("started_at"),
     canceledAt: integer("canceled_at"),
+    // Runs as experiments (migration 0012): the run this one re-runs a subset of, the sweep
+    // it is one point of (with the values that point sets), K tasks per question, and the
+    // claim controls (higher priority first; at most max_concurrency running at once).
+    parentRunId: integer("parent_run_id"),
+    sweepId: integer("sweep_id"),
+    sweepValues: text("sweep_values", { mode: "json" }).$type<Record<string, unknown>>(),
+    repeats: integer("repeats").notNull().default(1),
+    priority: integer("priority").notNull().default(0),
+    maxConcurrency: integer("max_concurrency"),
   },
   (t) => [
     uniqueIndex("runs_idempotency_key_idx").on(t.idempotencyKey),
     index("runs_name_idx").on(t.name),
+    index("runs_parent_idx").on(t.parentRunId),
+    index("runs_sweep_idx").on(t.sweepId),
   ],
 );
 
@@ -69,9 +80,14 @@ export const tasks = sqliteTable(
     startedAt: integer("started_at"),
     finishedAt: integer("finished_at"),
     updatedAt: integer("updated_at").notNull(),
+    // the task of the parent run this one re-runs (derived runs), and which of the run's
+    // K attempts at this question it is (0 when the run has no repeats)
+    parentTaskId: integer("parent_task_id"),
+    repeat: integer("repeat").notNull().default(0),
   },
   (t) => [
-    uniqueIndex("tasks_run_external_idx").on(t.runId, t.externalId),
+    uniqueIndex("tasks_run_external_idx").on(t.runId, t.externalId, t.repeat),
+    index("tasks_parent_idx").on(t.parentTaskId),
     // claim: queued tasks whose time has come, and running tasks whose lease ran out.
     index("tasks_claim_idx").on(t.status, t.availableAt),
     index("tasks_lease_idx").on(t.status, t.leaseExpiresAt),
@@ -79,6 +95,18 @@ export const tasks = sqliteTable(
     index("tasks_owner_idx").on(t.leaseOwner),
   ],
 );
+
+// One sweep: the base configuration and what it varies; its runs point back with sweep_id.
+export const sweeps = sqliteTable("sweeps", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  name: text("name").notNull(),
+  benchmark: text("benchmark").notNull(),
+  baseConfig: text("base_config", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+  // [{ path, values }] in the order given on the command line
+  vary: text("vary", { mode: "json" }).$type<{ path: string; values: unknown[] }[]>().notNull(),
+  repeats: integer("repeats").notNull().default(1),
+  createdAt: integer("created_at").notNull(),
+});
 
 export type TaskProgress = {
   step?: number;
