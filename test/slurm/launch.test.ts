@@ -297,5 +297,5 @@ describe("the README's cluster guide", () => {
       const help = Bun.spawnSync([BUN, join(REPO, "cli/baton.ts"), cmd, "--help"], { stdout: "pipe" }).stdout.toString();
       for (const f of flags) expect(`${cmd} ${help.includes(f) ? f : `${f} (not in --help)`}`).toBe(`${cmd} ${f}`);
     }
-  });
+  }, 60_000);
 });
