@@ -44,6 +44,12 @@ const INFRA_SQL = `coalesce(t.error_infra,
   t.error_class IN (${INFRA_FALLBACK_CLASSES.map(() => "?").join(",")})
   OR EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.outcome = 'retry' AND a.error_class = t.error_class))`;
 
+/** How many of a run's tasks failed on infrastructure (the run summary's score excludes them). */
+export async function countInfraFailed({ db, runId }: { db: Db; runId: number }): Promise<number> {
+  const [r] = await rows(db, `SELECT count(*) AS n FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND ${INFRA_SQL}`, [runId, ...INFRA_FALLBACK_CLASSES]);
+  return Number(r?.n ?? 0);
+}
+
 export type Percentiles = { p50: number | null; p80: number | null; p90: number | null; p95: number | null; p99: number | null };
 export type LatencyStats = Percentiles & {
   count: number;

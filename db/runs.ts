@@ -1,10 +1,11 @@
 // Runs and their tasks: creation (all-or-nothing) and the reads behind status, listing and
 // the task pages. Task state changes live in db/queue.ts, never here.
-import { and, asc, desc, eq, gt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, lt, sql } from "drizzle-orm";
 import * as v from "valibot";
 import { checkJsonValue } from "../functions/body";
 import { ApiError } from "../functions/errors";
 import { resolveRunConfig } from "../runner/config";
+import { countInfraFailed } from "./analysis";
 import type { Db } from "./client";
 import { dbNowMs, runs, TASK_STATUSES, taskAttempts, tasks, type TaskStatus } from "./schema";
 
@@ -319,8 +320,14 @@ function emptyCounts(): StatusCounts {
   return Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as StatusCounts;
 }
 
-export async function listRuns({ db, limit = 100 }: { db: Db; limit?: number }): Promise<RunListItem[]> {
-  const list = await db.select().from(runs).orderBy(desc(runs.id)).limit(limit);
+/** Runs newest first; `before` (a run id) starts the page after that run. */
+export async function listRuns({ db, limit = 100, before }: { db: Db; limit?: number; before?: number }): Promise<RunListItem[]> {
+  const list = await db
+    .select()
+    .from(runs)
+    .where(before != null ? lt(runs.id, before) : undefined)
+    .orderBy(desc(runs.id))
+    .limit(limit);
   if (list.length === 0) return [];
   const counts = await db
     .select({ runId: tasks.runId, status: tasks.status, n: sql<number>`count(*)` })
@@ -359,10 +366,19 @@ export type RunSummary = {
   counts: StatusCounts;
   done: boolean;
   correct: number;
-  // correct / succeeded: the model's accuracy on the tasks that produced an answer
+  // succeeded + failed: tasks that reached an outcome
+  finished: number;
+  // queued + running
+  not_finished: number;
+  // failed + canceled: terminal and not succeeded (the ids a re-run needs)
+  missing: number;
+  infra_failed: number;
+  // correct / finished: how often the tasks that reached an outcome were right
   accuracy: number | null;
-  // correct / (succeeded + failed): failures count as wrong, the number a paper reports
-  accuracy_finished: number | null;
+  // correct / all tasks: unfinished and missing tasks count as wrong (the number a paper reports once done)
+  score: number | null;
+  // correct / (all tasks - infrastructure failures)
+  score_excluding_infra: number | null;
   // completions (succeeded + failed) per minute over the last RATE_WINDOW_MS
   rate_per_min: number | null;
   eta_ms: number | null;
@@ -394,6 +410,7 @@ export async function getRunSummary({ db, ref }: { db: Db; ref: string | number 
   const recent = Number(agg?.recent ?? 0);
   const finished = counts.succeeded + counts.failed;
   const remaining = counts.queued + counts.running;
+  const infraFailed = counts.failed > 0 ? await countInfraFailed({ db, runId: run.id }) : 0;
   let rate: number | null = null;
   if (run.startedAt != null && recent > 0) {
     const windowMs = Math.max(1_000, Math.min(RATE_WINDOW_MS, now - run.startedAt));
@@ -412,8 +429,13 @@ export async function getRunSummary({ db, ref }: { db: Db; ref: string | number 
     counts,
     done: remaining === 0,
     correct,
-    accuracy: counts.succeeded > 0 ? correct / counts.succeeded : null,
-    accuracy_finished: finished > 0 ? correct / finished : null,
+    finished,
+    not_finished: remaining,
+    missing: counts.failed + counts.canceled,
+    infra_failed: infraFailed,
+    accuracy: finished > 0 ? correct / finished : null,
+    score: run.taskCount > 0 ? correct / run.taskCount : null,
+    score_excluding_infra: run.taskCount - infraFailed > 0 ? correct / (run.taskCount - infraFailed) : null,
     rate_per_min: rate,
     eta_ms: remaining === 0 ? 0 : rate ? Math.round((remaining / rate) * 60_000) : null,
     now,

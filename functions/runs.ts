@@ -8,7 +8,6 @@ import {
   findRun,
   getRunSummary,
   listRuns,
-  listTasks,
   MAX_ATTEMPTS_LIMIT,
   RunName,
   TASK_PAGE_MAX,
@@ -16,6 +15,7 @@ import {
   validateTasks,
 } from "../db/runs";
 import { TASK_STATUSES } from "../db/schema";
+import { listTaskPage } from "../db/task-list";
 import { checkJsonValue, readBodyText } from "./body";
 import type { AppDeps } from "./deps";
 import { ApiError, ErrorBody } from "./errors";
@@ -40,6 +40,11 @@ const StatusCounts = v.object(Object.fromEntries(TASK_STATUSES.map((s) => [s, v.
   v.NumberSchema<undefined>
 >);
 
+// One meaning per number, in the API, the CLI and the page alike:
+//   finished = succeeded + failed; not_finished = queued + running;
+//   missing = failed + canceled (terminal and not succeeded);
+//   accuracy = correct / finished; score = correct / all tasks;
+//   score_excluding_infra = correct / (all tasks - infra_failed).
 export const RunListItem = v.object({
   id: v.number(),
   name: v.string(),
@@ -50,22 +55,29 @@ export const RunListItem = v.object({
   started_at: v.nullable(v.number()),
   canceled_at: v.nullable(v.number()),
   counts: StatusCounts,
+  done: v.boolean(),
+  correct: v.number(),
+  finished: v.number(),
+  not_finished: v.number(),
+  missing: v.number(),
+  infra_failed: v.number(),
+  accuracy: v.nullable(v.number()),
+  score: v.nullable(v.number()),
+  score_excluding_infra: v.nullable(v.number()),
+  rate_per_min: v.nullable(v.number()),
+  eta_ms: v.nullable(v.number()),
 });
-export const RunList = v.object({ runs: v.array(RunListItem) });
+export const RunList = v.object({ runs: v.array(RunListItem), next_cursor: v.nullable(v.number()) });
 export type RunList = v.InferOutput<typeof RunList>;
 
 export const RunSummary = v.object({
   ...RunListItem.entries,
   config: v.record(v.string(), v.unknown()),
-  done: v.boolean(),
-  correct: v.number(),
-  accuracy: v.nullable(v.number()),
-  accuracy_finished: v.nullable(v.number()),
-  rate_per_min: v.nullable(v.number()),
-  eta_ms: v.nullable(v.number()),
   now: v.number(),
 });
 export type RunSummary = v.InferOutput<typeof RunSummary>;
+
+export const RUN_PAGE_MAX = 200;
 
 export const TaskListItem = v.object({
   id: v.number(),
@@ -82,18 +94,50 @@ export const TaskListItem = v.object({
   finished_at: v.nullable(v.number()),
   updated_at: v.number(),
 });
-export const TaskPage = v.object({ run_id: v.number(), tasks: v.array(TaskListItem), next_cursor: v.nullable(v.number()) });
+// A row of the task table: the task plus what the filters look at.
+export const TaskPageItem = v.object({
+  ...TaskListItem.entries,
+  question: v.nullable(v.string()),
+  steps: v.number(),
+  tools: v.array(v.string()),
+  duration_ms: v.nullable(v.number()),
+});
+export const TaskPage = v.object({ run_id: v.number(), tasks: v.array(TaskPageItem), next_cursor: v.nullable(v.number()) });
 export type TaskPage = v.InferOutput<typeof TaskPage>;
 
 const IntString = v.pipe(v.string(), v.regex(/^\d+$/, "expected a non-negative integer"), v.transform(Number));
+// the issue's path already names the parameter (query.<name>: ...)
+const UNKNOWN_PARAMETER = "unknown query parameter";
+const Text = (what: string) => v.pipe(v.string(), v.minLength(1, `expected ${what}`), v.maxLength(500, "expected at most 500 characters"));
 
-export const TaskPageQuery = v.object({
-  status: v.optional(v.picklist(TASK_STATUSES, `expected one of ${TASK_STATUSES.join(", ")}`)),
-  limit: v.optional(v.pipe(IntString, v.minValue(1), v.maxValue(TASK_PAGE_MAX))),
-  cursor: v.optional(IntString),
-  offset: v.optional(IntString),
-});
+// Every filter is optional and they combine with AND; an unknown parameter is refused so a
+// misspelt filter never silently returns the whole run.
+export const TaskPageQuery = v.strictObject(
+  {
+    status: v.optional(v.picklist(TASK_STATUSES, `expected one of ${TASK_STATUSES.join(", ")}`)),
+    correct: v.optional(v.pipe(v.picklist(["true", "false"], "expected true or false"), v.transform((x) => x === "true"))),
+    error_class: v.optional(Text("an error class")),
+    tool: v.optional(Text("a tool name")),
+    q: v.optional(Text("text to find in the question or id")),
+    min_steps: v.optional(IntString),
+    max_steps: v.optional(IntString),
+    min_duration_ms: v.optional(IntString),
+    max_duration_ms: v.optional(IntString),
+    limit: v.optional(v.pipe(IntString, v.minValue(1), v.maxValue(TASK_PAGE_MAX))),
+    cursor: v.optional(IntString),
+    offset: v.optional(IntString),
+  },
+  UNKNOWN_PARAMETER,
+);
 export type TaskPageQuery = v.InferOutput<typeof TaskPageQuery>;
+
+export const RunPageQuery = v.strictObject(
+  {
+    limit: v.optional(v.pipe(IntString, v.minValue(1), v.maxValue(RUN_PAGE_MAX))),
+    cursor: v.optional(IntString),
+  },
+  UNKNOWN_PARAMETER,
+);
 
 export const RequeueInput = v.object({
   statuses: v.optional(v.pipe(v.array(v.picklist(["failed", "canceled"], "expected failed or canceled")), v.minLength(1, "expected at least one status"))),
@@ -163,6 +207,19 @@ export async function parseJsonlSubmit(request: Request, maxBodyBytes: number): 
   };
 }
 
+/** A page of runs, newest first, each with the numbers of its summary. */
+export async function listRunPage({ db, limit, cursor }: { db: AppDeps["db"]; limit: number; cursor?: number }): Promise<RunList> {
+  const list = await listRuns({ db, limit: limit + 1, before: cursor });
+  const page = list.slice(0, limit);
+  const runs = await Promise.all(
+    page.map(async (r) => {
+      const { config: _config, now: _now, ...summary } = await getRunSummary({ db, ref: r.id });
+      return summary;
+    }),
+  );
+  return { runs, next_cursor: list.length > limit ? page[page.length - 1].id : null };
+}
+
 export const runsRoutes = (deps: AppDeps) =>
   new Elysia({ name: "runs" })
     .post(
@@ -193,9 +250,13 @@ export const runsRoutes = (deps: AppDeps) =>
         },
       },
     )
-    .get("/v1/runs", async () => ({ runs: await listRuns({ db: deps.db }) }), {
-      response: { 200: RunList },
-      detail: { summary: "List runs, newest first, with counts by status" },
+    .get("/v1/runs", ({ query }) => listRunPage({ db: deps.db, limit: query.limit ?? 50, cursor: query.cursor }), {
+      query: RunPageQuery,
+      response: { 200: RunList, 400: ErrorBody },
+      detail: {
+        summary:
+          "List runs, newest first, with counts, accuracy, score, rate and ETA; ?limit= (default 50), pass next_cursor as ?cursor= for the next page",
+      },
     })
     .get("/v1/runs/:id", ({ params }) => getRunSummary({ db: deps.db, ref: params.id }), {
       params: RunRef,
@@ -205,10 +266,10 @@ export const runsRoutes = (deps: AppDeps) =>
     .get(
       "/v1/runs/:id/tasks",
       ({ params, query }) =>
-        listTasks({
+        listTaskPage({
           db: deps.db,
           ref: params.id,
-          status: query.status,
+          filters: query,
           limit: query.limit,
           cursor: query.cursor,
           offset: query.offset,
@@ -217,7 +278,10 @@ export const runsRoutes = (deps: AppDeps) =>
         params: RunRef,
         query: TaskPageQuery,
         response: { 200: TaskPage, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
-        detail: { summary: "A page of a run's tasks; pass next_cursor as cursor for the next page" },
+        detail: {
+          summary:
+            "A page of a run's tasks, filtered by status, correct, error_class, tool (used in the final attempt), q (text in the question or id), min/max_steps, min/max_duration_ms; pass next_cursor as cursor for the next page",
+        },
       },
     )
     .post(

@@ -1,43 +1,49 @@
 import { parseArgs } from "node:util";
-import { createApi, formatColumns, runCli, SERVER_OPTION } from "./_api";
+import type { RunList } from "../../functions/runs";
+import { createApi, formatColumns, formatDuration, formatPct, runCli, SERVER_OPTION, usageError } from "./_api";
 
-export const describe = "list runs, newest first, with counts by status";
+export const describe = "list runs, newest first, with counts, accuracy and score";
 
-const USAGE = `Usage: bun run baton runs [--json] [--server URL]
+const USAGE = `Usage: bun run baton runs [--limit N] [--cursor ID] [--json] [--server URL]
 
-  --json         print the list as JSON
+  --limit N      how many runs (default 50); the last line says how to see older ones
+  --cursor ID    start after this run id (the next_cursor of the previous page)
+  --json         print the page's runs as a JSON list (the API's next_cursor goes to stderr)
+
+accuracy = correct / finished (succeeded + failed); score = correct / all tasks.
   ${SERVER_OPTION}`;
-
-type Item = {
-  id: number;
-  name: string;
-  benchmark: string;
-  task_count: number;
-  created_at: number;
-  canceled_at: number | null;
-  counts: Record<string, number>;
-};
 
 export async function run(argv: string[]): Promise<number> {
   return runCli(async () => {
     const { values } = parseArgs({
       args: argv,
-      options: { json: { type: "boolean", default: false }, server: { type: "string" }, help: { type: "boolean", short: "h" } },
+      options: {
+        limit: { type: "string", default: "50" },
+        cursor: { type: "string" },
+        json: { type: "boolean", default: false },
+        server: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
     });
     if (values.help) {
       console.log(USAGE);
       return 0;
     }
-    const { runs } = await createApi({ server: values.server }).call<{ runs: Item[] }>("GET", "/v1/runs");
+    if (!/^[1-9]\d*$/.test(values.limit!)) throw usageError("--limit: expected a positive integer");
+    if (values.cursor != null && !/^\d+$/.test(values.cursor)) throw usageError("--cursor: expected a run id");
+    const query = `?limit=${values.limit}${values.cursor != null ? `&cursor=${values.cursor}` : ""}`;
+    const page = await createApi({ server: values.server }).call<RunList>("GET", `/v1/runs${query}`);
     if (values.json) {
-      console.log(JSON.stringify(runs));
+      console.log(JSON.stringify(page.runs));
+      if (page.next_cursor != null) console.error(`older runs: baton runs --cursor ${page.next_cursor}`);
       return 0;
     }
+    const { runs } = page;
     if (runs.length === 0) {
-      console.log("no runs yet: bun run baton submit FILE.jsonl --name N --benchmark frames");
+      console.log(values.cursor ? "no older runs" : "no runs yet: bun run baton submit FILE.jsonl --name N --benchmark frames");
       return 0;
     }
-    const header = ["id", "name", "benchmark", "tasks", "queued", "running", "ok", "failed", "canceled", "created"];
+    const header = ["id", "name", "benchmark", "tasks", "queued", "running", "ok", "failed", "canceled", "accuracy", "score", "eta", "created"];
     const rows = runs.map((r) => [
       String(r.id),
       r.name + (r.canceled_at ? " (canceled)" : ""),
@@ -48,9 +54,13 @@ export async function run(argv: string[]): Promise<number> {
       String(r.counts.succeeded),
       String(r.counts.failed),
       String(r.counts.canceled),
+      formatPct(r.accuracy),
+      formatPct(r.score),
+      r.done ? "done" : formatDuration(r.eta_ms),
       new Date(r.created_at).toISOString().slice(0, 19).replace("T", " "),
     ]);
     console.log(formatColumns(header, rows));
+    if (page.next_cursor != null) console.log(`older runs: baton runs --cursor ${page.next_cursor}`);
     return 0;
   }, "runs");
 }

@@ -28,7 +28,7 @@ export function formatStatusLine(s: Summary): string {
   const c = s.counts;
   const finished = c.succeeded + c.failed + c.canceled;
   const rate = s.rate_per_min == null ? "-" : `${s.rate_per_min.toFixed(1)}/min`;
-  return `${progressBar(finished, s.task_count)} ${finished}/${s.task_count}  running ${c.running}  queued ${c.queued}  ok ${c.succeeded}  failed ${c.failed}  canceled ${c.canceled}  rate ${rate}  eta ${s.done ? "done" : formatDuration(s.eta_ms)}  acc ${formatPct(s.accuracy)}`;
+  return `${progressBar(finished, s.task_count)} ${finished}/${s.task_count}  running ${c.running}  queued ${c.queued}  ok ${c.succeeded}  failed ${c.failed}  canceled ${c.canceled}  rate ${rate}  eta ${s.done ? "done" : formatDuration(s.eta_ms)}  accuracy ${formatPct(s.accuracy)}  score ${formatPct(s.score)}`;
 }
 
 export function formatStatus(s: Summary): string {
@@ -38,7 +38,9 @@ export function formatStatus(s: Summary): string {
     `  tasks      ${s.task_count}: queued ${c.queued}, running ${c.running}, succeeded ${c.succeeded}, failed ${c.failed}, canceled ${c.canceled}`,
     `  progress   ${progressBar(c.succeeded + c.failed + c.canceled, s.task_count)}`,
     `  rate       ${s.rate_per_min == null ? "-" : `${s.rate_per_min.toFixed(1)} tasks/min`}   eta ${s.done ? "done" : formatDuration(s.eta_ms)}`,
-    `  accuracy   ${formatPct(s.accuracy)} of succeeded (${s.correct}/${c.succeeded}), ${formatPct(s.accuracy_finished)} of finished`,
+    `  accuracy   ${formatPct(s.accuracy)} = correct / finished (${s.correct}/${s.finished})`,
+    `  score      ${formatPct(s.score)} = correct / all tasks (${s.correct}/${s.task_count}); ${formatPct(s.score_excluding_infra)} excluding ${s.infra_failed} infrastructure failures`,
+    `  open       not finished ${s.not_finished} (queued + running), missing ${s.missing} (failed + canceled)`,
   ].join("\n");
 }
 
@@ -75,9 +77,12 @@ export async function run(argv: string[]): Promise<number> {
     const tty = process.stdout.isTTY;
     for (;;) {
       const s = await read();
+      // Nothing running while tasks wait: say for what (endpoints not served yet).
+      const waiting = !values.json && !s.done && !s.canceled_at && s.counts.running === 0 ? await readWaiting(api, s.id) : null;
+      const line = formatStatusLine(s) + (waiting ? `  waits for ${waiting}` : "");
       if (values.json) console.log(JSON.stringify(s));
-      else if (tty) process.stdout.write(`\r\x1b[2K${formatStatusLine(s)}`);
-      else console.log(formatStatusLine(s));
+      else if (tty) process.stdout.write(`\r\x1b[2K${line}`);
+      else console.log(line);
       if (s.done || s.canceled_at) {
         if (tty && !values.json) process.stdout.write("\n");
         if (!values.json) console.log(formatStatus(s));

@@ -94,8 +94,11 @@ test("the summary counts statuses and reports accuracy, rate and ETA", async () 
   const s = await getRunSummary({ db, ref: "s" });
   expect(s.counts).toEqual({ queued: 4, running: 1, succeeded: 4, failed: 1, canceled: 0 });
   expect(s.correct).toBe(3);
-  expect(s.accuracy).toBeCloseTo(3 / 4);
-  expect(s.accuracy_finished).toBeCloseTo(3 / 5);
+  // one meaning per number: accuracy over the finished tasks, score over all of them
+  expect([s.finished, s.not_finished, s.missing, s.infra_failed]).toEqual([5, 5, 1, 0]);
+  expect(s.accuracy).toBeCloseTo(3 / 5);
+  expect(s.score).toBeCloseTo(3 / 10);
+  expect(s.score_excluding_infra).toBeCloseTo(3 / 10);
   expect(s.started_at).not.toBeNull();
   expect(s.rate_per_min).toBeGreaterThan(0);
   expect(s.eta_ms).toBeCloseTo((5 / s.rate_per_min!) * 60_000, -2);
