@@ -194,7 +194,7 @@ export async function runCases({ base, token, cases }: { base: string; token: st
     let status = 0;
     let message = "";
     try {
-      const res = await fetch(base + c.path, { method: c.method ?? "POST", headers, body, duplex: "half" } as RequestInit);
+      const res = await fetch(base + c.path, { method: c.method ?? "POST", headers, body, duplex: "half", signal: AbortSignal.timeout(10_000) } as RequestInit);
       status = res.status;
       const text = await res.text();
       try {
@@ -203,9 +203,11 @@ export async function runCases({ base, token, cases }: { base: string; token: st
         message = text.slice(0, 200);
       }
     } catch (err) {
-      // the server closing a connection on an oversize stream counts as a refusal without a message
-      message = `connection error: ${(err as Error).message}`;
-      status = 499;
+      // no answer in 10 s counts with the server errors; a closed connection is a refusal
+      // without a message
+      const timedOut = (err as Error).name === "TimeoutError";
+      message = timedOut ? "no answer within 10 s" : `connection error: ${(err as Error).message}`;
+      status = timedOut ? 599 : 499;
     }
     const kind = status >= 500 ? "5xx" : status < 400 ? "accepted" : c.names.test(message) ? "named" : "unnamed";
     out.push({ c, status, message, kind });
