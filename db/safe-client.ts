@@ -15,6 +15,7 @@
 // whole statement or batch — safe, because a failed one was rolled back with its
 // connection — until `busyTimeoutMs` has passed.
 import { createClient, type Client, type Config, type InArgs, type InStatement, type ResultSet, type Transaction, type TransactionMode } from "@libsql/client";
+import { SqliteClient } from "./sqlite-client";
 
 export type SafeClientOptions = {
   config: Config;
@@ -23,6 +24,9 @@ export type SafeClientOptions = {
   // longest single synchronous wait inside the driver (one try)
   stallMs?: number;
   onError?: (err: unknown) => void;
+  // "sqlite" (default): bun:sqlite with prepared statements kept (db/sqlite-client.ts);
+  // "libsql": @libsql/client's embedded driver, kept as the benchmarks' baseline
+  driver?: "sqlite" | "libsql";
 };
 
 // Pragmas that belong to a connection, not the file: replayed on every new connection.
@@ -48,6 +52,10 @@ export function isStorageError(err: unknown): boolean {
 }
 
 const GATED = Symbol("gated");
+
+function fileDriverFromEnv(): "sqlite" | "libsql" {
+  return process.env.BATON_FILE_DRIVER === "libsql" ? "libsql" : "sqlite";
+}
 
 export class SafeFileClient implements Client {
   private inner: Client;
@@ -78,8 +86,9 @@ export class SafeFileClient implements Client {
   private open(): Client {
     // One connection: statements run one at a time anyway (the driver is synchronous), and a
     // second pooled connection would miss the per-connection pragmas.
-    const client = createClient({ ...this.o.config, concurrency: 1, timeout: Math.min(this.o.busyTimeoutMs, this.o.stallMs ?? 100) });
-    return client;
+    const stall = Math.min(this.o.busyTimeoutMs, this.o.stallMs ?? 100);
+    if ((this.o.driver ?? fileDriverFromEnv()) === "libsql") return createClient({ ...this.o.config, concurrency: 1, timeout: stall });
+    return new SqliteClient(this.o.config, { busyTimeoutMs: stall });
   }
 
   private async replace(err: unknown, failed: Client): Promise<void> {

@@ -123,9 +123,13 @@ describe.skipIf(!isRoot)("a full volume under the database (needs root to mount 
     await Bun.write(reserve, Buffer.alloc(512 * 1024, 1));
     const runsBefore = countRuns();
     // ~4 MB of questions into a 3 MB volume: the WAL grows until the volume is full
-    await expect(createRun({ db, name: "too-big", benchmark: "frames", tasks: tasks(200, "b", 20_000) })).rejects.toThrow();
+    const tooBig = await createRun({ db, name: "too-big", benchmark: "frames", tasks: tasks(200, "b", 20_000) }).then(
+      () => null,
+      (err) => err,
+    );
+    // the volume filled up (the WAL may already be gone: a connection closed last checkpoints it)
+    expect(isStorageError(tooBig)).toBe(true);
     expect(countRuns()).toBe(runsBefore);
-    expect(freeBytes()).toBeLessThan(64 * 1024);
     rmSync(reserve);
     const ok = await Promise.all(
       claimed.slice(3, 6).map((t) => completeTask({ db, taskId: t.id, leaseToken: t.leaseToken, result: { correct: true } })),
