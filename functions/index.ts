@@ -16,6 +16,8 @@ import { queueRoutes } from "./queue";
 import { DEFAULT_MAX_BODY_BYTES, parseJsonlSubmit, runsRoutes } from "./runs";
 import { tasksRoutes } from "./tasks";
 import { reportRoutes } from "./report";
+import { experimentsRoutes } from "./experiments";
+import { timelineRoutes } from "./timeline";
 import { uiRoutes } from "./ui";
 
 export type AppOptions = GuardOptions & {
@@ -148,6 +150,8 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(endpointsRoutes(deps))
     .use(inflightRoutes(deps))
     .use(reportRoutes(deps))
+    .use(timelineRoutes(deps))
+    .use(experimentsRoutes(deps))
     .use(uiRoutes(deps));
 }
 

@@ -12,6 +12,9 @@ const UPLOT_DIR = resolve(import.meta.dir, "../node_modules/uplot/dist");
 
 const FILES: Record<string, { path: string; type: string }> = {
   "app.js": { path: `${UI_DIR}/app.js`, type: "text/javascript; charset=utf-8" },
+  "run.js": { path: `${UI_DIR}/run.js`, type: "text/javascript; charset=utf-8" },
+  "tasks.js": { path: `${UI_DIR}/tasks.js`, type: "text/javascript; charset=utf-8" },
+  "compare.js": { path: `${UI_DIR}/compare.js`, type: "text/javascript; charset=utf-8" },
   "style.css": { path: `${UI_DIR}/style.css`, type: "text/css; charset=utf-8" },
   "uplot.js": { path: `${UPLOT_DIR}/uPlot.iife.min.js`, type: "text/javascript; charset=utf-8" },
   "uplot.css": { path: `${UPLOT_DIR}/uPlot.min.css`, type: "text/css; charset=utf-8" },
