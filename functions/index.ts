@@ -16,7 +16,6 @@ import { queueRoutes } from "./queue";
 import { DEFAULT_MAX_BODY_BYTES, parseJsonlSubmit, runsRoutes } from "./runs";
 import { tasksRoutes } from "./tasks";
 import { reportRoutes } from "./report";
-import { experimentsRoutes } from "./experiments";
 import { timelineRoutes } from "./timeline";
 import { uiRoutes } from "./ui";
 
@@ -151,7 +150,6 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(inflightRoutes(deps))
     .use(reportRoutes(deps))
     .use(timelineRoutes(deps))
-    .use(experimentsRoutes(deps))
     .use(uiRoutes(deps));
 }
 
