@@ -346,9 +346,13 @@ describe("ids equal Hugging Face's tokenizers on Qwen3's tokenizer.json", () => 
       await ours.count(text);
       counting = false;
       const took = performance.now() - started;
-      // slices are 10 ms: a turn every 250 ms at worst leaves 25× for a loaded CI machine
-      expect(longest).toBeLessThan(250);
-      expect(turns).toBeGreaterThanOrEqual(Math.min(3, Math.floor(took / 250)));
+      // Slices are 10 ms. Asserted as a property, not a wall-clock bound (a loaded CI machine
+      // deschedules the process for hundreds of ms): a count that took long gave the loop many
+      // turns, and no single hold was a large part of it (unsliced, one hold is all of it).
+      if (took > 150) {
+        expect(turns).toBeGreaterThanOrEqual(3);
+        expect(longest).toBeLessThan(Math.max(250, took / 3));
+      }
     }
   }, 60_000);
 });
