@@ -67,6 +67,16 @@ function runState(r) {
   if (r.counts.running > 0) return "running";
   return r.started_at ? "waiting" : "queued";
 }
+// what an open run waits for (GET /v1/waiting): its tasks are not claimed until it is served;
+// the same words as the runner's log and `baton status`
+function describeNeed(n) {
+  const what = n.kind === "retrieval" ? `retrieval ${n.names.join("|")}` : n.names.join("|");
+  return `${n.label} → ${what}: ${n.healthy ?? 0} healthy`;
+}
+function waitsNote(runId, waiting) {
+  const w = waiting.find((x) => x.run_id === runId);
+  return w ? `<div class="warn waits" data-testid="waits-${runId}">waits for ${esc(w.needs.map(describeNeed).join("; "))}</div>` : "";
+}
 // succeeded / failed / running / queued as one bar
 function progressBar(r) {
   const total = r.task_count || 1;
@@ -81,12 +91,12 @@ async function showRuns(params) {
   const cursor = params.get("cursor");
   const selected = new Set();
   const render = async () => {
-    const page = await getJson(`/v1/runs?limit=25${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const [page, { runs: waiting }] = await Promise.all([getJson(`/v1/runs?limit=25${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`), getJson("/v1/waiting")]);
     if (!current(gen)) return;
     const { runs } = page;
     const rows = runs.map((r) => [
       `<input type="checkbox" class="pick" value="${r.id}"${selected.has(String(r.id)) ? " checked" : ""} aria-label="compare run ${r.id}">`,
-      `<a href="#/runs/${r.id}">${esc(r.id)} · ${esc(r.name)}</a>`,
+      `<a href="#/runs/${r.id}">${esc(r.id)} · ${esc(r.name)}</a>${r.done || r.canceled_at ? "" : waitsNote(r.id, waiting)}`,
       esc(r.benchmark),
       `<span class="state-${runState(r)}">${runState(r)}</span>`,
       r.task_count,

@@ -7,6 +7,7 @@ import { mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
 import { generateRun } from "../../bench/gen-latency-rows";
+import { createRun, validateTasks } from "../../db/runs";
 import { createApp } from "../../functions/index";
 import { makeSimRun, type SimRun } from "../_sim-run";
 
@@ -136,6 +137,24 @@ describe("the web page", () => {
     await row.locator("a").click();
     await page.waitForFunction(() => document.body.dataset.ready === "1", null, { timeout: 20_000 });
     expect(page.url()).toEndWith("#/runs/1");
+    await page.close();
+  }, 60_000);
+
+  test("the runs list says what a run waits for while nothing serves one of its models", async () => {
+    const { run } = await createRun({
+      db: sim.db,
+      name: "frames-waits",
+      benchmark: "frames",
+      config: { orchestrator: { model: "nobody/serves-this" } },
+      tasks: validateTasks({ rows: [{ id: "w1", question: "q", answer: "a" }] }),
+    });
+    const page = await browser.newPage();
+    await page.goto(`${base}/ui#/`);
+    const waits = page.locator(`[data-testid="waits-${run.id}"]`);
+    await waits.waitFor({ timeout: 20_000 });
+    expect(await waits.textContent()).toContain("waits for orchestrator → nobody/serves-this: 0 healthy");
+    // a finished run waits for nothing
+    expect(await page.locator('[data-testid="waits-1"]').count()).toBe(0);
     await page.close();
   }, 60_000);
 });
