@@ -1,6 +1,6 @@
 // The one place a database connection is made. Every process (server, runner, CLI, tests)
 // goes through openDb so WAL, busy timeout and migrations are never forgotten.
-import { mkdirSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { createClient, type Client } from "@libsql/client";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
@@ -32,11 +32,21 @@ export function isFileUrl(url: string): boolean {
   return url.startsWith("file:");
 }
 
+/**
+ * A new database file is made 0600 (in 0700 directories that did not exist): it holds gold
+ * answers, results and endpoint addresses, and on a shared login node other users must not
+ * read it. SQLite gives its -wal and -shm files the main file's mode.
+ */
+function createPrivateFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+}
+
 export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
   const url = normalizeDatabaseUrl(options.url ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL);
   if (isFileUrl(url)) {
     const path = url.slice("file:".length).split("?")[0];
-    if (path && path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
+    if (path && path !== ":memory:") createPrivateFile(resolve(path));
   }
   const config = { url, authToken: options.authToken ?? process.env.DATABASE_AUTH_TOKEN, intMode: "number" as const };
   const busyTimeoutMs = options.busyTimeoutMs ?? 30_000;

@@ -89,7 +89,7 @@ describe("a write lock held by another process", () => {
     const { db, path } = await freshDb(10_000);
     const { run } = await createRun({ db, name: "short", benchmark: "frames", tasks: tasks(10) });
     const claimed = await claimTasks({ db, runnerId: "r1", limit: 6, leaseMs: 60_000 });
-    const lockMs = 2_500;
+    const lockMs = 4_000;
     const lock = await holdLock(path, lockMs);
     const loop = watchEventLoop();
     const t0 = Date.now();
@@ -110,8 +110,10 @@ describe("a write lock held by another process", () => {
     expect(heartbeat.lost).toEqual([]);
     expect(moreClaims.length).toBe(2);
     expect(rows.written).toBe(1);
-    // the event loop was never blocked for more than a fifth of the lock
-    expect(worstGap).toBeLessThan(lockMs / 5);
+    // The event loop was never blocked for long: a try blocks it for 100 ms at most, while a
+    // driver that waits out the lock synchronously blocks it for the whole lock. Half the lock
+    // leaves room for a loaded machine descheduling the process.
+    expect(worstGap).toBeLessThan(lockMs / 2);
 
     const other = secondConnection(path);
     try {
@@ -146,7 +148,9 @@ describe("a write lock held by another process", () => {
     }
     await lock.released;
     const worstGap = loop.stop();
-    expect(worstGap).toBeLessThan(lockMs / 5);
+    // five statements that each gave up after the 600 ms busy timeout, one after another,
+    // would have blocked it for the whole lock
+    expect(worstGap).toBeLessThan(lockMs / 2);
 
     // After the failures, the same connection's writes must commit (they used to land in a
     // transaction that never committed, acknowledged all the same).
@@ -197,4 +201,16 @@ describe("a write lock held by another process", () => {
       other.close();
     }
   });
+});
+
+test("a new database file and its WAL are readable by their owner only", async () => {
+  const { statSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), "baton-mode-"));
+  dirs.push(dir);
+  const path = join(dir, "nested", "baton.db");
+  const db = await openDb({ url: `file:${path}` });
+  dbs.push(db);
+  await createRun({ db, name: "m", benchmark: "frames", tasks: tasks(1) });
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) expect((statSync(f).mode & 0o777).toString(8)).toBe("600");
+  expect((statSync(join(dir, "nested")).mode & 0o777).toString(8)).toBe("700");
 });
