@@ -16,6 +16,7 @@ import { queueRoutes } from "./queue";
 import { DEFAULT_MAX_BODY_BYTES, parseJsonlSubmit, runsRoutes } from "./runs";
 import { tasksRoutes } from "./tasks";
 import { reportRoutes } from "./report";
+import { experimentsRoutes } from "./experiments";
 import { timelineRoutes } from "./timeline";
 import { uiRoutes } from "./ui";
 
@@ -150,6 +151,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(inflightRoutes(deps))
     .use(reportRoutes(deps))
     .use(timelineRoutes(deps))
+    .use(experimentsRoutes(deps))
     .use(uiRoutes(deps));
 }
 

@@ -9,11 +9,13 @@ import {
   getRunSummary,
   listRuns,
   MAX_ATTEMPTS_LIMIT,
+  MAX_REPEATS,
   RunName,
   TASK_PAGE_MAX,
   validateJsonlTasks,
   validateTasks,
 } from "../db/runs";
+import { MAX_PRIORITY } from "../db/experiments";
 import { TASK_STATUSES } from "../db/schema";
 import { listTaskPage } from "../db/task-list";
 import { checkJsonValue, readBodyText } from "./body";
@@ -29,6 +31,10 @@ export const RunInput = v.object({
   // Each row is checked by validateTasks so errors name tasks[i] and the field.
   tasks: v.array(v.unknown()),
   max_attempts: v.optional(MaxAttempts),
+  // runs as experiments (db/experiments.ts): K tasks per question, and the claim controls
+  repeats: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_REPEATS))),
+  priority: v.optional(v.pipe(v.number(), v.integer(), v.minValue(-MAX_PRIORITY), v.maxValue(MAX_PRIORITY))),
+  max_concurrency: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)))),
 });
 export type RunInput = v.InferOutput<typeof RunInput>;
 
@@ -234,6 +240,7 @@ export const runsRoutes = (deps: AppDeps) =>
           tasks: validateTasks({ rows: body.tasks }),
           maxAttempts: body.max_attempts,
           idempotencyKey: key,
+          links: { repeats: body.repeats, priority: body.priority, maxConcurrency: body.max_concurrency ?? null },
         });
         const out = { id: run.id, name: run.name, tasks: run.taskCount, created };
         return created ? status(201, out) : status(200, out);

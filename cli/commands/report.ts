@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { buildReport, compareReports, findRun, type LatencyStats, type Report } from "../../db/analysis";
 import { closeDb, openDb } from "../../db/client";
 import { CliError, createApi, encodeRef, formatPct, oneRun, runCli, SERVER_OPTION, usageError } from "./_api";
+import { loadParentCompare, loadRunStats, loadSweepReport, renderParentCompare, renderRunStats, renderSweepReport } from "./sweep";
 
 export const describe = "Latency and accuracy report of a run (tables, histograms; --json; --compare RUN2)";
 
@@ -17,7 +18,10 @@ enhance_reasoning = coder LLM + code run); the orchestrator's calls are their ow
   --db URL       read this database directly (default $DATABASE_URL or ./baton.db)
   ${SERVER_OPTION}
                  (used instead of the database when given, or when only BATON_SERVER is set)
-  --compare RUN2 a second run shown side by side, with ratios second/first
+  --compare RUN2 a second run shown side by side, with ratios second/first; '--compare parent'
+                 shows a re-run (submit --from) beside the tasks of its parent it replaced
+  --sweep ID     one row per configuration of a sweep (baton sweep): accuracy, 95% interval,
+                 pass@k, tokens, p50/p95 per tool; marks differences that are not significant
   --slowest N    slowest calls to include (default 20)
   --all-attempts per-tool and per-component tables include attempts that were abandoned
                  (lease lost, retried); by default they cover each task's final attempt.
@@ -126,6 +130,7 @@ export async function run(argv: string[]): Promise<number> {
       options: {
         json: { type: "boolean" },
         compare: { type: "string" },
+        sweep: { type: "string" },
         db: { type: "string" },
         server: { type: "string" },
         slowest: { type: "string", default: "20" },
@@ -137,7 +142,18 @@ export async function run(argv: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
+    if (values.sweep != null) {
+      if (positionals.length) throw usageError("--sweep ID takes no RUN");
+      const s = await loadSweepReport(values.sweep, { db: values.db, server: values.server });
+      console.log(values.json ? JSON.stringify(s, null, 2) : renderSweepReport(s));
+      return 0;
+    }
     const ref = oneRun(positionals);
+    if (values.compare === "parent") {
+      const c = await loadParentCompare(ref, { db: values.db, server: values.server });
+      console.log(values.json ? JSON.stringify(c, null, 2) : renderParentCompare(c));
+      return 0;
+    }
     const slowest = Number(values.slowest);
     if (!Number.isInteger(slowest) || slowest < 1) throw usageError(`--slowest: expected a positive integer, got ${JSON.stringify(values.slowest)}`);
     if (values.server && values.db) throw usageError("--server and --db are exclusive");
@@ -154,7 +170,13 @@ export async function run(argv: string[]): Promise<number> {
       }
       return 0;
     }
-    console.log(values.json ? JSON.stringify(a, null, 2) : renderReport(a));
+    if (values.json) console.log(JSON.stringify(a, null, 2));
+    else {
+      // accuracy with its interval (and pass@k over repeats): db/experiments.ts; the JSON of
+      // these is GET /v1/runs/:id/stats
+      const stats = await loadRunStats(ref, { db: values.db, server: values.server });
+      console.log(`${renderReport(a)}${stats ? `\n\n${renderRunStats(stats)}` : ""}`);
+    }
     return 0;
   }, "report");
 }

@@ -11,7 +11,10 @@ import { preflightConfig } from "./preflight";
 export const describe = "submit a dataset (JSONL: id, question, answer, ...) as a new run; prints the run id";
 
 const USAGE = `Usage: bun run baton submit FILE.jsonl --name NAME --benchmark frames|hle [--config FILE.json] [--profile P]
-                           [--max-attempts N] [--idempotency-key KEY] [--preflight] [--server URL] [--json]
+                           [--max-attempts N] [--repeats K] [--priority P] [--max-concurrency N]
+                           [--idempotency-key KEY] [--preflight] [--server URL] [--json]
+       bun run baton submit --from RUN (--failed | --not-succeeded | --error-class C | --ids FILE)
+                           [--config OVERRIDES.json] [--name NAME] [--priority P] [--max-concurrency N] ...
 
 FILE is JSONL (one task per line) or a JSON array; each task needs id and question, all other
 fields (answer, answer_type, image, ...) are kept. --config is the run configuration (models,
@@ -24,6 +27,14 @@ returns the first run instead of creating a second one.
   --profile P             toolorchestra (default: what the reference scripts send) or baton
                           (Baton's own protocol); the same as "profile" in --config
   --max-attempts N        attempts per task before it fails (default 3)
+  --repeats K             attempt each question K times (K tasks, repeat 0..K-1 beside the id);
+                          the report gives accuracy with its interval, pass@k and pass^k
+  --priority P            higher is claimed first (default 0; FIFO within a priority)
+  --max-concurrency N     at most N of this run's tasks running at once, across all runners
+  --from RUN              a derived run: re-run a subset of RUN's tasks with RUN's resolved
+                          configuration; --config then holds only the overrides merged onto it
+                          (e.g. {"orchestrator": {"maxTokens": 32000}}). Pick the subset with
+                          --failed, --not-succeeded, --error-class C or --ids FILE (one id a line)
   --idempotency-key KEY   a repeat with the same key returns the first run
   --preflight             first check that every model and retrieval backend the run calls is
                           served (as 'baton preflight'); submit nothing when something is missing
@@ -45,6 +56,14 @@ export async function run(argv: string[]): Promise<number> {
         server: { type: "string" },
         json: { type: "boolean", default: false },
         preflight: { type: "boolean", default: false },
+        repeats: { type: "string" },
+        priority: { type: "string" },
+        "max-concurrency": { type: "string" },
+        from: { type: "string" },
+        failed: { type: "boolean", default: false },
+        "not-succeeded": { type: "boolean", default: false },
+        "error-class": { type: "string" },
+        ids: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -52,6 +71,8 @@ export async function run(argv: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
+    const controls = readControls(values);
+    if (values.from != null) return submitDerived(values, positionals, controls);
     const file = positionals[0];
     if (!file || positionals.length > 1) throw usageError(`expected one FILE.jsonl, got ${positionals.length}`);
     if (!values.name) throw usageError("--name is required");
@@ -99,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
     const headers: Record<string, string> = {};
     if (values["idempotency-key"]) headers["idempotency-key"] = values["idempotency-key"];
     const res = await api.call<{ id: number; name: string; tasks: number; created: boolean }>("POST", "/v1/runs", {
-      json: { name: values.name, benchmark: values.benchmark, config, tasks: rows, max_attempts: maxAttempts },
+      json: { name: values.name, benchmark: values.benchmark, config, tasks: rows, max_attempts: maxAttempts, ...controls },
       headers,
       timeoutMs: 10 * 60_000,
     });
@@ -114,4 +135,63 @@ export async function run(argv: string[]): Promise<number> {
     }
     return 0;
   }, "submit");
+}
+
+function intFlag(value: string | undefined, flag: string, min: number): number | undefined {
+  if (value == null) return undefined;
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) throw usageError(`${flag}: expected an integer of at least ${min}`);
+  return n;
+}
+
+type Controls = { repeats?: number; priority?: number; max_concurrency?: number };
+
+function readControls(values: Record<string, unknown>): Controls {
+  const out: Controls = {};
+  const repeats = intFlag(values.repeats as string | undefined, "--repeats", 1);
+  const priority = intFlag(values.priority as string | undefined, "--priority", -1_000_000);
+  const maxConcurrency = intFlag(values["max-concurrency"] as string | undefined, "--max-concurrency", 1);
+  if (repeats != null) out.repeats = repeats;
+  if (priority != null) out.priority = priority;
+  if (maxConcurrency != null) out.max_concurrency = maxConcurrency;
+  return out;
+}
+
+/** `submit --from RUN --failed ...`: POST /v1/runs/RUN/rerun with the selector and overrides. */
+async function submitDerived(values: Record<string, any>, positionals: string[], controls: Controls): Promise<number> {
+  if (positionals.length) throw usageError("--from takes no FILE: the tasks come from the parent run");
+  if (controls.repeats != null) throw usageError("--repeats does not combine with --from (a re-run keeps each task's repeat)");
+  const chosen = [values.failed && "--failed", values["not-succeeded"] && "--not-succeeded", values["error-class"] != null && "--error-class", values.ids != null && "--ids"].filter(Boolean);
+  if (chosen.length !== 1) throw usageError(`--from needs exactly one of --failed, --not-succeeded, --error-class C, --ids FILE (got ${chosen.length ? chosen.join(", ") : "none"})`);
+  let select: unknown = values.failed ? "failed" : values["not-succeeded"] ? "not_succeeded" : undefined;
+  if (values["error-class"] != null) select = { error_class: values["error-class"] };
+  if (values.ids != null) {
+    let text: string;
+    try {
+      text = readFileSync(values.ids, "utf8");
+    } catch (err) {
+      throw new CliError(`--ids: cannot read ${values.ids}: ${(err as Error).message}`);
+    }
+    const ids = text.split("\n").map((l) => l.trim()).filter(Boolean);
+    if (ids.length === 0) throw new CliError(`--ids: ${values.ids} lists no id`);
+    select = { ids };
+  }
+  const config = values.config ? readJsonFile(values.config, "--config") : undefined;
+  if (config != null && (typeof config !== "object" || Array.isArray(config))) throw new CliError("--config: must be a JSON object");
+  let maxAttempts: number | undefined;
+  if (values["max-attempts"] != null) maxAttempts = intFlag(values["max-attempts"], "--max-attempts", 1);
+  const headers: Record<string, string> = {};
+  if (values["idempotency-key"]) headers["idempotency-key"] = values["idempotency-key"];
+  const api = createApi({ server: values.server });
+  const res = await api.call<{ id: number; name: string; tasks: number; created: boolean; parent_run_id: number }>(
+    "POST",
+    `/v1/runs/${encodeURIComponent(values.from)}/rerun`,
+    { json: { select, config, name: values.name, max_attempts: maxAttempts, priority: controls.priority, max_concurrency: controls.max_concurrency }, headers },
+  );
+  if (values.json) console.log(JSON.stringify(res));
+  else {
+    console.log(`run ${res.id} (${res.name}): ${res.tasks} tasks of run ${res.parent_run_id} queued again`);
+    console.log(`  follow it with: bun run baton status ${res.id} --watch`);
+  }
+  return 0;
 }
