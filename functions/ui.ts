@@ -1,4 +1,4 @@
-// The web page: static HTML/JS/CSS from ui/ and uPlot from node_modules. No build step;
+// The web page: static HTML/JS/CSS from ui/, uPlot and the OpenAPI viewer from node_modules. No build step;
 // only the files listed here are served, so no path from a URL ever reaches the disk.
 import { resolve } from "node:path";
 import { Elysia } from "elysia";
@@ -9,6 +9,10 @@ import { ApiError, ErrorBody, errorBody } from "./errors";
 
 const UI_DIR = resolve(import.meta.dir, "../ui");
 const UPLOT_DIR = resolve(import.meta.dir, "../node_modules/uplot/dist");
+// the OpenAPI page's viewer, pinned in the lockfile: /openapi works with no internet
+const SWAGGER_DIR = resolve(import.meta.dir, "../node_modules/swagger-ui-dist");
+export const SWAGGER_JS = "/ui/swagger-ui-bundle.js";
+export const SWAGGER_CSS = "/ui/swagger-ui.css";
 
 const FILES: Record<string, { path: string; type: string }> = {
   "app.js": { path: `${UI_DIR}/app.js`, type: "text/javascript; charset=utf-8" },
@@ -18,6 +22,8 @@ const FILES: Record<string, { path: string; type: string }> = {
   "style.css": { path: `${UI_DIR}/style.css`, type: "text/css; charset=utf-8" },
   "uplot.js": { path: `${UPLOT_DIR}/uPlot.iife.min.js`, type: "text/javascript; charset=utf-8" },
   "uplot.css": { path: `${UPLOT_DIR}/uPlot.min.css`, type: "text/css; charset=utf-8" },
+  "swagger-ui-bundle.js": { path: `${SWAGGER_DIR}/swagger-ui-bundle.js`, type: "text/javascript; charset=utf-8" },
+  "swagger-ui.css": { path: `${SWAGGER_DIR}/swagger-ui.css`, type: "text/css; charset=utf-8" },
 };
 
 function serve(path: string, type: string): Response {

@@ -41,6 +41,7 @@ function cdfOverlay(parent, tool, dists, runs) {
   parent.appendChild(box);
   const xs = [...new Set(dists.flatMap((d) => d.cdf.map((p) => p[0])))].sort((a, b) => a - b);
   const ys = dists.map((d) => {
+    if (d.cdf.length === 0) return xs.map(() => null);
     let j = -1;
     return xs.map((x) => {
       while (j + 1 < d.cdf.length && d.cdf[j + 1][0] <= x) j++;
@@ -50,7 +51,7 @@ function cdfOverlay(parent, tool, dists, runs) {
   const opts = {
     width: Math.max(320, box.clientWidth - 22), height: 220, legend: { show: false }, cursor: { show: false },
     scales: { x: { time: false, distr: xs.length && xs[0] > 0 ? 3 : 1 }, y: { range: [0, 100] } },
-    axes: [{ label: "ms", values: (u, vals) => vals.map((v) => ms(v)) }, { label: "cumulative %", size: 50 }],
+    axes: [{ label: "latency", values: (u, vals) => vals.map((v) => (v == null ? "" : ms(v))) }, { label: "cumulative %", size: 50 }],
     series: [{}, ...runs.map((r, i) => ({ label: `run ${r.id}`, stroke: RUN_COLORS[i % RUN_COLORS.length], width: 1.8, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }))],
   };
   view.charts.push(new uPlot(opts, [xs, ...ys], box));

@@ -56,9 +56,9 @@ function histogramChart(el, title, dist) {
   view.charts.push(new uPlot(opts, data, box));
 }
 
-function liveNumbers(s) {
+function liveNumbers(s, waiting) {
   const state = runState(s);
-  return `<div class="progress big">${progressBar(s)}<span data-testid="progress">${s.finished + s.counts.canceled}/${s.task_count}</span>
+  return `${s.done || s.canceled_at ? "" : waitsNote(s.id, waiting)}<div class="progress big">${progressBar(s)}<span data-testid="progress">${s.finished + s.counts.canceled}/${s.task_count}</span>
       <span class="muted">state <b data-testid="state" class="state-${state}">${state}</b> · rate <b data-testid="rate">${s.rate_per_min == null ? "–" : s.rate_per_min.toFixed(1) + " tasks/min"}</b> · ETA <b data-testid="eta">${s.done ? "done" : duration(s.eta_ms)}</b></span></div>
     <div class="cards">
       ${card("tasks", s.task_count, "tasks-total")}${card("queued", s.counts.queued, "tasks-queued")}${card("running", s.counts.running, "tasks-running")}
@@ -96,7 +96,7 @@ async function showRun(id) {
   crumb.innerHTML = `run ${esc(s.id)} · ${esc(s.name)} (${esc(s.benchmark)})`;
   main.innerHTML = `
     <div class="toolbar"><a href="#/runs/${s.id}/tasks" data-testid="tasks-link">all tasks →</a> <a href="#/runs/${s.id}/tasks?status=failed">failed tasks →</a> <a href="#/runs/${s.id}/tasks?correct=false">wrong answers →</a></div>
-    <section id="live" data-testid="live">${liveNumbers(s)}</section>
+    <section id="live" data-testid="live">${liveNumbers(s, (await getJson(`/v1/waiting?run_id=${s.id}`)).runs)}</section>
     <h2>In flight</h2><section id="inflight"></section>
     <h2>Over time</h2><section id="timeline"><p class="muted">Loading…</p></section>
     <section id="report"><p class="muted">Loading the report…</p></section>`;
@@ -116,9 +116,10 @@ async function showRun(id) {
   let wasDone = s.done;
   let lastDraw = Date.now();
   poll(async () => {
-    s = await getJson(`/v1/runs/${s.id}`);
+    const [next, { runs: waiting }] = await Promise.all([getJson(`/v1/runs/${s.id}`), getJson(`/v1/waiting?run_id=${s.id}`)]);
+    s = next;
     if (!current(gen)) return;
-    live.innerHTML = liveNumbers(s);
+    live.innerHTML = liveNumbers(s, waiting);
     await refreshInflight();
     if ((s.done && !wasDone) || (!s.done && Date.now() - lastDraw > 30_000)) {
       lastDraw = Date.now();
@@ -182,7 +183,7 @@ function smallChart(parent, { title, note, testid, xs, series, marks = [], heigh
     axes: [
       { values: (u, vals) => vals.map((v) => `${Math.round(v / 1000)}s`) },
       { scale: series[0].scale, size: 40 },
-      ...(series.some((s) => s.scale === "ms") ? [{ scale: "ms", side: 1, size: 50, grid: { show: false }, values: (u, vals) => vals.map((v) => ms(v)) }] : []),
+      ...(series.some((s) => s.scale === "ms") ? [{ scale: "ms", side: 1, size: 50, grid: { show: false }, values: (u, vals) => vals.map((v) => (v == null ? "" : ms(v))) }] : []),
     ],
     series: [{}, ...series.map((s) => ({ label: s.label, scale: s.scale, stroke: s.stroke, width: 1.5, points: { show: false }, spanGaps: s.scale === "ms" }))],
     hooks: { draw: [(u) => {
