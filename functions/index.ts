@@ -18,7 +18,7 @@ import { tasksRoutes } from "./tasks";
 import { reportRoutes } from "./report";
 import { experimentsRoutes } from "./experiments";
 import { timelineRoutes } from "./timeline";
-import { uiRoutes } from "./ui";
+import { SWAGGER_CSS, SWAGGER_JS, uiRoutes } from "./ui";
 
 export type AppOptions = GuardOptions & {
   // Requests declaring a larger Content-Length get 413 before the body is read; a chunked
@@ -129,6 +129,9 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(
       openapi({
         path: OPENAPI_PATH,
+        // served by Baton itself (functions/ui.ts), not a CDN; no call to the online validator
+        provider: "swagger-ui",
+        swagger: { cdn: SWAGGER_JS, theme: SWAGGER_CSS, validatorUrl: null } as any,
         mapJsonSchema: { valibot: (s: any) => toJsonSchema(s, { errorMode: "ignore" }) },
         documentation: {
           info: { title: "Baton", version: "0.1.0", description: "Evaluation runs that are never lost and never hang." },
