@@ -145,11 +145,15 @@ export async function countOpenTasks({
   runId?: number | null;
 }): Promise<{ queued: number; running: number }> {
   const runFilter = runId != null ? sql`AND t.run_id = ${runId}` : sql``;
+  // one arm per status: each walks its own partial index (migration 0010)
   const res = await db.run(sql`
-    SELECT t.status, count(*) AS n FROM tasks t
-    WHERE t.status IN ('queued', 'running') ${runFilter}
+    SELECT 'queued' AS status, count(*) AS n FROM tasks t
+    WHERE t.status = 'queued' ${runFilter}
       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.canceled_at IS NOT NULL)
-    GROUP BY t.status`);
+    UNION ALL
+    SELECT 'running' AS status, count(*) AS n FROM tasks t
+    WHERE t.status = 'running' ${runFilter}
+      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.canceled_at IS NOT NULL)`);
   const out = { queued: 0, running: 0 };
   for (const r of rowsOf(res)) out[r.status as "queued" | "running"] = Number(r.n);
   return out;
