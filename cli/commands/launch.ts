@@ -31,7 +31,17 @@ DEPLOY.json defaults to ./deploy.json for status and stop.
 
   ${SERVER_OPTION}`;
 
-type LaunchRecord = { deployment: string; file: string; services: Record<string, { job_id: string; replicas: number; role: string; name: string; script: string; submitted_at: number }> };
+// job_id: the latest submission; earlier_job_ids: the service's earlier arrays (a launch --only
+// that adds or replaces replicas), still shown and stopped while Slurm knows them.
+type LaunchRecord = {
+  deployment: string;
+  file: string;
+  services: Record<string, { job_id: string; earlier_job_ids?: string[]; replicas: number; role: string; name: string; script: string; submitted_at: number }>;
+};
+
+function jobsOf(s: LaunchRecord["services"][string]): string[] {
+  return [...(s.earlier_job_ids ?? []), s.job_id];
+}
 
 function recordPath(d: ResolvedDeployment): string {
   return join(d.logDir, `launch-${d.name}.json`);
@@ -74,7 +84,9 @@ async function submit(file: string, values: { "dry-run"?: boolean; only?: string
       throw new CliError(`sbatch ${script} failed for service ${s.name}: ${(res.stderr || res.stdout).trim() || `exit ${res.code}`}`);
     }
     const jobId = res.stdout.trim().split(";")[0]!;
-    record.services[s.name] = { job_id: jobId, replicas: s.replicas, role: s.role, name: s.registeredName, script, submitted_at: Date.now() };
+    const before = record.services[s.name];
+    const earlier = before ? jobsOf(before) : [];
+    record.services[s.name] = { job_id: jobId, earlier_job_ids: earlier, replicas: s.replicas, role: s.role, name: s.registeredName, script, submitted_at: Date.now() };
     rows.push([s.name, s.role, s.registeredName, String(s.replicas), jobId]);
   }
   writeFileSync(recordPath(d), `${JSON.stringify(record, null, 2)}\n`);
@@ -87,7 +99,7 @@ type TaskRow = { service: string; task: string; arrayJobId: string; index: strin
 
 /** Every array task of the recorded jobs that Slurm still knows (pending ranges expanded). */
 async function slurmTasks(record: LaunchRecord): Promise<TaskRow[]> {
-  const byJob = new Map(Object.entries(record.services).map(([name, s]) => [s.job_id, name]));
+  const byJob = new Map(Object.entries(record.services).flatMap(([name, s]) => jobsOf(s).map((id) => [id, name] as const)));
   if (byJob.size === 0) return [];
   const res = await execCommand(["squeue", "-h", "-r", "-t", "all", "-j", [...byJob.keys()].join(","), "-o", "%i|%F|%K|%T|%N"], {
     timeoutMs: 30_000,
@@ -131,10 +143,10 @@ async function status(file: string, values: { json?: boolean; server?: string })
   const out: Record<string, string>[] = [];
   for (const [service, s] of Object.entries(record.services)) {
     const known = tasks.filter((t) => t.service === service);
-    const indices = new Set(known.map((t) => t.index));
     // Tasks Slurm no longer lists (finished a while ago) are still shown, from their logs.
-    for (let i = 0; i < s.replicas; i++) if (!indices.has(String(i))) known.push({ service, task: `${s.job_id}_${i}`, arrayJobId: s.job_id, index: String(i), state: "(finished)", node: "" });
-    for (const t of known.sort((a, b) => Number(a.index) - Number(b.index))) {
+    const latest = new Set(known.filter((t) => t.arrayJobId === s.job_id).map((t) => t.index));
+    for (let i = 0; i < s.replicas; i++) if (!latest.has(String(i))) known.push({ service, task: `${s.job_id}_${i}`, arrayJobId: s.job_id, index: String(i), state: "(finished)", node: "" });
+    for (const t of known.sort((a, b) => Number(a.arrayJobId) - Number(b.arrayJobId) || Number(a.index) - Number(b.index))) {
       const ep = endpoints.find((e) => e.slurm_array_job_id === t.arrayJobId && e.slurm_array_task_id === t.index);
       const log = join(d.logDir, `baton-${d.name}-${service}_${t.arrayJobId}_${t.index}.out`);
       const reason = t.state === "RUNNING" && ep ? null : existsSync(log) ? failureFromLog(readFileSync(log, "utf8")) : null;
@@ -167,7 +179,13 @@ async function stop(file: string, names: string[], values: { all?: boolean; now?
   if (!values.all && names.length === 0) throw usageError("name a service to stop, or --all");
   const chosen = values.all ? Object.keys(record.services) : names;
   for (const n of chosen) if (!record.services[n]) throw usageError(`no launched service '${n}' (launched: ${Object.keys(record.services).join(", ")})`);
-  const ids = chosen.map((n) => record.services[n]!.job_id);
+  // Only arrays Slurm still runs or holds: scancel fails on one that is long gone.
+  const alive = new Set((await slurmTasks(record)).filter((t) => t.state === "RUNNING" || t.state === "PENDING").map((t) => t.arrayJobId));
+  const ids = chosen.flatMap((n) => jobsOf(record.services[n]!)).filter((id) => alive.has(id));
+  if (ids.length === 0) {
+    console.log(`nothing to stop: no task of ${chosen.join(", ")} is pending or running`);
+    return 0;
+  }
   const run = async (argv: string[]) => {
     const res = await execCommand(argv, { timeoutMs: 30_000, env: process.env });
     if (res.code !== 0) throw new CliError(`${argv.join(" ")} failed: ${res.stderr.trim() || `exit ${res.code}`}`);
@@ -178,7 +196,8 @@ async function stop(file: string, names: string[], values: { all?: boolean; now?
     await run(["scancel", "--state=PENDING", ...ids]);
     await run(["scancel", "--batch", "--signal=USR1", ...ids]);
   }
-  console.log(`${values.now ? "cancelled" : "draining"}: ${chosen.map((n, i) => `${n} (job ${ids[i]})`).join(", ")}`);
+  const jobsText = (n: string) => jobsOf(record.services[n]!).filter((id) => alive.has(id)).join(", ") || "none running";
+  console.log(`${values.now ? "cancelled" : "draining"}: ${chosen.map((n) => `${n} (job ${jobsText(n)})`).join(", ")}`);
   return 0;
 }
 

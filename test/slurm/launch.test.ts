@@ -261,7 +261,7 @@ describe.skipIf(!!SKIP)("baton launch on Slurm", () => {
     expect(status.stdout).toMatch(/broken\s+retrieval\s+retrieval\s+\S+_0\s+FAILED\s+.*the service exited \(exit code 3\) before it was ready — index file 'missing index' not found/);
   }, 90_000);
 
-  test("launch stop drains: the agent marks its endpoint draining, deregisters, stops the service and the job completes", async () => {
+  test("launch stop drains (draining, deregistered, service stopped, job completed); a relaunched service is tracked beside its earlier array", async () => {
     const wiki = (await endpoints()).find((e) => e.name === "wiki_retrieval")!;
     expect(wiki.state).toBe("healthy");
     const res = await baton("launch", "stop", "full.json", "wiki");
@@ -269,6 +269,18 @@ describe.skipIf(!!SKIP)("baton launch on Slurm", () => {
     expect(res.stdout).toContain("draining: wiki");
     await waitFor("the drained endpoint to disappear", async () => !(await endpoints()).some((e) => e.id === wiki.id), 30_000);
     await waitFor("the drained job to complete", async () => (await sh(["squeue", "-h", "-t", "all", "-j", wiki.slurm_array_job_id, "-o", "%T"])).stdout.trim() === "COMPLETED", 30_000);
+    // a second stop finds nothing left to stop
+    expect((await baton("launch", "stop", "full.json", "wiki")).stdout).toContain("nothing to stop");
+    // a service launched again is tracked beside its earlier array: status shows both while they run
+    const [again] = await launch("full.json", "--only", "expert");
+    const status = await waitFor("the relaunched expert replicas to be healthy", async () => {
+      const out = (await baton("launch", "status", "full.json")).stdout;
+      return out.split("\n").filter((l) => l.startsWith("expert") && l.includes(`${again}_`) && l.includes("healthy")).length === 2 && out;
+    }, 60_000);
+    // the earlier array's surviving replica (its task 1 was cancelled above) is still listed
+    expect(status.split("\n").filter((l) => l.startsWith("expert") && / RUNNING .* healthy/.test(l))).toHaveLength(3);
+    const stopped = await baton("launch", "stop", "full.json", "expert", "--now");
+    expect(stopped.stdout).toMatch(new RegExp(`cancelled: expert \\(job \\d+, ${again}\\)`));
     const log = readFileSync(join(work, "logs", `baton-it-wiki_${wiki.slurm_array_job_id}_0.out`), "utf8");
     expect(log).toMatch(/draining \(SIGUSR1\)[\s\S]*deregistered endpoint[\s\S]*stopped \(SIGUSR1\)/);
   }, 60_000);
