@@ -14,6 +14,12 @@ export type { StepTranscript };
 
 type Log = (line: string) => void;
 
+// Per request: well under POST /v1/queue/rows' limits (100,000 rows of a kind, 1,000
+// transcripts) and a body of tens of MB at most.
+const MAX_ROWS = 5000;
+const MAX_TRANSCRIPTS = 200;
+const MAX_TRANSCRIPT_BYTES = 16 * 1024 * 1024;
+
 export class Recorder {
   private toolCalls: ToolCallRow[] = [];
   private components: LatencyComponentRow[] = [];
@@ -53,34 +59,38 @@ export class Recorder {
    */
   flush(): Promise<void> {
     const next = this.inFlight.then(async () => {
-      if (this.size === 0) return;
-      const batch: RowBatch = {
-        toolCalls: this.toolCalls,
-        components: this.components,
-        llmCalls: this.llmCalls,
-        transcripts: this.transcripts,
-      };
-      this.toolCalls = [];
-      this.components = [];
-      this.llmCalls = [];
-      this.transcripts = [];
-      try {
-        await this.queue.recordRows(batch);
-        this.written +=
-          batch.toolCalls!.length + batch.components!.length + batch.llmCalls!.length + batch.transcripts!.length;
-        this.failures = 0;
-      } catch (err) {
-        this.toolCalls.unshift(...batch.toolCalls!);
-        this.components.unshift(...batch.components!);
-        this.llmCalls.unshift(...batch.llmCalls!);
-        this.transcripts.unshift(...batch.transcripts!);
-        if (this.failures++ % 20 === 0)
-          (this.opts.log ?? console.error)(`recorder: could not write ${this.size} rows (will retry): ${(err as Error).message}`);
-        throw err;
-      }
+      // in bounded batches: after an outage the buffer may hold more than one request (or the
+      // server's per-batch limits) should carry
+      while (this.size > 0) await this.sendOne();
     });
     this.inFlight = next.catch(() => {});
     return next;
+  }
+
+  private async sendOne(): Promise<void> {
+    let n = 0;
+    let bytes = 0;
+    while (n < this.transcripts.length && n < MAX_TRANSCRIPTS && (n === 0 || bytes + this.transcripts[n]!.body.length <= MAX_TRANSCRIPT_BYTES))
+      bytes += this.transcripts[n++]!.body.length;
+    const batch = {
+      toolCalls: this.toolCalls.splice(0, MAX_ROWS),
+      components: this.components.splice(0, MAX_ROWS),
+      llmCalls: this.llmCalls.splice(0, MAX_ROWS),
+      transcripts: this.transcripts.splice(0, n),
+    } satisfies RowBatch;
+    try {
+      await this.queue.recordRows(batch);
+      this.written += batch.toolCalls.length + batch.components.length + batch.llmCalls.length + batch.transcripts.length;
+      this.failures = 0;
+    } catch (err) {
+      this.toolCalls.unshift(...batch.toolCalls);
+      this.components.unshift(...batch.components);
+      this.llmCalls.unshift(...batch.llmCalls);
+      this.transcripts.unshift(...batch.transcripts);
+      if (this.failures++ % 20 === 0)
+        (this.opts.log ?? console.error)(`recorder: could not write ${this.size} rows (will retry): ${(err as Error).message}`);
+      throw err;
+    }
   }
 
   /** Stops the timer and writes what is left (retrying a few times: these are the last rows). */

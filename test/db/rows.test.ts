@@ -103,3 +103,27 @@ test("a step transcript is stored compressed, read back whole, and a re-sent one
     closeDb(other);
   }
 });
+
+test("after an outage the recorder sends what piled up in batches the server accepts, every transcript once", async () => {
+  const { Recorder } = await import("../../runner/recorder");
+  const sizes: number[] = [];
+  let down = true;
+  const recorder = new Recorder(
+    {
+      recordRows: async (rows) => {
+        if (down) throw new Error("server unreachable");
+        sizes.push(rows.transcripts?.length ?? 0);
+        await recordRows({ db, rows });
+      },
+    },
+    { flushMs: 60_000, log: () => {} },
+  );
+  const task = recorder.forTask({ runId: 1, taskId: 7, attempt: 1 });
+  for (let step = 0; step < 450; step++) task.transcript({ step, tool: "search", tool_calls: [], responses: [], llm: [] });
+  await expect(recorder.flush()).rejects.toThrow("server unreachable");
+  down = false;
+  await recorder.flush();
+  await recorder.close();
+  expect(sizes).toEqual([200, 200, 50]);
+  expect(await count("step_transcripts")).toBe(450);
+});
