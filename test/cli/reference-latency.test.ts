@@ -159,5 +159,12 @@ describe.skipIf(missing !== null)("analyze_tool_latency.py on the export of a re
     expect(readdirSync(out).length).toBe(Number(finished.n));
     expect(a.printed.e2e.search!.count).toBeGreaterThan(50);
     expectAgreement(a);
+    // every latency component and every transcript belongs to a tool-call row of its step
+    for (const table of ["latency_components", "step_transcripts"]) {
+      const [orphans] = (await realRun.db.$client.execute(
+        `SELECT count(*) AS n FROM ${table} x LEFT JOIN tool_calls c ON c.task_id = x.task_id AND c.attempt = x.attempt AND c.step = x.step WHERE c.id IS NULL`,
+      )).rows as any;
+      expect([table, Number(orphans.n)]).toEqual([table, 0]);
+    }
   }, 120_000);
 });
