@@ -61,6 +61,14 @@ function finishedStatus(task: { status: string; result: Record<string, any> | nu
   return task.status === "succeeded" ? "done" : null;
 }
 
+function readTranscript(row: Record<string, any>, externalId: string): StepTranscript {
+  try {
+    return decodeTranscript(blobBytes(row.body));
+  } catch (err) {
+    throw new Error(`task ${JSON.stringify(externalId)} step ${row.step}: stored transcript unreadable (${(err as Error).message})`);
+  }
+}
+
 /** A task's file from the transcripts of its final attempt. */
 function fromTranscripts(steps: StepTranscript[]): Pick<ToolOrchestraTask, "all_tool_calls" | "all_tool_responses" | "all_message_responses"> {
   const calls: unknown[] = [];
@@ -134,7 +142,7 @@ export async function exportToolOrchestra({ db, runId, onTask, pageSize = 25 }: 
       const input = t.input;
       const steps = stepsOf.get(String(t.id));
       const body = steps
-        ? fromTranscripts(steps.map((s) => decodeTranscript(blobBytes(s.body))))
+        ? fromTranscripts(steps.map((s) => readTranscript(s, t.externalId)))
         : fromLatencyRows(callsOf.get(String(t.id)) ?? [], compsOf);
       const status = finishedStatus(t)!;
       const correct = Boolean(t.result?.correct ?? t.correct ?? false);

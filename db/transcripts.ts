@@ -33,6 +33,8 @@ export type TaskStep = {
   final: boolean;
   // null for a step that has latency rows but no transcript (recorded before transcripts existed)
   transcript: StepTranscript | null;
+  // set when the stored body could not be decompressed or parsed (transcript is then null)
+  transcript_error?: string;
   recorded_at: number | null;
   tool_call: StepToolCall | null;
   components: StepComponent[];
@@ -90,8 +92,13 @@ export async function listTaskSteps({ db, taskId, attempt = null }: { db: Db; ta
   };
   for (const r of transcripts) {
     const s = stepOf(r);
-    s.transcript = decodeTranscript(blobBytes(r.body));
     s.recorded_at = Number(r.created_at);
+    try {
+      s.transcript = decodeTranscript(blobBytes(r.body));
+    } catch (err) {
+      // one unreadable row must not hide the task's other steps
+      s.transcript_error = `stored transcript unreadable: ${(err as Error).message}`;
+    }
   }
   for (const r of calls)
     stepOf(r).tool_call = {

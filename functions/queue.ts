@@ -181,12 +181,19 @@ const LlmCallRowInput = v.object({
 const Rows = <T extends v.GenericSchema>(row: T) => v.optional(v.pipe(v.array(row), v.maxLength(100_000)));
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
 // A step's transcript, gzip + base64 (db/rows.ts StepTranscriptRow). 8 MB of base64 holds a
-// step of 150 long documents many times over; a batch holds at most the recorder's 500 rows.
+// step of 150 long documents many times over; the recorder sends at most 200 per batch.
 const Transcript = v.object({
   taskId: v.pipe(Count, v.minValue(1)),
   attempt: Count,
   step: Count,
-  body: v.pipe(v.string(), v.minLength(1), v.maxLength(8_000_000), v.base64("expected base64 of the gzip-compressed transcript")),
+  body: v.pipe(
+    v.string(),
+    v.minLength(1),
+    v.maxLength(8_000_000),
+    v.base64("expected base64 of the gzip-compressed transcript"),
+    // gzip's magic bytes (base64 "H4s"): a body that is not gzip would only fail when read
+    v.startsWith("H4s", "expected base64 of gzip data (it starts with H4s)"),
+  ),
   createdAt: Count,
 });
 // Every field is optional, so a list would read as {}: refused first.

@@ -78,6 +78,7 @@ export const TaskStepsOut = v.object({
       step: v.number(),
       final: v.boolean(),
       transcript: Nullable(StepTranscriptOut),
+      transcript_error: v.optional(v.string()),
       recorded_at: Nullable(v.number()),
       tool_call: Nullable(StepToolCall),
       components: v.array(StepComponent),

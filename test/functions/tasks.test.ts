@@ -102,10 +102,11 @@ describe("GET /v1/tasks/:id/steps", () => {
     expect(m.error.code).toBe("tasks.not_found");
   });
 
-  test("a transcript row that is not base64 or has a negative step is refused, naming the field, and nothing is written", async () => {
+  test("a transcript row that is not base64 of gzip or has a negative step is refused, naming the field, and nothing is written", async () => {
     const good = { taskId: 1, attempt: 1, step: 0, body: Buffer.from(Bun.gzipSync("{}")).toString("base64"), createdAt: 1 };
     for (const [bad, field] of [
       [{ ...good, body: "not base64!" }, "body"],
+      [{ ...good, body: Buffer.from("{}").toString("base64") }, "gzip"],
       [{ ...good, step: -1 }, "step"],
     ] as const) {
       const [res, body] = await t.req("/v1/queue/rows", { method: "POST", headers: AUTH, json: { transcripts: [good, bad] } });
