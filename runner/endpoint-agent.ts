@@ -79,10 +79,23 @@ export function readGauge(metrics: string, name: string): number | null {
   return total;
 }
 
+/**
+ * A service outlives an agent killed with SIGKILL (its own process group, and without cgroup
+ * tracking Slurm loses sight of orphans): this watcher, outside both, stops the service's
+ * group within a second or two of the agent's death. The agent kills it when it stops itself.
+ */
+export function startWatchdog(agentPid: number, group: number): ChildProcess {
+  const script = `while kill -0 ${agentPid} 2>/dev/null; do sleep 1; done; kill -TERM -- -${group} 2>/dev/null; sleep 5; kill -KILL -- -${group} 2>/dev/null`;
+  const w = spawn("bash", ["-c", script], { detached: true, stdio: "ignore" });
+  w.unref();
+  return w;
+}
+
 type Fetch = (path: string, init?: RequestInit & { timeoutMs?: number }) => Promise<Response>;
 
 export class EndpointAgent {
   private child: ChildProcess | null = null;
+  private watchdog: ChildProcess | null = null;
   private childExit: Promise<{ code: number | null; signal: string | null }> | null = null;
   private exited: { code: number | null; signal: string | null } | null = null;
   private readonly tail: string[] = [];
@@ -135,6 +148,7 @@ export class EndpointAgent {
     // Its own process group, so stopping it stops everything it started (vLLM's workers too).
     const child = spawn("bash", ["-c", command], { detached: true, stdio: ["ignore", "pipe", "pipe"], env: process.env });
     this.child = child;
+    if (child.pid != null) this.watchdog = startWatchdog(process.pid, child.pid);
     const keep = (stream: NodeJS.ReadableStream | null, out: (l: string) => void) => {
       let buf = "";
       stream?.setEncoding?.("utf8");
@@ -373,16 +387,22 @@ export class EndpointAgent {
 
   private async killService(): Promise<void> {
     const child = this.child;
-    if (!child || this.exited || child.pid == null) return;
+    if (!child || child.pid == null) return;
     const group = (sig: NodeJS.Signals) => {
       try {
         process.kill(-child.pid!, sig);
       } catch {}
     };
-    group("SIGTERM");
-    const done = await Promise.race([this.childExit!.then(() => true), Bun.sleep(10_000).then(() => false)]);
-    if (!done) group("SIGKILL");
+    if (!this.exited) {
+      group("SIGTERM");
+      await Promise.race([this.childExit!, Bun.sleep(10_000)]);
+    }
+    // Whatever of the group outlived its leader (workers, a backgrounded helper) goes too.
+    group("SIGKILL");
     await Promise.race([this.childExit!, Bun.sleep(2_000)]);
+    try {
+      this.watchdog?.kill("SIGKILL");
+    } catch {}
   }
 
   private async failure(why: string): Promise<number> {

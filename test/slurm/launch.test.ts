@@ -119,10 +119,10 @@ async function launch(file: string, ...args: string[]): Promise<string[]> {
   return ids;
 }
 
-type Ep = { id: number; name: string; state: string; role: string; node: string; slurm_array_job_id: string; slurm_array_task_id: string };
+type Ep = { id: number; name: string; base_url: string; state: string; role: string; node: string; slurm_array_job_id: string; slurm_array_task_id: string };
 const endpoints = () =>
   q<Ep>(
-    `SELECT id, name, role, node, slurm_array_job_id, slurm_array_task_id,
+    `SELECT id, name, base_url, role, node, slurm_array_job_id, slurm_array_task_id,
        CASE WHEN lease_expires_at < cast(unixepoch('subsec') * 1000 as integer) THEN 'gone' ELSE state END AS state FROM endpoints ORDER BY id`,
   );
 
@@ -240,13 +240,15 @@ describe.skipIf(!!SKIP)("baton launch on Slurm", () => {
     expect(runner.stats.failed).toBe(0);
   }, 150_000);
 
-  test("an agent killed with SIGKILL leaves its endpoint, which becomes gone after its lease", async () => {
+  test("an agent killed with SIGKILL leaves its endpoint, which becomes gone after its lease; its service does not outlive it", async () => {
     const orch = (await endpoints()).find((e) => e.role === "orchestrator" && e.slurm_array_task_id === "0")!;
     expect(orch.state).toBe("healthy");
     // --batch: only the batch shell, which is the exec'd agent; no drain, no deregistration.
     expect((await sh(["scancel", "--batch", "--signal=KILL", orch.slurm_array_job_id + "_0"])).code).toBe(0);
     // lease 3 s; a 10x margin for a loaded machine
     await waitFor("the killed agent's endpoint to be gone", async () => (await endpoints()).find((e) => e.id === orch.id)?.state === "gone", 30_000);
+    // the agent's watchdog stops the orphaned service (Slurm's linuxproc tracking loses orphans)
+    await waitFor("the orphaned service to stop answering", () => fetch(`${orch.base_url}/health`, { signal: AbortSignal.timeout(1_000) }).then(() => false, () => true), 30_000);
   }, 40_000);
 
   test("a service whose command fails: the job exits non-zero, nothing registers, and launch status shows why", async () => {
