@@ -70,6 +70,8 @@ export async function claimTasks({
   await expireExhaustedLeases({ db, runId });
   const exclude = excludeRunIds.length > 0 ? sql`AND t.run_id NOT IN (${sql.join(excludeRunIds, sql`, `)})` : sql``;
   const runFilter = runId != null ? sql`AND t.run_id = ${runId} ${exclude}` : exclude;
+  const laneExclude = excludeRunIds.length > 0 ? sql`AND r.id NOT IN (${sql.join(excludeRunIds, sql`, `)})` : sql``;
+  const laneFilter = runId != null ? sql`AND r.id = ${runId} ${laneExclude}` : laneExclude;
   const res = await db.run(sql`
     UPDATE tasks SET
       status = 'running',
@@ -95,12 +97,26 @@ export async function claimTasks({
         LIMIT ${limit}
       )
       UNION ALL
+      -- Queued tasks: higher run priority first, then FIFO within a priority. One lane per
+      -- run with queued work (run_counts.queued > 0): its first \`limit\` tasks by its own
+      -- index walk (tasks_run_queue_idx), cut to the room its max_concurrency leaves
+      -- (run_counts.running, kept by triggers inside this statement). The cost is the number
+      -- of runs with queued work, never the queue's depth: a capped run's backlog is not walked.
       SELECT id FROM (
-        SELECT t.id FROM tasks t
-        WHERE t.status = 'queued' AND t.available_at <= ${dbNowMs}
-          ${runFilter}
-          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.canceled_at IS NOT NULL)
-        ORDER BY t.available_at, t.id
+        SELECT id FROM (
+          SELECT t.id, r.priority AS p, t.available_at AS a,
+            row_number() OVER (PARTITION BY r.id ORDER BY t.available_at, t.id) AS k,
+            CASE WHEN r.max_concurrency IS NULL THEN ${limit} ELSE r.max_concurrency - c.running END AS room
+          FROM run_counts c JOIN runs r ON r.id = c.run_id,
+            json_each((SELECT json_group_array(qid) FROM (
+              SELECT x.id AS qid FROM tasks x
+              WHERE x.run_id = r.id AND x.status = 'queued' AND x.available_at <= ${dbNowMs}
+              ORDER BY x.available_at, x.id LIMIT ${limit}))) j
+            JOIN tasks t ON t.id = j.value
+          WHERE c.queued > 0 AND r.canceled_at IS NULL ${laneFilter}
+        )
+        WHERE k <= room
+        ORDER BY p DESC, a, id
         LIMIT ${limit}
       )
       LIMIT ${limit}

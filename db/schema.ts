@@ -88,6 +88,8 @@ export const tasks = sqliteTable(
   (t) => [
     uniqueIndex("tasks_run_external_idx").on(t.runId, t.externalId, t.repeat),
     index("tasks_parent_idx").on(t.parentTaskId),
+    // the claim's lane per run (priority, max_concurrency): migration 0012
+    index("tasks_run_queue_idx").on(t.runId, t.availableAt, t.id).where(sql`status = 'queued'`),
     // claim: queued tasks whose time has come, and running tasks whose lease ran out.
     index("tasks_claim_idx").on(t.status, t.availableAt),
     index("tasks_lease_idx").on(t.status, t.leaseExpiresAt),

@@ -38,3 +38,8 @@ CREATE INDEX `runs_parent_idx` ON `runs` (`parent_run_id`);
 CREATE INDEX `runs_sweep_idx` ON `runs` (`sweep_id`);
 --> statement-breakpoint
 CREATE INDEX `tasks_parent_idx` ON `tasks` (`parent_task_id`);
+--> statement-breakpoint
+-- The claim's lane per run (db/queue.ts claimTasks): a run's queued tasks in the order they
+-- became available, so priority and max_concurrency cost an index walk per run with queued
+-- work and never a walk over another run's backlog. Partial: a task leaves it when claimed.
+CREATE INDEX IF NOT EXISTS `tasks_run_queue_idx` ON `tasks` (`run_id`,`available_at`,`id`) WHERE `status` = 'queued';
