@@ -101,10 +101,16 @@ export type TaskSummary = {
   canceled: number;
   correct: number;
   infraFailed: number;
-  // correct / all tasks
+  // succeeded + failed / queued + running / failed + canceled (terminal, not succeeded)
+  finished: number;
+  notFinished: number;
+  missing: number;
+  // correct / finished
   accuracy: number | null;
+  // correct / all tasks
+  score: number | null;
   // correct / tasks without an infrastructure failure
-  accuracyExcludingInfra: number | null;
+  scoreExcludingInfra: number | null;
 };
 export type SlowCall = {
   taskId: number;
@@ -300,14 +306,18 @@ export async function summarizeTasks({ db, runId }: { db: Db; runId: number }): 
       [runId, ...INFRA_FALLBACK_CLASSES],
     ),
   ]);
-  const s: TaskSummary = { total: 0, queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, correct: 0, infraFailed: Number(infra[0]?.n ?? 0), accuracy: null, accuracyExcludingInfra: null };
+  const s: TaskSummary = { total: 0, queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, correct: 0, infraFailed: Number(infra[0]?.n ?? 0), finished: 0, notFinished: 0, missing: 0, accuracy: null, score: null, scoreExcludingInfra: null };
   for (const r of counts) {
     s.total += Number(r.n);
     s.correct += Number(r.correct ?? 0);
     if (r.status in s) (s as any)[r.status] = Number(r.n);
   }
-  s.accuracy = s.total ? s.correct / s.total : null;
-  s.accuracyExcludingInfra = s.total - s.infraFailed > 0 ? s.correct / (s.total - s.infraFailed) : null;
+  s.finished = s.succeeded + s.failed;
+  s.notFinished = s.queued + s.running;
+  s.missing = s.failed + s.canceled;
+  s.accuracy = s.finished ? s.correct / s.finished : null;
+  s.score = s.total ? s.correct / s.total : null;
+  s.scoreExcludingInfra = s.total - s.infraFailed > 0 ? s.correct / (s.total - s.infraFailed) : null;
   return s;
 }
 
@@ -633,7 +643,7 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
     ),
     latencyP.then((l) => listSlowestCalls({ db, runId, limit: slowest, tools: l.tools.map((t) => t.tool).filter((t) => t !== ORCHESTRATOR_ROW) })),
     listFailedTasks({ db, runId, limit: failed }),
-    rows(db, "SELECT external_id FROM tasks WHERE run_id = ? AND status <> 'succeeded' ORDER BY id LIMIT ?", [runId, missing + 1]),
+    rows(db, "SELECT external_id FROM tasks WHERE run_id = ? AND status IN ('failed', 'canceled') ORDER BY id LIMIT ?", [runId, missing + 1]),
   ]);
   const perTask = steps.map((s) => ({ steps: Number(s.steps), tasks: Number(s.n) }));
   const nTasks = perTask.reduce((a, s) => a + s.tasks, 0);
@@ -750,7 +760,8 @@ export function compareReports({ a, b }: { a: Report; b: Report }): Comparison {
   add("tasks", "succeeded", a.tasks.succeeded, b.tasks.succeeded);
   add("tasks", "failed", a.tasks.failed, b.tasks.failed);
   add("tasks", "accuracy", a.tasks.accuracy, b.tasks.accuracy);
-  add("tasks", "accuracy_excluding_infra", a.tasks.accuracyExcludingInfra, b.tasks.accuracyExcludingInfra);
+  add("tasks", "score", a.tasks.score, b.tasks.score);
+  add("tasks", "score_excluding_infra", a.tasks.scoreExcludingInfra, b.tasks.scoreExcludingInfra);
   add("tasks", "mean_steps", a.steps.mean, b.steps.mean);
   const tools = [...new Set([...a.tools.map((t) => t.tool), ...b.tools.map((t) => t.tool)])].sort();
   const stat = (r: Report, tool: string) => (tool === "all" ? r.all : r.tools.find((t) => t.tool === tool));

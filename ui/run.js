@@ -159,7 +159,10 @@ async function drawReport(runId, gen) {
       `<span class="muted">${esc(Object.entries(s.components).map(([k, v]) => `${k} ${ms(v)}`).join(" · "))}</span>`]), "slowest", [0, 2, 3, 4, 6])}
     <h2>Failed tasks (${r.tasks.failed})</h2>
     ${r.failed.length === 0 ? `<p class="muted">None.</p>` : table(["Task", "Attempts", "Error class", "Infrastructure", "Message"], r.failed.map((f) => [
-      `<a href="#/tasks/${f.taskId}">${esc(f.externalId)}</a>`, f.attempt, `<span class="status-failed">${esc(f.errorClass)}</span>`, f.infra ? "yes" : "no", `<span class="muted msg">${esc((f.errorMessage || "").slice(0, 120))}</span>`]), "failed", [0, 2, 3, 4])}`;
+      `<a href="#/tasks/${f.taskId}">${esc(f.externalId)}</a>`, f.attempt, `<span class="status-failed">${esc(f.errorClass)}</span>`, f.infra ? "yes" : "no", `<span class="muted msg">${esc((f.errorMessage || "").slice(0, 120))}</span>`]), "failed", [0, 2, 3, 4])}
+    <h2>Missing ids: failed or canceled (<span data-testid="missing-count">${r.missingIds.length}${r.missingTruncated ? "+" : ""}</span>)</h2>
+    <p class="muted">${r.tasks.notFinished} task(s) not finished yet (queued or running) are not missing.</p>
+    <p class="muted" style="white-space:normal;word-break:break-all">${esc(r.missingIds.slice(0, 300).join(", "))}${r.missingIds.length > 300 ? " …" : ""}</p>`;
   const charts = document.getElementById("charts");
   const tools = [...TOOLS.filter((x) => r.tools.some((tool) => tool.tool === x)), ...r.tools.map((tool) => tool.tool).filter((x) => !TOOLS.includes(x))];
   const dists = await Promise.all([...tools.map((tool) => getJson(`/v1/runs/${runId}/latency?tool=${encodeURIComponent(tool)}`)), getJson(`/v1/runs/${runId}/latency`)]);

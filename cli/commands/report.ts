@@ -70,7 +70,8 @@ export function renderReport(r: Report): string {
   const t = r.tasks;
   out.push(`Run ${r.run.id} · ${r.run.name} (${r.run.benchmark})`);
   out.push(`Tasks ${t.total}: ${t.succeeded} succeeded, ${t.failed} failed (${t.infraFailed} infrastructure), ${t.running} running, ${t.queued} queued, ${t.canceled} canceled`);
-  out.push(`Accuracy ${formatPct(t.accuracy)} of all tasks (${t.correct}/${t.total}); ${formatPct(t.accuracyExcludingInfra)} excluding infrastructure failures (${t.correct}/${t.total - t.infraFailed})`);
+  out.push(`Accuracy ${formatPct(t.accuracy)} = correct / finished (${t.correct}/${t.finished})`);
+  out.push(`Score ${formatPct(t.score)} = correct / all tasks (${t.correct}/${t.total}); ${formatPct(t.scoreExcludingInfra)} excluding infrastructure failures (${t.correct}/${t.total - t.infraFailed})`);
   out.push(`Steps per finished task: mean ${r.steps.mean?.toFixed(1) ?? "-"}, max ${r.steps.max ?? "-"}; invalid steps ${r.steps.invalid}`);
   out.push("");
   const statRow = (name: string, s: LatencyStats) => [name, s.count, fmtMs(s.mean), fmtMs(s.p50), fmtMs(s.p80), fmtMs(s.p90), fmtMs(s.p95), fmtMs(s.p99), fmtMs(s.max), formatPct(s.under5s)];
@@ -118,7 +119,7 @@ export function renderReport(r: Report): string {
   out.push("Slowest calls");
   out.push(formatTable(["task", "step", "tool", "status", "duration", "components"], r.slowest.slice(0, 10).map((s) => [s.externalId ?? String(s.taskId), s.step, s.tool, s.status, fmtMs(s.durationMs), Object.entries(s.components).map(([k, v]) => `${k} ${fmtMs(v)}`).join(", ")]), [0, 2, 3, 5]));
   out.push("");
-  out.push(`Missing ids (not succeeded): ${r.missingIds.length}${r.missingTruncated ? "+" : ""}${r.missingIds.length ? ": " + r.missingIds.slice(0, 50).join(" ") + (r.missingIds.length > 50 ? " …" : "") : ""}`);
+  out.push(`Missing ids (failed or canceled; ${t.notFinished} not finished): ${r.missingIds.length}${r.missingTruncated ? "+" : ""}${r.missingIds.length ? ": " + r.missingIds.slice(0, 50).join(" ") + (r.missingIds.length > 50 ? " …" : "") : ""}`);
   return out.join("\n");
 }
 

@@ -54,8 +54,9 @@ describe("baton report", () => {
     const r = (await buildReport({ db, runId: 1 }))!;
     const { code, stdout } = await baton("report", "first", "--db", dbPath);
     expect(code).toBe(0);
-    expect(stdout).toContain(`Accuracy ${(100 * r.tasks.accuracy!).toFixed(1)}% of all tasks`);
-    expect(stdout).toContain(`${(100 * r.tasks.accuracyExcludingInfra!).toFixed(1)}% excluding infrastructure failures`);
+    expect(stdout).toContain(`Accuracy ${(100 * r.tasks.accuracy!).toFixed(1)}% = correct / finished`);
+    expect(stdout).toContain(`Score ${(100 * r.tasks.score!).toFixed(1)}% = correct / all tasks`);
+    expect(stdout).toContain(`${(100 * r.tasks.scoreExcludingInfra!).toFixed(1)}% excluding infrastructure failures`);
     const search = stdout.split("\n").find((l) => l.startsWith("search "))!;
     expect(search).toContain(String(r.tools.find((t) => t.tool === "search")!.count));
     expect(stdout).toContain("Histogram search");

@@ -108,17 +108,20 @@ describe("buildReport", () => {
     expect(retrieval[0].endpoint).toBe(SLOW_RETRIEVAL_ENDPOINT);
   });
 
-  test("task counts and both accuracies agree with run_summary", async () => {
+  test("task counts, accuracy and both scores agree with run_summary", async () => {
     const [v] = await q("SELECT * FROM run_summary WHERE run_id = 1");
     const t = report.tasks;
     expect([t.total, t.succeeded, t.failed, t.running, t.queued, t.correct, t.infraFailed]).toEqual([v.tasks, v.succeeded, v.failed, v.running, v.queued, v.correct, v.infra_failed]);
+    expect([t.finished, t.notFinished, t.missing]).toEqual([v.finished, v.not_finished, v.missing]);
     expect(t.accuracy!).toBeCloseTo(v.accuracy, 4);
-    expect(t.accuracyExcludingInfra!).toBeCloseTo(v.accuracy_excluding_infra, 4);
+    expect(t.score!).toBeCloseTo(v.score, 4);
+    expect(t.scoreExcludingInfra!).toBeCloseTo(v.score_excluding_infra, 4);
     expect(report.errors.byTaskClass.find((e) => e.errorClass === INFRA_ERROR_CLASS)?.infra).toBe(true);
   });
 
   test("missing ids, failed tasks and slowest calls come from the rows", async () => {
-    const missing = await q("SELECT external_id FROM tasks WHERE run_id = 1 AND status <> 'succeeded' ORDER BY id");
+    // missing = terminal and not succeeded (queued and running tasks are not finished, not missing)
+    const missing = await q("SELECT external_id FROM tasks WHERE run_id = 1 AND status IN ('failed', 'canceled') ORDER BY id");
     expect(report.missingIds).toEqual(missing.map((r) => r.external_id));
     expect(report.failed.length).toBe(report.tasks.failed);
     const [max] = await q("SELECT max(duration_ms) AS m FROM tool_calls WHERE run_id = 1 AND status <> 'invalid'");

@@ -43,11 +43,11 @@ test("the runner's verdict decides, not the class name", async () => {
   expect(await completeTask({ db, taskId: d.id, leaseToken: d.leaseToken, result: { prediction: "x", correct: true } })).toBe(true);
   expect(await infraByTask()).toEqual({ a: [1, 1], b: [0, 0], c: [0, 0], d: [null, 0], e: [null, 0] });
 
-  const [summary] = (await db.$client.execute({ sql: "SELECT failed, infra_failed, accuracy, accuracy_excluding_infra FROM run_summary WHERE run_id = ?", args: [runId] })).rows as any[];
-  expect(summary).toMatchObject({ failed: 3, infra_failed: 1, accuracy: 0.2, accuracy_excluding_infra: 0.25 });
+  const [summary] = (await db.$client.execute({ sql: "SELECT failed, infra_failed, score, score_excluding_infra FROM run_summary WHERE run_id = ?", args: [runId] })).rows as any[];
+  expect(summary).toMatchObject({ failed: 3, infra_failed: 1, score: 0.2, score_excluding_infra: 0.25 });
   // the report's queries agree with the views
   const s = await summarizeTasks({ db, runId });
-  expect([s.infraFailed, s.accuracyExcludingInfra]).toEqual([1, 0.25]);
+  expect([s.infraFailed, s.scoreExcludingInfra]).toEqual([1, 0.25]);
   const report = (await buildReport({ db, runId }))!;
   expect(Object.fromEntries(report.failed.map((f) => [f.externalId, f.infra]))).toEqual({ a: true, b: false, c: false });
   expect(Object.fromEntries(report.errors.byTaskClass.map((e) => [e.errorClass, e.infra]))).toEqual({ gpu_node_rebooted: true, timeout: false, context_length: false });

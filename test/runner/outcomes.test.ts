@@ -54,8 +54,8 @@ describe("failed tasks", () => {
         // deterministic: not retried
         expect(Number(t.attempt)).toBe(1);
       }
-      const [summary] = (await q(world.db, "SELECT failed, infra_failed, accuracy_excluding_infra FROM run_summary WHERE run_id = ?", [runId])) as any[];
-      expect(summary).toMatchObject({ failed: 2, infra_failed: 0, accuracy_excluding_infra: 0 });
+      const [summary] = (await q(world.db, "SELECT failed, infra_failed, score_excluding_infra FROM run_summary WHERE run_id = ?", [runId])) as any[];
+      expect(summary).toMatchObject({ failed: 2, infra_failed: 0, score_excluding_infra: 0 });
       const report = (await buildReport({ db: world.db, runId }))!;
       expect(report.tasks.infraFailed).toBe(0);
     } finally {
@@ -83,8 +83,8 @@ describe("failed tasks", () => {
       // means nothing left, not nothing claimable this instant)
       expect(runner.stats.retried).toBe(2);
       expect(runner.stats.failed).toBe(2);
-      const [summary] = (await q(world.db, "SELECT failed, infra_failed, accuracy, accuracy_excluding_infra FROM run_summary WHERE run_id = ?", [runId])) as any[];
-      expect(summary).toMatchObject({ failed: 2, infra_failed: 2, accuracy: 0, accuracy_excluding_infra: null });
+      const [summary] = (await q(world.db, "SELECT failed, infra_failed, accuracy, score, score_excluding_infra FROM run_summary WHERE run_id = ?", [runId])) as any[];
+      expect(summary).toMatchObject({ failed: 2, infra_failed: 2, accuracy: 0, score: 0, score_excluding_infra: null });
       const outcomes = (await q(world.db, "SELECT infra_failure FROM task_outcomes WHERE run_id = ?", [runId])) as any[];
       expect(outcomes.map((o) => o.infra_failure)).toEqual([1, 1]);
       const report = (await buildReport({ db: world.db, runId }))!;

@@ -89,9 +89,11 @@ describe("the web page", () => {
     expect(await text('[data-testid="score"]')).toBe(pct(summary.correct / sim.tasks));
     expect(await text('[data-testid="score-excl"]')).toBe(pct(summary.score_excluding_infra));
     // the report's all-tasks number is the score
-    expect(await text('[data-testid="score"]')).toBe(pct(report.tasks.accuracy));
+    expect(await text('[data-testid="score"]')).toBe(pct(report.tasks.score));
+    expect(await text('[data-testid="accuracy"]')).toBe(pct(report.tasks.accuracy));
     expect(await text('[data-testid="tasks-missing"]')).toBe(String(summary.counts.failed + summary.counts.canceled));
     expect(await text('[data-testid="tasks-not-finished"]')).toBe("0");
+    expect(await text('[data-testid="missing-count"]')).toBe(String(summary.missing));
     // p50/p95 per tool: the chart header and the tools table both say what the report says
     const toolRows = page.locator('[data-testid="tools"] tbody tr');
     expect(await toolRows.count()).toBe(report.tools.length);
@@ -139,6 +141,7 @@ describe("the web page", () => {
     // queued tasks are not finished, not missing
     expect(await page.textContent('[data-testid="tasks-not-finished"]')).toBe(String(summary.counts.queued + summary.counts.running));
     expect(await page.textContent('[data-testid="tasks-missing"]')).toBe(String(summary.counts.failed + summary.counts.canceled));
+    expect(await page.textContent('[data-testid="missing-count"]')).toBe(String(summary.missing));
     expect(await page.textContent('[data-testid="pcts-search"] [data-k="p50"]')).toBe(ms(search.p50));
     expect(await page.textContent('[data-testid="pcts-search"] [data-k="p95"]')).toBe(ms(search.p95));
     expect(await page.locator("#charts .chart canvas").count()).toBe(report.tools.length + 1);
@@ -325,7 +328,7 @@ describe("the web page", () => {
     // third question flips, one fails on its first attempt and succeeds on its second
     const rows = first.tasks.map((t: any) => ({ id: t.external_id, question: t.question ?? "q" }));
     const { run } = await createRun({ db: sim.db, name: "frames-sim-b", benchmark: "frames", tasks: validateTasks({ rows }), maxAttempts: 2 });
-    const before = new Map(first.tasks.map((t: any) => [t.external_id, t.correct === true]));
+    const before = new Map<string, boolean>(first.tasks.map((t: any) => [t.external_id, t.correct === true]));
     const claimed = await claimTasks({ db: sim.db, runnerId: "ui-compare", limit: 1000, leaseMs: 600_000, runId: run.id });
     const retried = claimed[1];
     await failTask({ db: sim.db, taskId: retried.id, leaseToken: retried.leaseToken, errorClass: "server_error", errorMessage: "HTTP 500", retryable: true, backoff: { baseMs: 0, capMs: 0 } });
@@ -338,7 +341,7 @@ describe("the web page", () => {
     expect(again.id).toBe(retried.id);
     await completeTask({ db: sim.db, taskId: again.id, leaseToken: again.leaseToken, result: { prediction: "p", correct: true } });
     const second = await (await fetch(`${base}/v1/runs/${run.id}/tasks?limit=1000`)).json();
-    const after = new Map(second.tasks.map((t: any) => [t.external_id, t.correct === true]));
+    const after = new Map<string, boolean>(second.tasks.map((t: any) => [t.external_id, t.correct === true]));
     const expected = [...before.keys()].filter((id) => before.get(id) !== after.get(id)).sort();
     expect(expected.length).toBeGreaterThan(10);
 
