@@ -67,12 +67,12 @@ export async function claimTasks({
   excludeRunIds?: number[];
 }): Promise<ClaimedTask[]> {
   if (limit <= 0) return [];
-  await expireExhaustedLeases({ db, runId });
   const exclude = excludeRunIds.length > 0 ? sql`AND t.run_id NOT IN (${sql.join(excludeRunIds, sql`, `)})` : sql``;
   const runFilter = runId != null ? sql`AND t.run_id = ${runId} ${exclude}` : exclude;
   const laneExclude = excludeRunIds.length > 0 ? sql`AND r.id NOT IN (${sql.join(excludeRunIds, sql`, `)})` : sql``;
   const laneFilter = runId != null ? sql`AND r.id = ${runId} ${laneExclude}` : laneExclude;
-  const res = await db.run(sql`
+  // one transaction: the exhausted leases are failed first, so the claim never takes them
+  const [, res] = await db.batch([db.run(expireExhaustedSql(runId)), db.run(sql`
     UPDATE tasks SET
       status = 'running',
       attempt = attempt + 1,
@@ -121,30 +121,39 @@ export async function claimTasks({
       )
       LIMIT ${limit}
     )
-    RETURNING id, run_id, external_id, input, attempt, max_attempts, lease_token, lease_expires_at`);
+    RETURNING id, run_id, external_id, input, attempt, max_attempts, lease_token, lease_expires_at`)]);
   const claimed = rowsOf(res).map(toClaimed);
-  if (claimed.length > 0) {
-    const runIds = [...new Set(claimed.map((t) => t.runId))];
+  const known = startedRuns.get(db) ?? startedRuns.set(db, new Set()).get(db)!;
+  const runIds = [...new Set(claimed.map((t) => t.runId))].filter((id) => !known.has(id));
+  if (runIds.length > 0) {
     await db.run(
       sql`UPDATE runs SET started_at = ${dbNowMs} WHERE started_at IS NULL AND id IN (${sql.join(runIds, sql`, `)})`,
     );
+    // started_at is never cleared: once set, later claims need not write it again
+    for (const id of runIds) known.add(id);
   }
   return claimed;
 }
+
+const startedRuns = new WeakMap<Db, Set<number>>();
 
 /**
  * A running task whose lease expired and has no attempts left would otherwise sit in
  * `running` forever: fail it with the class `lease_expired`.
  */
 export async function expireExhaustedLeases({ db, runId }: { db: Db; runId?: number | null }): Promise<number> {
+  const res = await db.run(expireExhaustedSql(runId));
+  return Number((res as any).rowsAffected ?? 0);
+}
+
+function expireExhaustedSql(runId?: number | null) {
   const runFilter = runId != null ? sql`AND run_id = ${runId}` : sql``;
-  const res = await db.run(sql`
+  return sql`
     UPDATE tasks SET status = 'failed', error_class = 'lease_expired', error_infra = 1,
       error_message = 'lease expired on the last attempt (runner died or stalled)',
       lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
       finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
-    WHERE status = 'running' AND lease_expires_at < ${dbNowMs} AND attempt >= max_attempts ${runFilter}`);
-  return Number((res as any).rowsAffected ?? 0);
+    WHERE status = 'running' AND lease_expires_at < ${dbNowMs} AND attempt >= max_attempts ${runFilter}`;
 }
 
 /**

@@ -113,6 +113,8 @@ BEGIN
   WHERE `run_id` = OLD.`run_id`;
 END;
 --> statement-breakpoint
--- 4. Tasks finished in the last minutes (a run's rate and ETA): a range of this index, however
---    large the run.
-CREATE INDEX `tasks_run_finished_idx` ON `tasks` (`run_id`, `finished_at`, `status`) WHERE `finished_at` IS NOT NULL;
+-- 4. Tasks finished in the last minutes (a run's rate and ETA): a range of the run's status
+--    index, which now ends in finished_at, however large the run.
+DROP INDEX IF EXISTS `tasks_run_status_idx`;
+--> statement-breakpoint
+CREATE INDEX `tasks_run_status_idx` ON `tasks` (`run_id`, `status`, `finished_at`);
