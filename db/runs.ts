@@ -77,8 +77,9 @@ const MISSING: Record<string, string> = {
   question: "expected a non-empty string",
 };
 
-// parentTaskId: the parent run's task a derived run re-runs (db/experiments.ts)
-export type ValidTask = { externalId: string; input: Record<string, unknown>; parentTaskId?: number | null };
+// parentTaskId: the parent run's task a derived run re-runs (db/experiments.ts), and repeat
+// that task's repeat index (kept, so a re-run of a repeated run keeps its ids unique)
+export type ValidTask = { externalId: string; input: Record<string, unknown>; parentTaskId?: number | null; repeat?: number };
 
 // What makes a run an experiment (db/experiments.ts): its parent or sweep, K tasks per
 // question, and the claim controls.
@@ -246,7 +247,7 @@ export async function createRun({
     .returning();
   statements.push(insertRun);
   // repeats: question-major, so the K attempts at one question are neighbours in the queue
-  const expanded = repeats === 1 ? rows.map((t) => ({ t, repeat: 0 })) : rows.flatMap((t) => Array.from({ length: repeats }, (_, repeat) => ({ t, repeat })));
+  const expanded = repeats === 1 ? rows.map((t) => ({ t, repeat: t.repeat ?? 0 })) : rows.flatMap((t) => Array.from({ length: repeats }, (_, repeat) => ({ t, repeat })));
   for (let i = 0; i < expanded.length; i += INSERT_CHUNK) {
     const chunk = expanded.slice(i, i + INSERT_CHUNK);
     statements.push(
