@@ -131,6 +131,11 @@ export const experimentsRoutes = (deps: AppDeps) =>
         detail: { summary: "Accuracy with its 95% Wilson interval, pass@k and pass^k over repeats, per-question consistency, parent/children/sweep links" },
       },
     )
+    .get("/v1/runs/:id/links", ({ params }) => readLineage({ db: deps.db, ref: params.id }), {
+      params: RunRef,
+      response: { 200: Loose, 404: ErrorBody, 409: ErrorBody },
+      detail: { summary: "A run's parent, the runs derived from it, its sweep and values, repeats, priority and max_concurrency" },
+    })
     .get("/v1/runs/:id/parent-compare", ({ params }) => compareWithParent({ db: deps.db, ref: params.id }), {
       params: RunRef,
       response: { 200: Loose, 404: ErrorBody, 409: ErrorBody },

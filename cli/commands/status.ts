@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import type { RunSummary } from "../../functions/runs";
 import { createApi, encodeRef, formatDuration, formatPct, oneRun, runCli, SERVER_OPTION, usageError } from "./_api";
 import { readWaiting } from "./preflight";
+import { readLinks } from "./sweep";
 
 export const describe = "show a run's progress: counts, rate, ETA, accuracy (--watch to follow it)";
 
@@ -72,6 +73,8 @@ export async function run(argv: string[]): Promise<number> {
       // Its tasks are not claimed until what it calls is served (no attempt spent meanwhile).
       const waiting = values.json || s.done || s.canceled_at ? null : await readWaiting(api, s.id);
       if (waiting) console.log(`  waits for  ${waiting}`);
+      // parent, re-runs, sweep, repeats, priority: db/experiments.ts
+      if (!values.json) for (const line of await readLinks(api, s.id)) console.log(line);
       return 0;
     }
     const tty = process.stdout.isTTY;

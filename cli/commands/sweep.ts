@@ -4,11 +4,11 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { compareWithParent, readRunStats, readSweepReport, type RunStats, type SweepReport, type Vary } from "../../db/experiments";
+import { compareWithParent, type Lineage, readRunStats, readSweepReport, type RunStats, type SweepReport, type Vary } from "../../db/experiments";
 import { closeDb, openDb } from "../../db/client";
 import { validateJsonlTasks } from "../../db/runs";
 import { ApiError } from "../../functions/errors";
-import { CliError, createApi, encodeRef, formatColumns, formatPct, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
+import { type Api, CliError, createApi, encodeRef, formatColumns, formatPct, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
 
 export const describe = "one run per combination of configuration values (--vary path=a,b), under one sweep id";
 
@@ -195,4 +195,24 @@ export function renderParentCompare(c: Awaited<ReturnType<typeof compareWithPare
       c.tasks.map((t) => [t.external_id, String(t.repeat), `${t.parent.status}${t.parent.error_class ? ` ${t.parent.error_class}` : ""}`, `${t.child.status}${t.child.error_class ? ` ${t.child.error_class}` : t.child.correct != null ? (t.child.correct ? " correct" : " wrong") : ""}`]),
     ),
   ].join("\n");
+}
+
+/** Lines for `baton status`: what the run was derived from or into, its sweep, its claim controls. */
+export function formatLinks(l: Lineage): string[] {
+  const out: string[] = [];
+  if (l.parent_run_id != null) out.push(`  re-runs    tasks of run ${l.parent_run_id} (baton report RUN --compare parent)`);
+  if (l.children.length) out.push(`  re-run by  ${l.children.map((c) => `run ${c.id} (${c.tasks} tasks)`).join(", ")}`);
+  if (l.sweep_id != null) out.push(`  sweep      ${l.sweep_id}: ${Object.entries(l.sweep_values ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")}`);
+  if (l.repeats > 1) out.push(`  repeats    ${l.repeats} per question`);
+  if (l.priority !== 0 || l.max_concurrency != null) out.push(`  claim      priority ${l.priority}, max concurrency ${l.max_concurrency ?? "none"}`);
+  return out;
+}
+
+/** The links of a run, or none from a server without the route. */
+export async function readLinks(api: Api, runId: number): Promise<string[]> {
+  try {
+    return formatLinks(await api.call<Lineage>("GET", `/v1/runs/${runId}/links`));
+  } catch {
+    return [];
+  }
 }

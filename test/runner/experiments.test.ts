@@ -135,6 +135,11 @@ describe("derived runs", () => {
     expect(after.maxRounds).toBe(7);
     expect(c).toMatchObject({ parent_run_id: parent, priority: 10, max_concurrency: 1, name: "hard ones" });
 
+    const status = await baton(["status", String(created.id)]);
+    expect(status.stdout).toContain(`re-runs    tasks of run ${parent}`);
+    expect(status.stdout).toContain("claim      priority 10, max concurrency 1");
+    expect((await baton(["status", String(parent)])).stdout).toContain(`run ${created.id} (2 tasks)`);
+
     const st = await baton(["report", String(created.id), "--compare", "parent"]);
     expect(st.code).toBe(0);
     expect(st.stdout).toContain(`re-ran 2 tasks of run ${parent}`);
