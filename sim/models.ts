@@ -10,6 +10,10 @@ export const EXPERT_MODELS = [
   "Qwen/Qwen2.5-Math-72B-Instruct",
   "Qwen/Qwen2.5-Math-7B-Instruct",
   "meta-llama/Llama-3.3-70B-Instruct",
+  // the reference profile's experts (data/profiles/toolorchestra-*.json), so a run on the
+  // default profile finds every model it maps to
+  "Qwen/Qwen2.5-Coder-14B-Instruct",
+  "Qwen/Qwen3-32B-FP8",
 ] as const;
 
 /** Backend names in a ToolOrchestra model config: the primary retriever and its fallback. */

@@ -91,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
   let status = 0;
   const started = Date.now();
   try {
-    const [oss, qwen, coder] = [EXPERT_MODELS[0], EXPERT_MODELS[1], EXPERT_MODELS[2]];
+    const oss = EXPERT_MODELS[0];
     const res = await fetch(`${server}/v1/runs`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
@@ -99,14 +99,10 @@ export async function run(argv: string[]): Promise<number> {
         name: "frames-demo",
         benchmark: "frames",
         tasks: rows,
+        // The default profile (toolorchestra: the reference's prompts, tools, model map and
+        // budgets); only the judge is a simulated model instead of gpt-5 over the OpenAI API.
         config: {
-          // the simulator serves Baton's model map (README, Fidelity)
-          profile: "baton",
-          maxRounds: 12,
-          orchestrator: { history: "messages" },
-          models: { "search-1": oss, "search-2": qwen, "reasoner-1": coder, "reasoner-2": oss, "answer-1": qwen, "answer-2": oss },
           judge: { model: oss },
-          retrieval: { topk: 5 },
           sandbox: { timeoutMs: 10_000, memoryMb: 512 },
         },
       }),
