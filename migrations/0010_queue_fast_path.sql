@@ -1,12 +1,11 @@
 -- Queue fast path (issue 12). Measured on claim + complete: most of a finishing write's cost is
 -- the B-tree pages it dirties, and every dirty page is written to the WAL on each commit.
 --
--- 1. The queue's indexes cover only the rows they are searched for: tasks waiting (claim), tasks
---    running (expired leases), tasks held (heartbeats by owner). A finished task leaves them and
---    is never written into them again, and a run of a million finished tasks costs the claim nothing.
+-- 1. The queue's indexes cover only the rows they are searched for: tasks running (expired
+--    leases), tasks held (heartbeats by owner); tasks waiting are in 0012's per-run lane
+--    (tasks_run_queue_idx), which replaces the global claim index. A finished task leaves them
+--    and is never written into them again: a million finished tasks cost the claim nothing.
 DROP INDEX IF EXISTS `tasks_claim_idx`;
---> statement-breakpoint
-CREATE INDEX `tasks_claim_idx` ON `tasks` (`available_at`, `id`) WHERE `status` = 'queued';
 --> statement-breakpoint
 DROP INDEX IF EXISTS `tasks_lease_idx`;
 --> statement-breakpoint
