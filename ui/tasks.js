@@ -110,7 +110,8 @@ function stepView(s) {
     if (t.code) body += codeOf(t.code);
     if (t.grade) body += `<div class="tool-io grade" data-k="grade"><div class="k">answer and verdict</div>${pre(t.grade, "grade")}</div>`;
     if (t.responses) body += fold("tool responses (raw)", pre(t.responses));
-  } else body += `<p class="muted">No transcript kept for this step (recorded before transcripts existed).</p>`;
+  } else if (s.transcript_error) body += `<p class="bad" data-k="transcript-error">${esc(s.transcript_error)}</p>`;
+  else body += `<p class="muted">No transcript kept for this step (recorded before transcripts existed).</p>`;
   body += table(["Component", "Model", "Endpoint", "Backend", "Status", "Retries", "Latency"], s.components.map((c) => [
     esc(c.component), esc(c.model ?? ""), `<span class="muted">${esc(c.endpoint ?? "")}</span>`, esc(c.backend ?? ""), esc(c.status), c.retries, `<span data-k="ms">${ms(c.ms)}</span>`,
   ]), "components", [0, 1, 2, 3, 4]);

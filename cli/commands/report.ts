@@ -4,6 +4,8 @@
 import { parseArgs } from "node:util";
 import { buildReport, compareReports, findRun, type LatencyStats, type Report } from "../../db/analysis";
 import { closeDb, openDb } from "../../db/client";
+import { listTaskPage } from "../../db/task-list";
+import type { TaskPage } from "../../functions/runs";
 import { CliError, createApi, encodeRef, formatPct, oneRun, runCli, SERVER_OPTION, usageError } from "./_api";
 import { loadParentCompare, loadRunStats, loadSweepReport, renderParentCompare, renderRunStats, renderSweepReport } from "./sweep";
 
@@ -18,7 +20,8 @@ enhance_reasoning = coder LLM + code run); the orchestrator's calls are their ow
   --db URL       read this database directly (default $DATABASE_URL or ./baton.db)
   ${SERVER_OPTION}
                  (used instead of the database when given, or when only BATON_SERVER is set)
-  --compare RUN2 a second run shown side by side, with ratios second/first; '--compare parent'
+  --compare RUN2 a second run shown side by side, with ratios second/first, and the questions
+                 whose correctness differs (as the web page's compare view lists them); '--compare parent'
                  shows a re-run (submit --from) beside the tasks of its parent it replaced
   --sweep ID     one row per configuration of a sweep (baton sweep): accuracy, 95% interval,
                  pass@k, tokens, p50/p95 per tool; marks differences that are not significant
@@ -41,6 +44,42 @@ async function loadReport(run: string, opts: { db?: string; server?: string; slo
   } finally {
     closeDb(db);
   }
+}
+
+/**
+ * Each question's correctness in a run (external id -> answered right), read page by page as
+ * the web page's compare view reads it, so both list the same differing questions.
+ */
+async function loadCorrectness(run: string, opts: { db?: string; server?: string }): Promise<Map<string, boolean>> {
+  const out = new Map<string, boolean>();
+  const add = (tasks: { external_id: string; correct: boolean | null }[]) => tasks.forEach((t) => out.set(t.external_id, t.correct === true));
+  if (opts.server || (!opts.db && !process.env.DATABASE_URL && process.env.BATON_SERVER)) {
+    const api = createApi({ server: opts.server });
+    let cursor: number | null = null;
+    do {
+      const page: TaskPage = await api.call<TaskPage>("GET", `/v1/runs/${encodeRef(run)}/tasks?limit=1000${cursor != null ? `&cursor=${cursor}` : ""}`);
+      add(page.tasks);
+      cursor = page.next_cursor;
+    } while (cursor != null);
+    return out;
+  }
+  const db = await openDb({ url: opts.db, migrate: true });
+  try {
+    let cursor: number | undefined;
+    for (;;) {
+      const page = await listTaskPage({ db, ref: run, limit: 1000, cursor });
+      add(page.tasks);
+      if (page.next_cursor == null) return out;
+      cursor = page.next_cursor;
+    }
+  } finally {
+    closeDb(db);
+  }
+}
+
+/** Question ids right in one run and not in the other (a question absent from a run is not right there). */
+export function listDiffering(a: Map<string, boolean>, b: Map<string, boolean>): string[] {
+  return [...new Set([...a.keys(), ...b.keys()])].filter((id) => (a.get(id) === true) !== (b.get(id) === true)).sort();
 }
 
 const fmtMs = (x: number | null | undefined) =>
@@ -163,11 +202,14 @@ export async function run(argv: string[]): Promise<number> {
     if (values.compare) {
       const b = await loadReport(values.compare, opts);
       const cmp = compareReports({ a, b });
-      if (values.json) console.log(JSON.stringify(cmp, null, 2));
+      const differs = listDiffering(...(await Promise.all([loadCorrectness(ref, opts), loadCorrectness(values.compare, opts)])));
+      if (values.json) console.log(JSON.stringify({ ...cmp, differs }, null, 2));
       else {
-        const f = (m: string, x: number | null) => (x == null ? "-" : m.endsWith("_ms") ? fmtMs(x) : m.startsWith("accuracy") || m === "under_5s" ? formatPct(x) : Number.isInteger(x) ? String(x) : x.toFixed(2));
+        const f = (m: string, x: number | null) =>
+          x == null ? "-" : m.endsWith("_ms") ? fmtMs(x) : m === "accuracy" || m.startsWith("score") || m === "under_5s" ? formatPct(x) : Number.isInteger(x) ? String(x) : x.toFixed(2);
         console.log(`Run ${a.run.id} (${a.run.name}) vs run ${b.run.id} (${b.run.name}); ratio = second / first`);
         console.log(formatTable(["section", "metric", `#${a.run.id}`, `#${b.run.id}`, "ratio"], cmp.rows.map((r) => [r.section, r.metric, f(r.metric, r.a), f(r.metric, r.b), r.ratio == null ? "-" : `${r.ratio.toFixed(2)}x`]), [0, 1]));
+        console.log(`\nQuestions whose correctness differs: ${differs.length}${differs.length ? `: ${differs.join(" ")}` : ""}`);
       }
       return 0;
     }

@@ -10,6 +10,7 @@ import { generateRun } from "../../bench/gen-latency-rows";
 import { claimTasks, completeTask, failTask } from "../../db/queue";
 import { createRun, validateTasks } from "../../db/runs";
 import { createApp } from "../../functions/index";
+import { runBaton } from "../cli/_helpers";
 import { makeSimRun, type SimRun } from "../_sim-run";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -357,6 +358,11 @@ describe("the web page", () => {
     const shown = (await page.locator('[data-testid="differs"] tbody tr td:first-child').allTextContents()).sort();
     expect(shown).toEqual(expected);
     expect(await page.textContent('[data-testid="differs-count"]')).toBe(String(expected.length));
+    // `baton report --compare` lists the same questions and the same accuracy and score
+    const cli = await runBaton(["report", String(sim.runId), "--compare", String(run.id), "--server", base, "--json"], { env: { DATABASE_URL: "", BATON_TOKEN: "" } });
+    expect(cli.stderr).toBe("");
+    const cmp = JSON.parse(cli.stdout);
+    expect(cmp.differs).toEqual(expected);
     // accuracy and score with their Wilson intervals, from the summaries
     const rowsShown = await page.locator('[data-testid="compare-runs"] tbody tr').allTextContents();
     for (const [i, id] of [sim.runId, run.id].entries()) {
@@ -365,6 +371,8 @@ describe("the web page", () => {
       expect(rowsShown[i]).toContain(`${pct(s.accuracy)} [${pct(lo)}, ${pct(hi)}]`);
       const [slo, shi] = wilson(s.correct, s.task_count);
       expect(rowsShown[i]).toContain(`${pct(s.score)} [${pct(slo)}, ${pct(shi)}]`);
+      const cliRow = (metric: string) => cmp.rows.find((r: any) => r.section === "tasks" && r.metric === metric)[i === 0 ? "a" : "b"];
+      expect([pct(cliRow("accuracy")), pct(cliRow("score"))]).toEqual([pct(s.accuracy), pct(s.score)]);
     }
     expect(await page.locator('[data-testid^="cdf-"] canvas').count()).toBeGreaterThan(0);
     await page.screenshot({ path: join(SCREENSHOTS, "compare-page.png"), fullPage: true });
