@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { validateJsonlTasks, validateTasks } from "../../db/runs";
 import { ApiError } from "../../functions/errors";
+import { configAtPath, mergeConfig } from "../../db/experiments";
 import { resolveRunConfig } from "../../runner/config";
 import { CliError, createApi, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
 import { preflightConfig } from "./preflight";
@@ -14,7 +15,7 @@ const USAGE = `Usage: bun run baton submit FILE.jsonl --name NAME --benchmark fr
                            [--max-attempts N] [--repeats K] [--priority P] [--max-concurrency N]
                            [--idempotency-key KEY] [--preflight] [--server URL] [--json]
        bun run baton submit --from RUN (--failed | --not-succeeded | --error-class C | --ids FILE)
-                           [--config OVERRIDES.json] [--name NAME] [--priority P] [--max-concurrency N] ...
+                           [--config OVERRIDES.json] [--set PATH=VALUE ...] [--name NAME] [--priority P] [--max-concurrency N] ...
 
 FILE is JSONL (one task per line) or a JSON array; each task needs id and question, all other
 fields (answer, answer_type, image, ...) are kept. --config is the run configuration (models,
@@ -27,6 +28,8 @@ returns the first run instead of creating a second one.
   --profile P             toolorchestra (default: what the reference scripts send) or baton
                           (Baton's own protocol); the same as "profile" in --config
   --max-attempts N        attempts per task before it fails (default 3)
+  --set PATH=VALUE        one configuration setting (repeatable), merged over --config:
+                          --set orchestrator.maxTokens=32000 (VALUE is JSON where it parses, else a string)
   --repeats K             attempt each question K times (K tasks, repeat 0..K-1 beside the id);
                           the report gives accuracy with its interval, pass@k and pass^k
   --priority P            higher is claimed first (default 0; FIFO within a priority)
@@ -57,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
         json: { type: "boolean", default: false },
         preflight: { type: "boolean", default: false },
         repeats: { type: "string" },
+        set: { type: "string", multiple: true },
         priority: { type: "string" },
         "max-concurrency": { type: "string" },
         from: { type: "string" },
@@ -100,7 +104,7 @@ export async function run(argv: string[]): Promise<number> {
       if (err instanceof ApiError) throw new CliError(`${file}: ${err.message}`);
       throw err;
     }
-    let config = values.config ? readJsonFile(values.config, "--config") : undefined;
+    let config = withSettings(values.config ? readJsonFile(values.config, "--config") : undefined, values.set);
     if (values.profile) {
       if (config != null && (typeof config !== "object" || Array.isArray(config))) throw new CliError("--config: must be a JSON object");
       config = { ...(config as Record<string, unknown> | undefined), profile: values.profile };
@@ -176,8 +180,7 @@ async function submitDerived(values: Record<string, any>, positionals: string[],
     if (ids.length === 0) throw new CliError(`--ids: ${values.ids} lists no id`);
     select = { ids };
   }
-  const config = values.config ? readJsonFile(values.config, "--config") : undefined;
-  if (config != null && (typeof config !== "object" || Array.isArray(config))) throw new CliError("--config: must be a JSON object");
+  const config = withSettings(values.config ? readJsonFile(values.config, "--config") : undefined, values.set);
   let maxAttempts: number | undefined;
   if (values["max-attempts"] != null) maxAttempts = intFlag(values["max-attempts"], "--max-attempts", 1);
   const headers: Record<string, string> = {};
@@ -194,4 +197,23 @@ async function submitDerived(values: Record<string, any>, positionals: string[],
     console.log(`  follow it with: bun run baton status ${res.id} --watch`);
   }
   return 0;
+}
+
+/** --config's object with each --set PATH=VALUE merged over it (VALUE is JSON when it parses). */
+export function withSettings(config: unknown, settings: string[] | undefined): unknown {
+  if (!settings?.length) return config;
+  if (config != null && (typeof config !== "object" || Array.isArray(config))) throw new CliError("--config: must be a JSON object");
+  let out = (config ?? {}) as Record<string, unknown>;
+  for (const s of settings) {
+    const eq = s.indexOf("=");
+    const path = s.slice(0, eq).trim();
+    if (eq <= 0 || !/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$/.test(path)) throw usageError(`--set ${JSON.stringify(s)}: expected PATH=VALUE with a dotted configuration path`);
+    const raw = s.slice(eq + 1).trim();
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {}
+    out = mergeConfig(out, configAtPath(path, value));
+  }
+  return out;
 }
