@@ -185,7 +185,7 @@ function smallChart(parent, { title, note, testid, xs, series, marks = [], heigh
     scales: { x: { time: false }, n: { range: (u, lo, hi) => [0, Math.max(1, hi)] }, ms: { range: (u, lo, hi) => [0, Math.max(1, hi)] } },
     axes: [
       { values: (u, vals) => vals.map((v) => `${Math.round(v / 1000)}s`) },
-      { scale: series[0].scale, size: 40 },
+      { scale: series[0].scale, size: 50, values: (u, vals) => vals.map((v) => (v == null ? "" : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : String(+v.toFixed(1)))) },
       ...(series.some((s) => s.scale === "ms") ? [{ scale: "ms", side: 1, size: 50, grid: { show: false }, values: (u, vals) => vals.map((v) => (v == null ? "" : ms(v))) }] : []),
     ],
     series: [{}, ...series.map((s) => ({ label: s.label, scale: s.scale, stroke: s.stroke, width: 1.5, points: { show: false }, spanGaps: s.scale === "ms" }))],
