@@ -1,6 +1,7 @@
 // Runs as experiments (issue 14): derived runs (re-run a subset of a run with overrides),
 // repeats and their statistics, sweeps, the claim controls, and a task's last model calls.
 // The statistics are plain functions so the report and the tests share them.
+import { sql } from "drizzle-orm";
 import { ApiError } from "../functions/errors";
 import { resolveRunConfig } from "../runner/config";
 import type { Db } from "./client";
@@ -515,17 +516,28 @@ export async function createSweep({ db, input }: { db: Db; input: SweepInput }):
     [input.name, input.benchmark, JSON.stringify(base), JSON.stringify(input.vary), repeats, Date.now()],
   );
   const sweepId = Number(sweep.id);
-  for (const p of points) {
-    const { run } = await createRun({
-      db,
-      name: p.name,
-      benchmark: input.benchmark,
-      config: p.config,
-      tasks: input.tasks,
-      maxAttempts: input.maxAttempts,
-      links: { sweepId, sweepValues: p.values, repeats, priority: input.priority ?? 0, maxConcurrency: input.maxConcurrency ?? null },
-    });
-    p.run_id = run.id;
+  try {
+    for (const p of points) {
+      const { run } = await createRun({
+        db,
+        name: p.name,
+        benchmark: input.benchmark,
+        config: p.config,
+        tasks: input.tasks,
+        maxAttempts: input.maxAttempts,
+        links: { sweepId, sweepValues: p.values, repeats, priority: input.priority ?? 0, maxConcurrency: input.maxConcurrency ?? null },
+      });
+      p.run_id = run.id;
+    }
+  } catch (err) {
+    // each run is its own all-or-nothing batch; a failure midway (disk full, busy past the
+    // timeout) takes back the runs already made, so a sweep is never half there
+    await db.batch([
+      db.run(sql`DELETE FROM tasks WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ${sweepId})`),
+      db.run(sql`DELETE FROM runs WHERE sweep_id = ${sweepId}`),
+      db.run(sql`DELETE FROM sweeps WHERE id = ${sweepId}`),
+    ]).catch(() => {});
+    throw err;
   }
   return { sweep_id: sweepId, runs: points };
 }

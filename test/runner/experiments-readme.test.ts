@@ -50,7 +50,7 @@ test("re-run the failed ones, one at a time, with a larger orchestrator limit, a
   expect(full.code).toBe(0);
   // the first two orchestrator calls each replica serves are refused (prompt too long)
   const orch = world.cluster.byModel(ORCHESTRATOR);
-  for (const r of orch) r.sim.update({ faults: { rates: {}, queue: ["context_length", "context_length"], retryAfterS: 1 } });
+  for (const r of orch) r.sim.update({ faults: { rates: {}, queue: ["context_length", "context_length"] as any[], retryAfterS: 1 } });
   await runQueueDry();
   const failed = await q(world.db, "SELECT id FROM tasks WHERE run_id = (SELECT id FROM runs WHERE name = 'frames-full') AND status = 'failed' ORDER BY id");
   expect(failed.length).toBeGreaterThan(0);
