@@ -12,7 +12,10 @@ const batch = Number(batchArg ?? 32);
 const db = await openDb({ url, migrate: false });
 // Start together: bench/claim.ts releases all workers at once through this file's appearance.
 const go = process.env.BENCH_GO_FILE;
-if (go) while (!(await Bun.file(go).exists())) await Bun.sleep(2);
+if (go) {
+  await Bun.write(`${go}.ready.${runnerId}`, "");
+  while (!(await Bun.file(go).exists())) await Bun.sleep(2);
+}
 
 let completed = 0;
 let first = 0;

@@ -7,6 +7,7 @@
 // - It never claims a task it cannot finish before the job's end time.
 import { hostname } from "node:os";
 import { parseToolOrchestraConfig } from "../db/endpoints";
+import { CompletionBatcher } from "./completion-batcher";
 import { isLockError, isStorageError, sqliteCode } from "../db/safe-client";
 import { loadRunConfig, type RunConfig } from "./config";
 import { EndpointRegistry, type StaticEndpoints } from "./endpoint-registry";
@@ -89,6 +90,10 @@ export function staticEndpointsFrom(inline: unknown): StaticEndpoints {
   return out;
 }
 
+// claim refill: with fewer than this many slots free, wait REFILL_WAIT_MS for more first
+const REFILL_BATCH = 8;
+const REFILL_WAIT_MS = 2;
+
 export class Runner {
   readonly id: string;
   readonly stats: RunnerStats = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0, released: 0 };
@@ -103,9 +108,12 @@ export class Runner {
   private wake: (() => void) | null = null;
   private startedAt = Date.now();
   private finished: Promise<void>[] = [];
+  // completions that land within a few ms share one statement (runner/completion-batcher.ts)
+  private readonly completions: CompletionBatcher;
 
   constructor(options: RunnerOptions) {
     this.q = options.queue;
+    this.completions = new CompletionBatcher(options.queue);
     this.id = options.runnerId ?? `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
     this.o = {
       queue: options.queue,
@@ -216,7 +224,13 @@ export class Runner {
     let idleSince: number | null = null;
     let errors = 0;
     while (!this.stopping) {
-      const free = this.o.concurrency - this.active.size;
+      let free = this.o.concurrency - this.active.size;
+      if (free > 0 && free < REFILL_BATCH && this.active.size > 0) {
+        // a slot just freed while others are busy: give the tasks finishing in the same few
+        // milliseconds their slots too, and claim them in one statement instead of one each
+        await Bun.sleep(REFILL_WAIT_MS);
+        free = this.o.concurrency - this.active.size;
+      }
       if (free > 0) {
         if (!this.canFinishBeforeEnd()) {
           this.stop(`job ends at ${new Date(this.o.endsAt!).toISOString()}: no time for another task (estimate ${this.taskEstimateMs()} ms)`);
@@ -399,7 +413,7 @@ export class Runner {
     const { task } = entry;
     if (outcome.kind === "succeeded") {
       const result = outcome.result;
-      const ok = await this.persist(entry, "completion", () => this.q.complete({ taskId: task.id, leaseToken: task.leaseToken, result }));
+      const ok = await this.persist(entry, "completion", () => this.completions.complete({ taskId: task.id, leaseToken: task.leaseToken, result }));
       if (ok) {
         this.stats.succeeded++;
         this.durations.push(Date.now() - entry.startedAt);
