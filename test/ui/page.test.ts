@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
 import { generateRun } from "../../bench/gen-latency-rows";
 import { claimTasks, completeTask, failTask } from "../../db/queue";
+import { encodeTranscript, recordRows } from "../../db/rows";
 import { createRun, validateTasks } from "../../db/runs";
 import { createApp } from "../../functions/index";
 import { runBaton } from "../cli/_helpers";
@@ -332,6 +333,17 @@ describe("the web page", () => {
     const before = new Map<string, boolean>(first.tasks.map((t: any) => [t.external_id, t.correct === true]));
     const claimed = await claimTasks({ db: sim.db, runnerId: "ui-compare", limit: 1000, leaseMs: 600_000, runId: run.id });
     const retried = claimed[1];
+    // its first attempt got as far as one step, whose query LLM answered 500
+    await recordRows({
+      db: sim.db,
+      rows: {
+        toolCalls: [{ runId: run.id, taskId: retried.id, attempt: 1, step: 0, tool: "search", status: "error", errorClass: "server_error", errorMessage: "query_llm: HTTP 500", startedAt: Date.now(), durationMs: 12 }],
+        transcripts: [{
+          taskId: retried.id, attempt: 1, step: 0, createdAt: Date.now(),
+          body: encodeTranscript({ step: 0, tool: "search", tool_calls: [{ name: "search", arguments: {} }], responses: null, llm: [{ component: "query_llm", request: { model: "m", messages: [] }, reply: null, error: "HTTP 500", endpoint: "http://127.0.0.1:9/v1", ms: 12 }] }),
+        }],
+      },
+    });
     await failTask({ db: sim.db, taskId: retried.id, leaseToken: retried.leaseToken, errorClass: "server_error", errorMessage: "HTTP 500", retryable: true, backoff: { baseMs: 0, capMs: 0 } });
     for (const [i, t] of claimed.entries()) {
       if (t === retried) continue;
@@ -384,6 +396,10 @@ describe("the web page", () => {
       expect.stringContaining("server_error"),
       expect.stringContaining("succeeded"),
     ]);
+    const abandoned = page.locator('[data-testid="attempt-1"]');
+    expect(await abandoned.locator("h2").textContent()).toBe("Attempt 1 · failed attempt (server_error)");
+    expect(await abandoned.locator('[data-k="status"]').textContent()).toBe("error");
+    expect(await abandoned.locator('[data-k="llm-error"]').textContent()).toBe("HTTP 500");
     await page.close();
   }, 90_000);
 
