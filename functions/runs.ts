@@ -210,6 +210,10 @@ export async function parseJsonlSubmit(request: Request, maxBodyBytes: number): 
     config,
     tasks: tasks.map((t) => t.input),
     ...(maxAttempts != null ? { max_attempts: /^\d+$/.test(maxAttempts) ? Number(maxAttempts) : maxAttempts } : {}),
+    // runs as experiments: numbers when they are integers, else as sent (the schema names them)
+    ...Object.fromEntries(
+      ["repeats", "priority", "max_concurrency"].filter((k) => query[k] != null).map((k) => [k, /^-?\d+$/.test(query[k]) ? Number(query[k]) : query[k]]),
+    ),
   };
 }
 
@@ -251,8 +255,8 @@ export const runsRoutes = (deps: AppDeps) =>
         detail: {
           summary: "Submit a run",
           description:
-            "JSON body { name, benchmark, config?, tasks: [{id, question, answer?, ...}], max_attempts? }, or a JSONL body " +
-            "(Content-Type application/x-ndjson) with ?name=&benchmark=&max_attempts=&config=<json>. " +
+            "JSON body { name, benchmark, config?, tasks: [{id, question, answer?, ...}], max_attempts?, repeats?, priority?, max_concurrency? }, or a JSONL body " +
+            "(Content-Type application/x-ndjson) with ?name=&benchmark=&max_attempts=&repeats=&priority=&max_concurrency=&config=<json>. " +
             "An Idempotency-Key header makes a repeat return the first run (200) instead of creating another.",
         },
       },

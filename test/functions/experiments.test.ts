@@ -152,6 +152,19 @@ describe("bad input names its field and writes nothing", () => {
     const rows = (await t.db.$client.execute({ sql: "SELECT external_id, repeat FROM tasks WHERE run_id = ? ORDER BY id", args: [id] })).rows as any[];
     expect(rows).toHaveLength(12);
     expect(rows.slice(0, 4).map((r) => [r.external_id, Number(r.repeat)])).toEqual([["t0", 0], ["t0", 1], ["t0", 2], ["t0", 3]]);
+    const jsonl = tasksOf(2).map((r) => JSON.stringify(r)).join("\n");
+    const [viaJsonl, made] = await t.req("/v1/runs?name=j&benchmark=frames&repeats=2&priority=-3&max_concurrency=1", {
+      method: "POST",
+      headers: { ...AUTH, "content-type": "application/x-ndjson" },
+      body: jsonl,
+    });
+    expect(viaJsonl.status).toBe(201);
+    expect(made.tasks).toBe(4);
+    const [run] = (await t.db.$client.execute({ sql: "SELECT repeats, priority, max_concurrency FROM runs WHERE id = ?", args: [made.id] })).rows as any[];
+    expect({ ...run }).toMatchObject({ repeats: 2, priority: -3, max_concurrency: 1 });
+    const [badJsonl, why] = await t.req("/v1/runs?name=j2&benchmark=frames&repeats=two", { method: "POST", headers: { ...AUTH, "content-type": "application/x-ndjson" }, body: jsonl });
+    expect(badJsonl.status).toBe(400);
+    expect(why.error.message).toMatch(/^repeats/);
     const [bad, out] = await t.req("/v1/runs", { method: "POST", headers: AUTH, json: { name: "x", benchmark: "frames", tasks: tasksOf(1), repeats: 101 } });
     expect(bad.status).toBe(400);
     expect(out.error.message).toMatch(/^repeats/);
