@@ -112,17 +112,19 @@ async function showRun(id) {
   document.body.dataset.ready = "1";
   document.body.dataset.polls = "0";
   // Only the live numbers and the in-flight table are replaced while the run works: the charts
-  // stay, and are redrawn once when it finishes (and every 30 s meanwhile).
+  // stay, and are redrawn when it finishes (and meanwhile at most every 10 s, when tasks finished).
   let wasDone = s.done;
   let lastDraw = Date.now();
+  let drawnFinished = s.finished;
   poll(async () => {
     const [next, { runs: waiting }] = await Promise.all([getJson(`/v1/runs/${s.id}`), getJson(`/v1/waiting?run_id=${s.id}`)]);
     s = next;
     if (!current(gen)) return;
     live.innerHTML = liveNumbers(s, waiting);
     await refreshInflight();
-    if ((s.done && !wasDone) || (!s.done && Date.now() - lastDraw > 30_000)) {
+    if ((s.done && !wasDone) || (!s.done && s.finished !== drawnFinished && Date.now() - lastDraw > 10_000)) {
       lastDraw = Date.now();
+      drawnFinished = s.finished;
       view.charts.forEach((c) => c.destroy());
       view.charts = [];
       await Promise.all([drawReport(s.id, gen), drawTimeline(s.id, gen)]);
