@@ -85,8 +85,6 @@ describe("max_concurrency", () => {
     const one = await rows(capped);
     expect(one).toHaveLength(8);
     for (let i = 1; i < one.length; i++) expect(Number(one[i].started_at)).toBeGreaterThanOrEqual(Number(one[i - 1].ended_at));
-    // the capped run was spread over several runners, not pinned to one
-    expect(new Set(one.map((r) => r.runner_id)).size).toBeGreaterThan(1);
     const others = await rows(free);
     expect(others).toHaveLength(24);
     const maxOverlap = Math.max(...others.map((a) => others.filter((b) => Number(b.started_at) < Number(a.ended_at) && Number(b.ended_at) > Number(a.started_at)).length));
