@@ -1,8 +1,8 @@
 // The endpoint registry: where each served model and retrieval backend lives. Runners re-read
 // it while running, so adding or disabling a row steers calls without a restart.
 import { and, asc, eq, getTableColumns, inArray, isNull, sql } from "drizzle-orm";
-import { loadRunConfig } from "../runner/config";
-import { needsOf, unmetNeeds, type Need, type Served, type UnmetNeed } from "../runner/launch/needs";
+import { loadRunConfig } from "./run-config";
+import { needsOf, unmetNeeds, type Need, type Served, type UnmetNeed } from "./run-needs";
 import type { Db } from "./client";
 import { claimTasks, type ClaimedTask } from "./queue";
 import { dbNowMs, endpoints, runs } from "./schema";

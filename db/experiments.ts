@@ -2,8 +2,8 @@
 // repeats and their statistics, sweeps, the claim controls, and a task's last model calls.
 // The statistics are plain functions so the report and the tests share them.
 import { sql } from "drizzle-orm";
-import { ApiError } from "../functions/errors";
-import { resolveRunConfig } from "../runner/config";
+import { DbError } from "./errors";
+import { resolveRunConfig } from "./run-config";
 import type { Db } from "./client";
 import { createRun, findRun, MAX_ATTEMPTS_LIMIT, MAX_REPEATS, type RunRecord, type ValidTask } from "./runs";
 
@@ -66,7 +66,7 @@ export type TaskDiagnosis = {
 /** A task's attempts, each with its number of model calls and the last one it made. */
 export async function readTaskDiagnosis({ db, taskId }: { db: Db; taskId: number }): Promise<TaskDiagnosis> {
   const [t] = await rows(db, "SELECT * FROM tasks WHERE id = ?", [taskId]);
-  if (!t) throw new ApiError(404, "tasks.not_found", `task ${taskId} not found`);
+  if (!t) throw new DbError("not_found", "tasks.not_found", `task ${taskId} not found`);
   const attempts = await rows(db, "SELECT * FROM task_attempts WHERE task_id = ? ORDER BY id", [taskId]);
   // the last HTTP try of the attempt: by start time, then by id (rows of one batch share ms)
   const calls = await rows(
@@ -150,7 +150,7 @@ export function configAtPath(path: string, value: unknown): Record<string, unkno
 
 function resolveOrThrow(benchmark: string, config: unknown, where = "config"): Record<string, unknown> {
   const r = resolveRunConfig({ benchmark, config });
-  if (!r.ok) throw new ApiError(400, "runs.invalid_config", r.issues.map((i) => `${where}.${i.path.replace(/^config\.?/, "")}: ${i.message}`).join("; "));
+  if (!r.ok) throw new DbError("invalid", "runs.invalid_config", r.issues.map((i) => `${where}.${i.path.replace(/^config\.?/, "")}: ${i.message}`).join("; "));
   return r.config as unknown as Record<string, unknown>;
 }
 
@@ -175,7 +175,7 @@ export async function selectParentTasks({ db, runId, select }: { db: Db; runId: 
   if (select.kind === "ids") {
     const found = new Set(picked.map((r) => String(r.external_id)));
     const unknown = select.ids.filter((id) => !found.has(id));
-    if (unknown.length) throw new ApiError(400, "runs.unknown_ids", `ids: ${unknown.length} not in run ${runId} (first: ${JSON.stringify(unknown[0])})`);
+    if (unknown.length) throw new DbError("invalid", "runs.unknown_ids", `ids: ${unknown.length} not in run ${runId} (first: ${JSON.stringify(unknown[0])})`);
   }
   return picked.map((r) => ({
     externalId: String(r.external_id),
@@ -203,7 +203,7 @@ export type DerivedRunInput = {
 export async function createDerivedRun({ db, input }: { db: Db; input: DerivedRunInput }): Promise<{ run: RunRecord; created: boolean }> {
   const parent = await findRun({ db, ref: input.parent });
   const picked = await selectParentTasks({ db, runId: parent.id, select: input.select });
-  if (picked.length === 0) throw new ApiError(409, "runs.nothing_selected", `from.select: no task of run ${parent.id} matches ${describeSelector(input.select)}`);
+  if (picked.length === 0) throw new DbError("conflict", "runs.nothing_selected", `from.select: no task of run ${parent.id} matches ${describeSelector(input.select)}`);
   const config = mergeConfig(parent.config, input.config ?? {});
   resolveOrThrow(parent.benchmark, config);
   return createRun({
@@ -241,9 +241,9 @@ export async function setRunControls({
   maxConcurrency?: number | null;
 }): Promise<{ id: number; priority: number; max_concurrency: number | null }> {
   if (priority !== undefined && (!Number.isInteger(priority) || Math.abs(priority) > MAX_PRIORITY))
-    throw new ApiError(400, "runs.invalid", `priority: expected an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}`);
+    throw new DbError("invalid", "runs.invalid", `priority: expected an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}`);
   if (maxConcurrency != null && (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > 100_000))
-    throw new ApiError(400, "runs.invalid", "max_concurrency: expected a positive integer, or null for no limit");
+    throw new DbError("invalid", "runs.invalid", "max_concurrency: expected a positive integer, or null for no limit");
   const run = await findRun({ db, ref });
   const [r] = await rows(
     db,
@@ -428,7 +428,7 @@ export async function compareWithParent({ db, ref }: { db: Db; ref: string | num
   child_correct: number;
 }> {
   const run = await findRun({ db, ref });
-  if (run.parentRunId == null) throw new ApiError(409, "runs.no_parent", `run ${run.id} was not derived from another run (submit --from)`);
+  if (run.parentRunId == null) throw new DbError("conflict", "runs.no_parent", `run ${run.id} was not derived from another run (submit --from)`);
   const r = await rows(
     db,
     `SELECT c.id AS cid, c.external_id, c.repeat, c.status AS cs, c.correct AS cc, c.error_class AS ce,
@@ -464,13 +464,13 @@ const CONFIG_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 /** Every combination of the varied values, the first --vary changing slowest. */
 export function expandSweep(vary: Vary[]): Record<string, unknown>[] {
   vary.forEach((v, i) => {
-    if (!CONFIG_PATH.test(v.path)) throw new ApiError(400, "sweeps.invalid", `vary[${i}].path: expected a dotted configuration path like orchestrator.temperature, got ${JSON.stringify(v.path)}`);
-    if (!Array.isArray(v.values) || v.values.length === 0) throw new ApiError(400, "sweeps.invalid", `vary[${i}].values: expected at least one value`);
-    if (vary.findIndex((w) => w.path === v.path) !== i) throw new ApiError(400, "sweeps.invalid", `vary[${i}].path: ${v.path} is varied twice`);
+    if (!CONFIG_PATH.test(v.path)) throw new DbError("invalid", "sweeps.invalid", `vary[${i}].path: expected a dotted configuration path like orchestrator.temperature, got ${JSON.stringify(v.path)}`);
+    if (!Array.isArray(v.values) || v.values.length === 0) throw new DbError("invalid", "sweeps.invalid", `vary[${i}].values: expected at least one value`);
+    if (vary.findIndex((w) => w.path === v.path) !== i) throw new DbError("invalid", "sweeps.invalid", `vary[${i}].path: ${v.path} is varied twice`);
   });
-  if (vary.length === 0) throw new ApiError(400, "sweeps.invalid", "vary: expected at least one path to vary");
+  if (vary.length === 0) throw new DbError("invalid", "sweeps.invalid", "vary: expected at least one path to vary");
   const total = vary.reduce((n, v) => n * v.values.length, 1);
-  if (total > MAX_SWEEP_POINTS) throw new ApiError(400, "sweeps.invalid", `vary: ${total} combinations; at most ${MAX_SWEEP_POINTS}`);
+  if (total > MAX_SWEEP_POINTS) throw new DbError("invalid", "sweeps.invalid", `vary: ${total} combinations; at most ${MAX_SWEEP_POINTS}`);
   return vary.reduce<Record<string, unknown>[]>((acc, v) => acc.flatMap((p) => v.values.map((x) => ({ ...p, [v.path]: x }))), [{}]);
 }
 
@@ -499,9 +499,9 @@ export type SweepPoint = { values: Record<string, unknown>; name: string; config
  */
 export async function createSweep({ db, input }: { db: Db; input: SweepInput }): Promise<{ sweep_id: number | null; runs: SweepPoint[] }> {
   const repeats = input.repeats ?? 1;
-  if (!Number.isInteger(repeats) || repeats < 1 || repeats > MAX_REPEATS) throw new ApiError(400, "sweeps.invalid", `repeats: expected an integer from 1 to ${MAX_REPEATS}`);
+  if (!Number.isInteger(repeats) || repeats < 1 || repeats > MAX_REPEATS) throw new DbError("invalid", "sweeps.invalid", `repeats: expected an integer from 1 to ${MAX_REPEATS}`);
   if (input.maxAttempts != null && (!Number.isInteger(input.maxAttempts) || input.maxAttempts < 1 || input.maxAttempts > MAX_ATTEMPTS_LIMIT))
-    throw new ApiError(400, "sweeps.invalid", `max_attempts: expected an integer from 1 to ${MAX_ATTEMPTS_LIMIT}`);
+    throw new DbError("invalid", "sweeps.invalid", `max_attempts: expected an integer from 1 to ${MAX_ATTEMPTS_LIMIT}`);
   const base = input.config ?? {};
   const points = expandSweep(input.vary).map((values) => {
     const config = Object.entries(values).reduce((c, [path, v]) => mergeConfig(c, configAtPath(path, v)), base);
@@ -577,7 +577,7 @@ async function readToolLatency(db: Db, runId: number): Promise<Record<string, To
 
 export async function readSweepReport({ db, sweepId }: { db: Db; sweepId: number }): Promise<SweepReport> {
   const [s] = await rows(db, "SELECT * FROM sweeps WHERE id = ?", [sweepId]);
-  if (!s) throw new ApiError(404, "sweeps.not_found", `sweep ${sweepId} not found`);
+  if (!s) throw new DbError("not_found", "sweeps.not_found", `sweep ${sweepId} not found`);
   const runRows = await rows(db, "SELECT id, name, task_count, repeats, sweep_values FROM runs WHERE sweep_id = ? ORDER BY id", [sweepId]);
   const out: SweepRow[] = [];
   for (const r of runRows) {

@@ -2,9 +2,9 @@
 // the task pages. Task state changes live in db/queue.ts, never here.
 import { and, asc, desc, eq, gt, lt, sql } from "drizzle-orm";
 import * as v from "valibot";
-import { checkJsonValue } from "../functions/body";
-import { ApiError } from "../functions/errors";
-import { resolveRunConfig } from "../runner/config";
+import { DbError } from "./errors";
+import { checkJsonValue } from "./json-value";
+import { resolveRunConfig } from "./run-config";
 import { countInfraFailed } from "./analysis";
 import type { Db } from "./client";
 import { dbNowMs, runs, TASK_STATUSES, taskAttempts, tasks, type TaskStatus } from "./schema";
@@ -67,7 +67,7 @@ export const Benchmark = v.pipe(
 export function checkRunFields({ name, benchmark }: { name: unknown; benchmark: unknown }): { name: string; benchmark: string } {
   for (const [field, schema, value] of [["name", RunName, name], ["benchmark", Benchmark, benchmark]] as const) {
     const r = v.safeParse(schema, value);
-    if (!r.success) throw new ApiError(400, "runs.invalid", `${field}: ${r.issues[0].message}`);
+    if (!r.success) throw new DbError("invalid", "runs.invalid", `${field}: ${r.issues[0].message}`);
   }
   return { name: v.parse(RunName, name), benchmark: v.parse(Benchmark, benchmark) };
 }
@@ -104,26 +104,26 @@ export function validateTasks({
   rows: unknown[];
   label?: (i: number) => string;
 }): ValidTask[] {
-  if (rows.length === 0) throw new ApiError(400, "tasks.empty", "tasks: expected at least one task");
+  if (rows.length === 0) throw new DbError("invalid", "tasks.empty", "tasks: expected at least one task");
   const out: ValidTask[] = new Array(rows.length);
   const seen = new Map<string, number>();
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i];
     if (row === null || typeof row !== "object" || Array.isArray(row))
-      throw new ApiError(400, "tasks.invalid", `${label(i)}: expected an object with id and question`);
+      throw new DbError("invalid", "tasks.invalid", `${label(i)}: expected an object with id and question`);
     const parsed = v.safeParse(TaskRow, row);
     if (!parsed.success) {
       const issue = parsed.issues[0];
       const field = v.getDotPath(issue) ?? "";
       // valibot reports a missing key as an object issue; say what the field should be.
       const message = /object$/.test(issue.type) && issue.received === "undefined" ? (MISSING[field] ?? "required") : issue.message;
-      throw new ApiError(400, "tasks.invalid", `${label(i)}${field ? `.${field}` : ""}: ${message}`);
+      throw new DbError("invalid", "tasks.invalid", `${label(i)}${field ? `.${field}` : ""}: ${message}`);
     }
     const externalId = parsed.output.id;
     const first = seen.get(externalId);
     if (first !== undefined)
-      throw new ApiError(
-        400,
+      throw new DbError(
+        "invalid",
         "tasks.duplicate_id",
         `${label(i)}.id: duplicate id ${JSON.stringify(externalId)} (first at ${label(first)})`,
       );
@@ -150,7 +150,7 @@ export function parseJsonl(text: string): { rows: unknown[]; lines: number[] } {
         row = JSON.parse(line);
       } catch (err) {
         const why = err instanceof RangeError ? "nested too deep" : (err as Error).message;
-        throw new ApiError(400, "tasks.invalid_jsonl", `line ${lineNo}: invalid JSON (${why})`);
+        throw new DbError("invalid", "tasks.invalid_jsonl", `line ${lineNo}: invalid JSON (${why})`);
       }
       checkJsonValue(row, `line ${lineNo}`);
       rows.push(row);
@@ -163,7 +163,7 @@ export function parseJsonl(text: string): { rows: unknown[]; lines: number[] } {
 
 export function validateJsonlTasks(text: string): ValidTask[] {
   const { rows, lines } = parseJsonl(text);
-  if (rows.length === 0) throw new ApiError(400, "tasks.empty", "tasks: the JSONL body has no rows");
+  if (rows.length === 0) throw new DbError("invalid", "tasks.empty", "tasks: the JSONL body has no rows");
   return validateTasks({ rows, label: (i) => `line ${lines[i]}` });
 }
 
@@ -200,17 +200,17 @@ export async function createRun({
     const existing = await findRunByIdempotencyKey({ db, idempotencyKey });
     if (existing) return { run: existing, created: false };
   }
-  if (rows.length === 0) throw new ApiError(400, "tasks.empty", "tasks: expected at least one task");
+  if (rows.length === 0) throw new DbError("invalid", "tasks.empty", "tasks: expected at least one task");
   ({ name, benchmark } = checkRunFields({ name, benchmark }));
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS_LIMIT)
-    throw new ApiError(400, "runs.invalid", `max_attempts: expected an integer from 1 to ${MAX_ATTEMPTS_LIMIT}`);
+    throw new DbError("invalid", "runs.invalid", `max_attempts: expected an integer from 1 to ${MAX_ATTEMPTS_LIMIT}`);
   const repeats = links.repeats ?? 1;
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > MAX_REPEATS)
-    throw new ApiError(400, "runs.invalid", `repeats: expected an integer from 1 to ${MAX_REPEATS}`);
+    throw new DbError("invalid", "runs.invalid", `repeats: expected an integer from 1 to ${MAX_REPEATS}`);
   const resolved = resolveRunConfig({ benchmark, config });
   if (!resolved.ok)
-    throw new ApiError(
-      400,
+    throw new DbError(
+      "invalid",
       "runs.invalid_config",
       resolved.issues.map((i) => `${i.path.startsWith("config") ? i.path : `config.${i.path}`}: ${i.message}`).join("; "),
     );
@@ -299,8 +299,8 @@ export async function findRun({ db, ref }: { db: Db; ref: string | number }): Pr
   const byName = await db.select().from(runs).where(eq(runs.name, text)).limit(2);
   if (byName.length === 1) return byName[0];
   if (byName.length > 1)
-    throw new ApiError(409, "runs.ambiguous", `run name ${JSON.stringify(text)} matches several runs; use the numeric id`);
-  throw new ApiError(404, "runs.not_found", `run ${JSON.stringify(text)} not found`);
+    throw new DbError("ambiguous", "runs.ambiguous", `run name ${JSON.stringify(text)} matches several runs; use the numeric id`);
+  throw new DbError("not_found", "runs.not_found", `run ${JSON.stringify(text)} not found`);
 }
 
 export type RunListItem = {
@@ -528,7 +528,7 @@ export type TaskDetail = TaskListItem & {
 
 export async function getTask({ db, taskId }: { db: Db; taskId: number }): Promise<TaskDetail> {
   const [t] = await db.select().from(tasks).where(eq(tasks.id, taskId)).limit(1);
-  if (!t) throw new ApiError(404, "tasks.not_found", `task ${taskId} not found`);
+  if (!t) throw new DbError("not_found", "tasks.not_found", `task ${taskId} not found`);
   const attempts = await db
     .select({
       attempt: taskAttempts.attempt,

@@ -9,7 +9,7 @@ import { authGuard, JSONL_TYPES, mediaType, type GuardOptions } from "./auth";
 import { parseJsonStrict, readBodyText, tooLarge } from "./body";
 import type { AppDeps } from "./deps";
 import { endpointsRoutes } from "./endpoints";
-import { ApiError, errorBody } from "./errors";
+import { ApiError, errorBody, toApiError } from "./errors";
 import { healthRoutes } from "./health";
 import { inflightRoutes } from "./inflight";
 import { queueRoutes } from "./queue";
@@ -35,9 +35,10 @@ export function toErrorResponse({ code, error }: { code: unknown; error: unknown
   headers?: Record<string, string>;
 } {
   const e = error as any;
-  if (error instanceof ApiError) return { status: error.status, body: errorBody(error.code, error.message) };
+  const api = toApiError(error);
+  if (api) return { status: api.status, body: errorBody(api.code, api.message) };
   // Elysia wraps what a parse hook throws (a JSONL line error) in its ParseError.
-  if (code === "PARSE" && e?.cause instanceof ApiError) return toErrorResponse({ code: "", error: e.cause });
+  if (code === "PARSE" && toApiError(e?.cause)) return toErrorResponse({ code: "", error: e.cause });
   if (code === "VALIDATION") {
     const issue = e?.valueError as v.BaseIssue<unknown> | undefined;
     const where = e?.type && e.type !== "body" ? String(e.type) : "";

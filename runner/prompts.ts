@@ -4,14 +4,7 @@
 // mangled. The markers the experts are asked for (<query>, ```python, <answer>, <correct>) are
 // also what the simulator keys on, so changing them changes what the simulated experts do.
 
-export type PromptSet = {
-  orchestratorSystem: string;
-  orchestratorUser: string;
-  query: string;
-  code: string;
-  answer: string;
-  judge: string;
-};
+export type { PromptSet } from "../db/run-config";
 
 /** Baton's rendering: {name} placeholders filled in one pass (a value containing "{x}" is never re-expanded), then trimmed. */
 export function renderPrompt(template: string, values: Record<string, string>): string {

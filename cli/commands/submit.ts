@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { validateJsonlTasks, validateTasks } from "../../db/runs";
-import { ApiError } from "../../functions/errors";
+import { toApiError } from "../../functions/errors";
 import { configAtPath, mergeConfig } from "../../db/experiments";
 import { resolveRunConfig } from "../../runner/config";
 import { CliError, createApi, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
@@ -101,7 +101,7 @@ export async function run(argv: string[]): Promise<number> {
         rows = validateJsonlTasks(text).map((t) => t.input);
       }
     } catch (err) {
-      if (err instanceof ApiError) throw new CliError(`${file}: ${err.message}`);
+      if (toApiError(err)) throw new CliError(`${file}: ${(err as Error).message}`);
       throw err;
     }
     let config = withSettings(values.config ? readJsonFile(values.config, "--config") : undefined, values.set);

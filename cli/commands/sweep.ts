@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { compareWithParent, type Lineage, readRunStats, readSweepReport, type RunStats, type SweepReport, type Vary } from "../../db/experiments";
 import { closeDb, openDb } from "../../db/client";
 import { validateJsonlTasks } from "../../db/runs";
-import { ApiError } from "../../functions/errors";
+import { toApiError } from "../../functions/errors";
 import { type Api, CliError, createApi, encodeRef, formatColumns, formatPct, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
 
 export const describe = "one run per combination of configuration values (--vary path=a,b), under one sweep id";
@@ -75,7 +75,7 @@ export async function run(argv: string[]): Promise<number> {
     try {
       rows = validateJsonlTasks(readFileSync(file, "utf8")).map((t) => t.input);
     } catch (err) {
-      if (err instanceof ApiError) throw new CliError(`${file}: ${err.message}`);
+      if (toApiError(err)) throw new CliError(`${file}: ${(err as Error).message}`);
       throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
     }
     const int = (flag: string, min: number) => {

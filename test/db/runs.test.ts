@@ -6,7 +6,7 @@ import { sql } from "drizzle-orm";
 import { closeDb, openDb, type Db } from "../../db/client";
 import { claimTasks, completeTask, failTask } from "../../db/queue";
 import { countRows, createRun, getRunSummary, parseJsonl, validateJsonlTasks, validateTasks } from "../../db/runs";
-import { ApiError } from "../../functions/errors";
+import { DbError } from "../../db/errors";
 
 let dir: string;
 let db: Db;
@@ -19,11 +19,11 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function thrown(fn: () => unknown): ApiError {
+function thrown(fn: () => unknown): DbError {
   try {
     fn();
   } catch (err) {
-    return err as ApiError;
+    return err as DbError;
   }
   throw new Error("expected a throw");
 }
@@ -65,7 +65,7 @@ describe("createRun", () => {
 
   test("a rejected config names its path and writes nothing", async () => {
     const err = await createRun({ db, name: "x", benchmark: "frames", config: { maxRounds: -1 }, tasks: validateTasks({ rows: [{ id: 1, question: "q" }] }) }).catch((e) => e);
-    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toBeInstanceOf(DbError);
     expect(err.message).toMatch(/^config\.maxRounds/);
     expect(await countRows({ db })).toEqual({ runs: 0, tasks: 0 });
   });
