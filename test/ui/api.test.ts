@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { formatStatus } from "../../cli/commands/status";
 import { closeDb, openDb, type Db } from "../../db/client";
 import { claimTasks, completeTask, failTask, registerRunner } from "../../db/queue";
 import { recordRows } from "../../db/rows";
@@ -148,6 +149,11 @@ describe("the numbers", () => {
     expect(report.tasks.accuracy).toBeCloseTo(s.accuracy, 12);
     expect(report.tasks.score).toBeCloseTo(s.score, 12);
     expect(report.missingIds).toEqual(["too-long"]);
+    // `baton status` prints them under the same names
+    const text = formatStatus(s);
+    expect(text).toContain("accuracy   33.3% = correct / finished (1/3)");
+    expect(text).toContain("score      16.7% = correct / all tasks (1/6); 16.7% excluding 0 infrastructure failures");
+    expect(text).toContain("not finished 3 (queued + running), missing 1 (failed + canceled)");
   });
 });
 

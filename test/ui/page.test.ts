@@ -222,10 +222,13 @@ describe("the web page", () => {
   }, 60_000);
 
   test("a task page shows every step with the values the steps API returns", async () => {
-    // the task of the simulated run with the most steps, and one that failed
+    // the task of the simulated run with the most steps that ran code, and one that failed
     const [many] = (await sim.db.$client.execute(
-      `SELECT task_id AS id FROM tool_calls WHERE run_id = ${sim.runId} GROUP BY task_id ORDER BY count(*) DESC, task_id LIMIT 1`,
+      `SELECT task_id AS id FROM tool_calls WHERE run_id = ${sim.runId} GROUP BY task_id
+       ORDER BY max(tool = 'enhance_reasoning' AND status = 'ok') DESC, count(*) DESC, task_id LIMIT 1`,
     )).rows as any[];
+    const ranCode = (await (await fetch(`${base}/v1/tasks/${many.id}/steps`)).json()).steps.filter((s: any) => s.transcript?.code);
+    expect(ranCode.length).toBeGreaterThan(0);
     const [failed] = (await sim.db.$client.execute(`SELECT id FROM tasks WHERE run_id = ${sim.runId} AND status = 'failed' ORDER BY id LIMIT 1`)).rows as any[];
     for (const id of [Number(many.id), Number(failed.id)]) {
       const steps = await (await fetch(`${base}/v1/tasks/${id}/steps`)).json();
@@ -257,6 +260,10 @@ describe("the web page", () => {
           const titles = s.transcript.retrieval.documents.map((d: any) => String(d.contents).split("\n")[0]);
           expect(await el.locator(".doc-title").allTextContents()).toEqual(titles);
           expect(body).toContain(s.transcript.retrieval.request.queries[0]);
+        }
+        if (s.transcript.code) {
+          expect(await el.locator('[data-k="code"] pre.code').textContent()).toBe(s.transcript.code.code);
+          expect(await el.locator('[data-k="code"] pre.stdout').textContent()).toBe(s.transcript.code.stdout);
         }
         if (s.transcript.grade) expect(await el.locator('[data-k="grade"] pre').textContent()).toBe(JSON.stringify(s.transcript.grade, null, 2));
       }
