@@ -272,7 +272,7 @@ export const runsRoutes = (deps: AppDeps) =>
     .get("/v1/runs/:id", ({ params }) => getRunSummary({ db: deps.db, ref: params.id }), {
       params: RunRef,
       response: { 200: RunSummary, 404: ErrorBody, 409: ErrorBody },
-      detail: { summary: "Run summary: counts, accuracy, rate, ETA, resolved config (id or unique name)" },
+      detail: { summary: "Run summary (id or unique name): counts; finished, not_finished, missing; accuracy = correct/finished, score = correct/all tasks, score_excluding_infra; rate, ETA; resolved config" },
     })
     .get(
       "/v1/runs/:id/tasks",
