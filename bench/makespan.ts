@@ -1,0 +1,120 @@
+// Makespan of a run against simulators with known service times, beside its lower bound.
+//
+//   bun bench/makespan.ts [--tasks 2000] [--concurrency 256] [--llm-ms 400] [--retrieval-ms 100]
+//                         [--max-num-seqs 256] [--json]
+//
+// The simulated cluster (orchestrator, experts, retrieval) runs in this process; the runner is a
+// real `baton runner` process on the same database file, so its CPU time and peak RSS are its own.
+// Lower bound = max of
+//   - the work of all tasks / concurrency (a task's work: its LLM calls x --llm-ms, its
+//     retrievals x --retrieval-ms, and the measured time of everything else it ran, e.g. code),
+//   - the longest task's work,
+//   - the busiest replica's calls x --llm-ms / its max_num_seqs.
+// Prints makespan, the bound, the ratio, runner CPU ms per task and peak RSS.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { closeDb, openDb } from "../db/client";
+import { importToolOrchestraConfig } from "../db/endpoints";
+import { createRun, validateTasks } from "../db/runs";
+import { startSimCluster } from "../sim/cluster";
+import { answersOf, simRunConfig, synthHle } from "../test/runner/_harness";
+
+const { values } = parseArgs({
+  options: {
+    tasks: { type: "string", default: "2000" },
+    concurrency: { type: "string", default: "256" },
+    "llm-ms": { type: "string", default: "400" },
+    "retrieval-ms": { type: "string", default: "100" },
+    "max-num-seqs": { type: "string", default: "256" },
+    json: { type: "boolean", default: false },
+  },
+});
+const N = Number(values.tasks);
+const C = Number(values.concurrency);
+const llmMs = Number(values["llm-ms"]);
+const retrievalMs = Number(values["retrieval-ms"]);
+const maxNumSeqs = Number(values["max-num-seqs"]);
+
+const dir = mkdtempSync(join(tmpdir(), "baton-bench-makespan-"));
+const url = `file:${join(dir, "baton.db")}`;
+const rows = synthHle(N);
+const cluster = await startSimCluster({
+  seed: 7,
+  answers: answersOf(rows),
+  accuracy: 0.7,
+  latency: { ttftMs: llmMs, perTokenMs: 0, perPromptTokenMs: 0, jitter: 0, maxNumSeqs },
+  retrieval: { latency: { ms: retrievalMs, jitter: 0 } },
+});
+try {
+  const db = await openDb({ url });
+  await importToolOrchestraConfig({ db, config: cluster.config });
+  // generous per-call timeouts: a call queued behind max_num_seqs must not be retried as slow
+  const policy = { attempts: 3, perAttemptTimeoutMs: 60_000, deadlineMs: 120_000, baseDelayMs: 5, maxDelayMs: 50 };
+  const config = simRunConfig({ orchestrator: { history: "messages", policy }, queryLlm: { policy }, coder: { policy }, answerer: { policy } });
+  const { run } = await createRun({ db, name: "makespan", benchmark: "hle", config, tasks: validateTasks({ rows }) });
+  const started = performance.now();
+  const runner = Bun.spawn(
+    [process.execPath, join(import.meta.dir, "../cli/baton.ts"), "runner", "--db", url, "--run", String(run.id), "--concurrency", String(C), "--exit-when-idle", "--poll-ms", "50", "--progress-ms", "600000"],
+    { stdout: "ignore", stderr: "pipe" },
+  );
+  const code = await runner.exited;
+  const makespanMs = performance.now() - started;
+  if (code !== 0) throw new Error(`runner exited ${code}: ${(await new Response(runner.stderr).text()).slice(-500)}`);
+  const usage = runner.resourceUsage()!;
+  const cpuMs = Number(usage.cpuTime.user + usage.cpuTime.system) / 1000;
+  const q = async (sql: string, args: any[] = []) => (await db.$client.execute({ sql, args })).rows as any[];
+  const [done] = await q("SELECT count(*) AS n, sum(status = 'succeeded') AS ok FROM tasks WHERE run_id = ?", [run.id]);
+  // each task's work: service times of its calls on its final attempt, plus what else it measured
+  const work = await q(
+    `SELECT t.id,
+       coalesce((SELECT count(*) FROM llm_calls l WHERE l.task_id = t.id AND l.attempt = t.attempt), 0) * ? +
+       coalesce((SELECT count(*) FROM latency_components c WHERE c.task_id = t.id AND c.attempt = t.attempt AND c.component = 'retrieval'), 0) * ? +
+       coalesce((SELECT sum(c.ms) FROM latency_components c WHERE c.task_id = t.id AND c.attempt = t.attempt AND c.component IN ('code_exec', 'execution', 'sandbox')), 0) AS w
+     FROM tasks t WHERE t.run_id = ?`,
+    [llmMs, retrievalMs, run.id],
+  );
+  const replicas = await q("SELECT endpoint, count(*) AS n FROM llm_calls WHERE run_id = ? GROUP BY endpoint ORDER BY n DESC", [run.id]);
+  const totalWork = work.reduce((s, r) => s + Number(r.w), 0);
+  const longest = Math.max(...work.map((r) => Number(r.w)));
+  const busiest = replicas.length ? (Number(replicas[0].n) * llmMs) / maxNumSeqs : 0;
+  const bound = Math.max(totalWork / C, longest, busiest);
+  // where the time went: before the first claim, inside tasks beyond their work (queueing at
+  // replicas, the runner's own CPU), and slots left empty (refill, the last wave)
+  const [span] = await q("SELECT min(started_at) AS s, max(finished_at) AS f, sum(finished_at - started_at) AS busy FROM tasks WHERE run_id = ?", [run.id]);
+  const wallStart = Date.now() - makespanMs;
+  const where = {
+    startupMs: Math.round(Number(span.s) - wallStart),
+    insideTasksBeyondWorkMsPerTask: Math.round((Number(span.busy) - totalWork) / N),
+    emptySlotShare: Number((1 - Number(span.busy) / (C * (Number(span.f) - Number(span.s)))).toFixed(3)),
+  };
+  closeDb(db);
+  const result = {
+    tasks: N,
+    succeeded: Number(done.ok),
+    concurrency: C,
+    llmMs,
+    retrievalMs,
+    maxNumSeqs,
+    makespanMs: Math.round(makespanMs),
+    boundMs: Math.round(bound),
+    ratio: makespanMs / bound,
+    // the same without the runner's start-up (process, database, tokenizer, endpoints)
+    ratioFromFirstClaim: (makespanMs - where.startupMs) / bound,
+    bound: { workOverConcurrency: Math.round(totalWork / C), longestTask: Math.round(longest), busiestReplica: Math.round(busiest), busiestEndpoint: replicas[0]?.endpoint ?? null },
+    runnerCpuMsPerTask: cpuMs / N,
+    runnerMaxRssMb: Math.round(usage.maxRSS / 1024 / 1024),
+    where,
+  };
+  if (values.json) console.log(JSON.stringify(result));
+  else {
+    console.log(`${N} tasks (${result.succeeded} succeeded), ${C} in flight, LLM ${llmMs} ms, retrieval ${retrievalMs} ms, max_num_seqs ${maxNumSeqs}`);
+    console.log(`makespan ${(makespanMs / 1000).toFixed(2)} s; lower bound ${(bound / 1000).toFixed(2)} s (work/concurrency ${(totalWork / C / 1000).toFixed(2)} s, longest task ${(longest / 1000).toFixed(2)} s, busiest replica ${(busiest / 1000).toFixed(2)} s); ratio ${result.ratio.toFixed(3)} (${result.ratioFromFirstClaim.toFixed(3)} from the first claim)`);
+    console.log(`runner: ${result.runnerCpuMsPerTask.toFixed(2)} ms CPU per task, peak RSS ${result.runnerMaxRssMb} MB`);
+    console.log(`where: ${JSON.stringify(where)}`);
+  }
+} finally {
+  await cluster.stop().catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+}
