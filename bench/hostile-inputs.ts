@@ -247,7 +247,7 @@ export async function startTarget() {
     fetch(base + path, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: json(body) });
   await call("/v1/runs", { name: "victim", benchmark: "frames", tasks: [{ id: 1, question: "q" }] });
   await call("/v1/queue/runners", { id: "r1", host: "h", pid: 1 });
-  await call("/v1/queue/claim", { runnerId: "r1", limit: 1, leaseMs: 3_600_000 });
+  await call("/v1/queue/claim", { runner_id: "r1", limit: 1, lease_ms: 3_600_000 });
   await call("/v1/endpoints", { kind: "model", name: "m1", base_url: "http://127.0.0.1:9" });
   return {
     base,

@@ -1,25 +1,14 @@
-// The queue over HTTP for runners on compute nodes (runner/queue-http.ts). Bodies carry the
-// db/queue.ts types as they are (camelCase), so both TaskQueue implementations share them.
-// Finishing writes are safe to re-send: a retry whose first copy landed answers `already`.
+// The queue over HTTP for runners on compute nodes (runner/queue-http.ts). Bodies are
+// snake_case like the rest of the API; runner/queue-http.ts renames them back to the
+// db/queue.ts types, so both TaskQueue implementations share those. Finishing writes are safe
+// to re-send (db/queue-resend.ts): a retry whose first copy landed answers `already`.
 import { Elysia } from "elysia";
 import * as v from "valibot";
-import {
-  claimTasks,
-  completeTask,
-  completeTasks,
-  countOpenTasks,
-  failTask,
-  heartbeatLeases,
-  registerRunner,
-  releaseTasks,
-  setRunnerState,
-  type FailOutcome,
-} from "../db/queue";
+import { countOpenTasks, heartbeatLeases, registerRunner, releaseTasks, setRunnerState, type RunnerInfo, type TaskResult } from "../db/queue";
+import { completeIdempotent, completeManyIdempotent, failIdempotent, type FailInput as FailArgs } from "../db/queue-resend";
+import { camelKeys, snakeKeys } from "../db/keys";
 import { claimReadyTasks, listEndpoints, listWaitingRuns } from "../db/endpoints";
 import { recordRows, type RowBatch } from "../db/rows";
-import { readAttemptOutcome } from "../db/runs";
-import type { Db } from "../db/client";
-import type { TaskResult } from "../db/queue";
 import type { AppDeps } from "./deps";
 import { ErrorBody } from "./errors";
 
@@ -40,13 +29,13 @@ export const RunnerInput = v.object({
   id: Id,
   host: v.string(),
   pid: Int(0, 2 ** 31 - 1),
-  slurmJobId: Opt(v.string()),
-  slurmArrayJobId: Opt(v.string()),
-  slurmArrayTaskId: Opt(v.string()),
-  runId: Opt(RowId),
+  slurm_job_id: Opt(v.string()),
+  slurm_array_job_id: Opt(v.string()),
+  slurm_array_task_id: Opt(v.string()),
+  run_id: Opt(RowId),
   concurrency: v.optional(Int(1, 100_000)),
   version: Opt(v.string()),
-  endsAt: Opt(EpochMs),
+  ends_at: Opt(EpochMs),
 });
 export type RunnerInput = v.InferOutput<typeof RunnerInput>;
 
@@ -54,26 +43,30 @@ export const RunnerStateInput = v.object({ state: v.picklist(["running", "draini
 export type RunnerStateInput = v.InferOutput<typeof RunnerStateInput>;
 
 export const ClaimInput = v.object({
-  runnerId: Id,
+  runner_id: Id,
   limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)),
-  leaseMs: LeaseMs,
-  runId: Opt(RowId),
+  lease_ms: LeaseMs,
+  run_id: Opt(RowId),
   // skip runs whose models or retrieval have no healthy endpoint (they wait, no attempt spent)
-  waitForEndpoints: v.optional(v.boolean()),
+  wait_for_endpoints: v.optional(v.boolean()),
 });
 export type ClaimInput = v.InferOutput<typeof ClaimInput>;
 
 export const ClaimedTask = v.object({
   id: v.number(),
-  runId: v.number(),
-  externalId: v.string(),
+  run_id: v.number(),
+  external_id: v.string(),
   input: v.record(v.string(), v.unknown()),
   attempt: v.number(),
-  maxAttempts: v.number(),
-  leaseToken: v.string(),
-  leaseExpiresAt: v.number(),
+  max_attempts: v.number(),
+  lease_token: v.string(),
+  lease_expires_at: v.number(),
 });
 export const Claimed = v.object({ tasks: v.array(ClaimedTask) });
+type ClaimedTaskOut = v.InferOutput<typeof ClaimedTask>;
+type ClaimArgs = { runnerId: string; limit: number; leaseMs: number; runId?: number | null; waitForEndpoints?: boolean };
+type HeartbeatArgs = { runnerId: string; tokens: string[]; leaseMs: number; progress?: Record<string, any> };
+type CompleteArgs = { taskId: number; leaseToken: string; result: TaskResult };
 
 const Progress = v.looseObject({
   step: v.optional(v.number()),
@@ -84,9 +77,9 @@ const Progress = v.looseObject({
 });
 
 export const HeartbeatInput = v.object({
-  runnerId: Id,
+  runner_id: Id,
   tokens: v.pipe(v.array(Token), v.maxLength(10_000)),
-  leaseMs: LeaseMs,
+  lease_ms: LeaseMs,
   progress: v.optional(v.record(v.string(), Progress)),
 });
 export type HeartbeatInput = v.InferOutput<typeof HeartbeatInput>;
@@ -94,7 +87,7 @@ export const HeartbeatOutput = v.object({ held: v.array(v.string()), lost: v.arr
 
 const Result = v.looseObject({ prediction: Opt(v.string()), correct: Opt(v.boolean()) });
 
-export const CompleteInput = v.object({ taskId: RowId, leaseToken: Token, result: Result });
+export const CompleteInput = v.object({ task_id: RowId, lease_token: Token, result: Result });
 export type CompleteInput = v.InferOutput<typeof CompleteInput>;
 export const CompleteOutput = v.object({ ok: v.boolean(), already: v.boolean() });
 
@@ -103,48 +96,48 @@ export type CompleteManyInput = v.InferOutput<typeof CompleteManyInput>;
 export const CompleteManyOutput = v.object({ results: v.array(CompleteOutput) });
 
 export const FailInput = v.object({
-  taskId: RowId,
-  leaseToken: Token,
-  errorClass: v.pipe(v.string(), v.minLength(1)),
-  errorMessage: Opt(v.string()),
+  task_id: RowId,
+  lease_token: Token,
+  error_class: v.pipe(v.string(), v.minLength(1)),
+  error_message: Opt(v.string()),
   retryable: v.boolean(),
   result: Opt(Result),
 });
 export type FailInput = v.InferOutput<typeof FailInput>;
 export const FailOutput = v.object({ outcome: v.picklist(["retry", "failed", "lost"]), already: v.boolean() });
 
-export const ReleaseInput = v.object({ runnerId: Id, tokens: v.pipe(v.array(Token), v.maxLength(10_000)) });
+export const ReleaseInput = v.object({ runner_id: Id, tokens: v.pipe(v.array(Token), v.maxLength(10_000)) });
 export type ReleaseInput = v.InferOutput<typeof ReleaseInput>;
 
 export const OpenQuery = v.object({
-  runId: v.optional(v.pipe(v.string(), v.regex(/^[1-9][0-9]{0,15}$/, "expected a run id (a positive integer)"), v.transform(Number))),
+  run_id: v.optional(v.pipe(v.string(), v.regex(/^[1-9][0-9]{0,15}$/, "expected a run id (a positive integer)"), v.transform(Number))),
 });
 export type OpenQuery = v.InferOutput<typeof OpenQuery>;
 export const OpenOutput = v.object({ queued: v.number(), running: v.number() });
 export const QueueEndpoints = v.object({
-  endpoints: v.array(v.object({ id: v.number(), kind: v.string(), name: v.string(), baseUrl: v.string(), enabled: v.boolean(), state: v.string() })),
+  endpoints: v.array(v.object({ id: v.number(), kind: v.string(), name: v.string(), base_url: v.string(), enabled: v.boolean(), state: v.string() })),
 });
 export const WaitingOutput = v.object({
   runs: v.array(
     v.object({
-      runId: v.number(),
-      runName: v.string(),
+      run_id: v.number(),
+      run_name: v.string(),
       needs: v.array(v.object({ label: v.string(), kind: v.string(), names: v.array(v.string()), healthy: v.number() })),
     }),
   ),
 });
 
 // Latency rows: every numeric field checked here, so a report never meets "fast" or -5 ms.
-const StepKey = { runId: RowId, taskId: RowId, attempt: Int(0), step: Int(0), tool: Text(200) };
+const StepKey = { run_id: RowId, task_id: RowId, attempt: Int(0), step: Int(0), tool: Text(200) };
 const ToolCallRowInput = v.object({
   ...StepKey,
-  modelAlias: Opt(Text(200)),
+  model_alias: Opt(Text(200)),
   model: Opt(Text(500)),
   status: Text(100),
-  errorClass: Opt(Text(200)),
-  errorMessage: Opt(Text()),
-  startedAt: EpochMs,
-  durationMs: Ms,
+  error_class: Opt(Text(200)),
+  error_message: Opt(Text()),
+  started_at: EpochMs,
+  duration_ms: Ms,
   detail: Opt(v.record(v.string(), v.unknown())),
 });
 const ComponentRowInput = v.object({
@@ -156,34 +149,34 @@ const ComponentRowInput = v.object({
   backend: Opt(Text(200)),
   endpoint: Opt(Text(2_000)),
   status: v.optional(Text(100)),
-  startedAt: EpochMs,
+  started_at: EpochMs,
 });
 const LlmCallRowInput = v.object({
-  runId: Opt(RowId),
-  taskId: Opt(RowId),
+  run_id: Opt(RowId),
+  task_id: Opt(RowId),
   attempt: Opt(Int(0)),
   step: Opt(Int(0)),
   tool: Opt(Text(200)),
   role: Text(100),
   model: Text(500),
   endpoint: Text(2_000),
-  httpAttempt: Int(1, 1_000_000),
+  http_attempt: Int(1, 1_000_000),
   outcome: Text(200),
-  httpStatus: Opt(Int(100, 599)),
-  errorMessage: Opt(Text()),
-  ttftMs: Opt(Ms),
-  totalMs: Ms,
-  promptTokens: Opt(Int(0)),
-  completionTokens: Opt(Int(0)),
-  finishReason: Opt(Text(100)),
-  startedAt: EpochMs,
+  http_status: Opt(Int(100, 599)),
+  error_message: Opt(Text()),
+  ttft_ms: Opt(Ms),
+  total_ms: Ms,
+  prompt_tokens: Opt(Int(0)),
+  completion_tokens: Opt(Int(0)),
+  finish_reason: Opt(Text(100)),
+  started_at: EpochMs,
 });
 const Rows = <T extends v.GenericSchema>(row: T) => v.optional(v.pipe(v.array(row), v.maxLength(100_000)));
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
 // A step's transcript, gzip + base64 (db/rows.ts StepTranscriptRow). 8 MB of base64 holds a
 // step of 150 long documents many times over; the recorder sends at most 200 per batch.
 const Transcript = v.object({
-  taskId: v.pipe(Count, v.minValue(1)),
+  task_id: v.pipe(Count, v.minValue(1)),
   attempt: Count,
   step: Count,
   body: v.pipe(
@@ -194,78 +187,37 @@ const Transcript = v.object({
     // gzip's magic bytes (base64 "H4s"): a body that is not gzip would only fail when read
     v.startsWith("H4s", "expected base64 of gzip data (it starts with H4s)"),
   ),
-  createdAt: Count,
+  created_at: Count,
 });
 // Every field is optional, so a list would read as {}: refused first.
 const NotAList = v.custom<unknown>((x) => !Array.isArray(x), "expected a JSON object, not a list");
 export const RowBatchInput = v.object({
-  toolCalls: Rows(ToolCallRowInput),
+  tool_calls: Rows(ToolCallRowInput),
   components: Rows(ComponentRowInput),
-  llmCalls: Rows(LlmCallRowInput),
+  llm_calls: Rows(LlmCallRowInput),
   transcripts: v.optional(v.pipe(v.array(Transcript), v.maxLength(1000))),
 });
 export type RowBatchInput = v.InferOutput<typeof RowBatchInput>;
 
 const Ok = v.object({ ok: v.boolean() });
 
-/**
- * Fenced completion that tolerates a re-send: when the fence finds nothing, the attempt
- * history says whether this same lease already succeeded (the first reply was lost).
- */
-export async function completeIdempotent({
-  db,
-  taskId,
-  leaseToken,
-  result,
-}: {
-  db: Db;
-  taskId: number;
-  leaseToken: string;
-  result: TaskResult;
-}): Promise<{ ok: boolean; already: boolean }> {
-  if (await completeTask({ db, taskId, leaseToken, result })) return { ok: true, already: false };
-  const outcome = await readAttemptOutcome({ db, taskId, leaseToken });
-  return outcome === "succeeded" ? { ok: true, already: true } : { ok: false, already: false };
-}
-
-/** completeTasks with the same re-send rule as completeIdempotent, per item. */
-export async function completeManyIdempotent({
-  db,
-  items,
-}: {
-  db: Db;
-  items: { taskId: number; leaseToken: string; result: TaskResult }[];
-}): Promise<{ results: { ok: boolean; already: boolean }[] }> {
-  const written = await completeTasks({ db, items });
-  const results = await Promise.all(
-    written.map(async (ok, i) => {
-      if (ok) return { ok: true, already: false };
-      const outcome = await readAttemptOutcome({ db, taskId: items[i].taskId, leaseToken: items[i].leaseToken });
-      return outcome === "succeeded" ? { ok: true, already: true } : { ok: false, already: false };
-    }),
-  );
-  return { results };
-}
-
-export async function failIdempotent({
-  db,
-  ...input
-}: FailInput & { db: Db }): Promise<{ outcome: FailOutcome; already: boolean }> {
-  const outcome = await failTask({ db, ...input, result: input.result ?? null });
-  if (outcome !== "lost") return { outcome, already: false };
-  const previous = await readAttemptOutcome({ db, taskId: input.taskId, leaseToken: input.leaseToken });
-  if (previous === "failed" || previous === "retry") return { outcome: previous, already: true };
-  return { outcome: "lost", already: false };
-}
-
 const errors = { 400: ErrorBody, 401: ErrorBody };
+
+// The wire is snake_case, db/ is camelCase: bodies are renamed here, one level deep (a task's
+// input, a result and a row's detail are data, passed as sent).
+const rowsOf = (b: RowBatchInput): RowBatch => ({
+  toolCalls: b.tool_calls?.map((r) => camelKeys(r)),
+  components: b.components?.map((r) => camelKeys(r)),
+  llmCalls: b.llm_calls?.map((r) => camelKeys(r)),
+  transcripts: b.transcripts?.map((r) => camelKeys(r)),
+}) as RowBatch;
 
 export const queueRoutes = (deps: AppDeps) =>
   new Elysia({ name: "queue", prefix: "/v1/queue" })
     .post(
       "/runners",
       async ({ body }) => {
-        await registerRunner({ db: deps.db, runner: body });
+        await registerRunner({ db: deps.db, runner: camelKeys<RunnerInfo>(body) });
         return { ok: true };
       },
       { body: RunnerInput, response: { 200: Ok, ...errors }, detail: { summary: "Register a runner process" } },
@@ -278,36 +230,32 @@ export const queueRoutes = (deps: AppDeps) =>
       },
       { body: RunnerStateInput, response: { 200: Ok, ...errors }, detail: { summary: "Set a runner's state" } },
     )
-    .post("/claim", async ({ body }) => ({ tasks: await claimReadyTasks({ db: deps.db, ...body }) }), {
-      body: ClaimInput,
-      response: { 200: Claimed, ...errors },
-      detail: { summary: "Claim up to `limit` tasks with a lease" },
-    })
-    .post("/heartbeat", ({ body }) => heartbeatLeases({ db: deps.db, ...body }), {
+    .post(
+      "/claim",
+      async ({ body }) => ({ tasks: (await claimReadyTasks({ db: deps.db, ...camelKeys<ClaimArgs>(body) })).map(snakeKeys) as ClaimedTaskOut[] }),
+      { body: ClaimInput, response: { 200: Claimed, ...errors }, detail: { summary: "Claim up to `limit` tasks with a lease" } },
+    )
+    .post("/heartbeat", ({ body }) => heartbeatLeases({ db: deps.db, ...camelKeys<HeartbeatArgs>(body) }), {
       body: HeartbeatInput,
       response: { 200: HeartbeatOutput, ...errors },
       detail: { summary: "Extend leases; answers which were lost" },
     })
-    .post("/complete", ({ body }) => completeIdempotent({ db: deps.db, ...body, result: body.result as TaskResult }), {
+    .post("/complete", ({ body }) => completeIdempotent({ db: deps.db, ...camelKeys<CompleteArgs>(body) }), {
       body: CompleteInput,
       response: { 200: CompleteOutput, ...errors },
       detail: { summary: "Fenced completion; ok=false means the lease was lost and the result discarded" },
     })
-    .post(
-      "/complete-many",
-      ({ body }) => completeManyIdempotent({ db: deps.db, items: body.items.map((i) => ({ ...i, result: i.result as TaskResult })) }),
-      {
-        body: CompleteManyInput,
-        response: { 200: CompleteManyOutput, ...errors },
-        detail: { summary: "Fenced completion of many tasks in one statement; results in input order" },
-      },
-    )
-    .post("/fail", ({ body }) => failIdempotent({ db: deps.db, ...body }), {
+    .post("/complete-many", ({ body }) => completeManyIdempotent({ db: deps.db, items: body.items.map((i) => camelKeys<CompleteArgs>(i)) }), {
+      body: CompleteManyInput,
+      response: { 200: CompleteManyOutput, ...errors },
+      detail: { summary: "Fenced completion of many tasks in one statement; results in input order" },
+    })
+    .post("/fail", ({ body }) => failIdempotent({ db: deps.db, ...camelKeys<FailArgs>(body) }), {
       body: FailInput,
       response: { 200: FailOutput, ...errors },
       detail: { summary: "Fenced failure: retry with backoff or fail for good" },
     })
-    .post("/release", async ({ body }) => ({ released: await releaseTasks({ db: deps.db, ...body }) }), {
+    .post("/release", async ({ body }) => ({ released: await releaseTasks({ db: deps.db, runnerId: body.runner_id, tokens: body.tokens }) }), {
       body: ReleaseInput,
       response: { 200: v.object({ released: v.number() }), ...errors },
       detail: { summary: "Give leased tasks back without charging an attempt" },
@@ -315,24 +263,28 @@ export const queueRoutes = (deps: AppDeps) =>
     .get(
       "/endpoints",
       async () => ({
-        endpoints: (await listEndpoints({ db: deps.db })).map((e) => ({ id: e.id, kind: e.kind, name: e.name, baseUrl: e.baseUrl, enabled: e.enabled, state: e.state })),
+        endpoints: (await listEndpoints({ db: deps.db })).map((e) => ({ id: e.id, kind: e.kind, name: e.name, base_url: e.baseUrl, enabled: e.enabled, state: e.state })),
       }),
       {
         response: { 200: QueueEndpoints, ...errors },
         detail: { summary: "The endpoint registry for runners: full URLs (credentials included) and each endpoint's state" },
       },
     )
-    .get("/waiting", async ({ query }) => ({ runs: await listWaitingRuns({ db: deps.db, runId: query.runId ?? null }) }), {
-      query: OpenQuery,
-      response: { 200: WaitingOutput, ...errors },
-      detail: { summary: "Open runs that wait for a model or retrieval pool with no healthy endpoint, and what each waits for" },
-    })
-    .get("/open", ({ query }) => countOpenTasks({ db: deps.db, runId: query.runId ?? null }), {
+    .get(
+      "/waiting",
+      async ({ query }) => ({ runs: (await listWaitingRuns({ db: deps.db, runId: query.run_id ?? null })).map((r) => ({ run_id: r.runId, run_name: r.runName, needs: r.needs })) }),
+      {
+        query: OpenQuery,
+        response: { 200: WaitingOutput, ...errors },
+        detail: { summary: "Open runs that wait for a model or retrieval pool with no healthy endpoint, and what each waits for" },
+      },
+    )
+    .get("/open", ({ query }) => countOpenTasks({ db: deps.db, runId: query.run_id ?? null }), {
       query: OpenQuery,
       response: { 200: OpenOutput, ...errors },
       detail: { summary: "Queued and running tasks of a run (or of every run not canceled): zero means nothing left to do" },
     })
-    .post("/rows", ({ body }) => recordRows({ db: deps.db, rows: body as RowBatch }), {
+    .post("/rows", ({ body }) => recordRows({ db: deps.db, rows: rowsOf(body as RowBatchInput) }), {
       body: v.pipe(NotAList, RowBatchInput),
       response: { 200: v.object({ written: v.number() }), ...errors },
       detail: { summary: "Record latency rows (tool calls, components, LLM calls) and step transcripts; re-sends are ignored" },

@@ -2,6 +2,8 @@
 // the database file. Every request has its own timeout; connection errors, timeouts and
 // 5xx are retried with backoff. Re-sending is safe: the server answers a repeated
 // complete/fail whose first copy landed with its original outcome (see functions/queue.ts).
+// The wire is snake_case; this file renames to and from the camelCase TaskQueue types.
+import { camelKeys, snakeKeys } from "../db/keys";
 import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue, WaitingRun } from "./task-queue";
 
 export type HttpQueueOptions = {
@@ -24,6 +26,16 @@ export class QueueHttpError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A row batch as POST /v1/queue/rows takes it (snake_case, each row's detail as recorded). */
+export function rowBatchToWire(rows: RowBatch): Record<string, object[] | undefined> {
+  return {
+    tool_calls: rows.toolCalls?.map(snakeKeys),
+    components: rows.components?.map(snakeKeys),
+    llm_calls: rows.llmCalls?.map(snakeKeys),
+    transcripts: rows.transcripts?.map(snakeKeys),
+  };
 }
 
 function retryableStatus(status: number): boolean {
@@ -88,7 +100,7 @@ export class HttpQueue implements TaskQueue {
   }
 
   async registerRunner(runner: RunnerInfo): Promise<void> {
-    await this.request("POST", "/v1/queue/runners", runner);
+    await this.request("POST", "/v1/queue/runners", snakeKeys(runner));
   }
 
   async setRunnerState(runnerId: string, state: "running" | "draining" | "stopped" | "crashed"): Promise<void> {
@@ -98,52 +110,53 @@ export class HttpQueue implements TaskQueue {
   async claim(opts: { runnerId: string; limit: number; leaseMs: number; runId?: number | null; waitForEndpoints?: boolean }): Promise<ClaimedTask[]> {
     // A claim whose reply is lost leaves leases nobody works on; they expire and are claimed
     // again, costing an attempt but never a task.
-    const res = await this.request<{ tasks: ClaimedTask[] }>("POST", "/v1/queue/claim", opts);
-    return res.tasks;
+    const res = await this.request<{ tasks: object[] }>("POST", "/v1/queue/claim", snakeKeys(opts));
+    return res.tasks.map((t) => camelKeys<ClaimedTask>(t));
   }
 
   heartbeat(opts: Parameters<TaskQueue["heartbeat"]>[0]): Promise<{ held: string[]; lost: string[] }> {
-    return this.request("POST", "/v1/queue/heartbeat", opts);
+    return this.request("POST", "/v1/queue/heartbeat", snakeKeys(opts));
   }
 
   async complete(opts: Parameters<TaskQueue["complete"]>[0]): Promise<boolean> {
-    const res = await this.request<{ ok: boolean }>("POST", "/v1/queue/complete", opts);
+    const res = await this.request<{ ok: boolean }>("POST", "/v1/queue/complete", snakeKeys(opts));
     return res.ok;
   }
 
   /** Not in TaskQueue (yet): many completions in one request; re-sending is safe. */
   async completeMany(items: Parameters<TaskQueue["complete"]>[0][]): Promise<boolean[]> {
     if (items.length === 0) return [];
-    const res = await this.request<{ results: { ok: boolean }[] }>("POST", "/v1/queue/complete-many", { items });
+    const res = await this.request<{ results: { ok: boolean }[] }>("POST", "/v1/queue/complete-many", { items: items.map(snakeKeys) });
     return res.results.map((r) => r.ok);
   }
 
   async fail(opts: Parameters<TaskQueue["fail"]>[0]): Promise<FailOutcome> {
-    const res = await this.request<{ outcome: FailOutcome }>("POST", "/v1/queue/fail", opts);
+    const res = await this.request<{ outcome: FailOutcome }>("POST", "/v1/queue/fail", snakeKeys(opts));
     return res.outcome;
   }
 
   async release(opts: { runnerId: string; tokens: string[] }): Promise<number> {
-    const res = await this.request<{ released: number }>("POST", "/v1/queue/release", opts);
+    const res = await this.request<{ released: number }>("POST", "/v1/queue/release", snakeKeys(opts));
     return res.released;
   }
 
   countOpen(opts: { runId?: number | null }): Promise<{ queued: number; running: number }> {
-    return this.request("GET", opts.runId != null ? `/v1/queue/open?runId=${opts.runId}` : "/v1/queue/open");
+    return this.request("GET", opts.runId != null ? `/v1/queue/open?run_id=${opts.runId}` : "/v1/queue/open");
   }
 
   async recordRows(rows: RowBatch): Promise<void> {
-    await this.request("POST", "/v1/queue/rows", rows);
+    await this.request("POST", "/v1/queue/rows", rowBatchToWire(rows));
   }
 
   listWaiting(opts: { runId?: number | null }): Promise<WaitingRun[]> {
-    return this.request<{ runs: WaitingRun[] }>("GET", opts.runId != null ? `/v1/queue/waiting?runId=${opts.runId}` : "/v1/queue/waiting").then((r) => r.runs);
+    const path = opts.runId != null ? `/v1/queue/waiting?run_id=${opts.runId}` : "/v1/queue/waiting";
+    return this.request<{ runs: object[] }>("GET", path).then((r) => r.runs.map((w) => camelKeys<WaitingRun>(w)));
   }
 
   async listEndpoints(): Promise<EndpointRow[]> {
     // The runners' own route: full URLs (the public GET /v1/endpoints hides credentials).
-    const res = await this.request<{ endpoints: EndpointRow[] }>("GET", "/v1/queue/endpoints");
-    return res.endpoints;
+    const res = await this.request<{ endpoints: object[] }>("GET", "/v1/queue/endpoints");
+    return res.endpoints.map((e) => camelKeys<EndpointRow>(e));
   }
 
   async getRun(runId: number): Promise<RunInfo | null> {

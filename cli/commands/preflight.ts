@@ -23,7 +23,8 @@ benchmark's backends; the judge's API key variable is set. Exit 1 when anything 
 
 /** The registry's endpoints (full URLs: the runners' route), plus the run's own inline ones. */
 async function endpointsFor(api: Api, config: RunConfig): Promise<PreflightEndpoint[]> {
-  const { endpoints } = await api.call<{ endpoints: PreflightEndpoint[] }>("GET", "/v1/queue/endpoints");
+  const wire = await api.call<{ endpoints: { base_url: string }[] }>("GET", "/v1/queue/endpoints");
+  const endpoints = wire.endpoints.map(({ base_url, ...e }) => ({ ...e, baseUrl: base_url }) as PreflightEndpoint);
   if (!config.endpoints) return endpoints;
   const known = new Set(endpoints.filter((e) => e.enabled).map((e) => `${e.kind}\u0000${e.name}`));
   let inline: PreflightEndpoint[] = [];

@@ -83,7 +83,7 @@ export async function runAnswer(t: TaskRun, s: Step): Promise<StepDone> {
     ],
     grade: { prediction, correct: grade.correct, method: grade.method, judge_reply: grade.judgeReply ?? null, judge_error: grade.judgeError ?? null },
   });
-  return { done: true, outcome: t.finish(grade, prediction, { answerModel: s.model, stopReason: "answered" }) };
+  return { done: true, outcome: t.finish(grade, prediction, { answer_model: s.model, stop_reason: "answered" }) };
 }
 
 /** One judge call. A key named by judge.apiKeyEnv that is not set fails the call before anything is sent. */

@@ -62,7 +62,7 @@ export async function runProtocol({
       if (r.done) return r.outcome;
     }
     // No answer within the round limit: an evaluated (wrong) result, as ToolOrchestra counts it.
-    return t.finish({ correct: false, method: "empty" }, null, { stopReason: "max_rounds" });
+    return t.finish({ correct: false, method: "empty" }, null, { stop_reason: "max_rounds" });
   } catch (err) {
     if (signal.aborted) return { kind: "aborted", reason: signal.reason };
     if (err instanceof TaskFailure)
@@ -73,7 +73,7 @@ export async function runProtocol({
         retryable: err.retryable,
         result: {
           steps: t.used.length + t.invalid,
-          invalidSteps: t.invalid,
+          invalid_steps: t.invalid,
           tools: t.toolCounts,
           // the reference writes status "error" for a tool that failed for good; an
           // infrastructure failure it would retry forever, so no status (a missing id)

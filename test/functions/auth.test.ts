@@ -15,7 +15,7 @@ async function statusOf(path: string): Promise<string> {
 test("with a token, every write, every queue route and every /v1 read needs it", async () => {
   t = await makeApp();
   expect((await t.req("/v1/runs", { method: "POST", headers: AUTH, json: submit }))[0].status).toBe(201);
-  const claim = { runnerId: "r", limit: 1, leaseMs: 1000 };
+  const claim = { runner_id: "r", limit: 1, lease_ms: 1000 };
   const cases: [string, RequestInit & { json?: unknown }][] = [
     ["/v1/runs", { method: "POST", json: submit }],
     ["/v1/queue/claim", { method: "POST", json: claim }],

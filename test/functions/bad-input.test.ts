@@ -101,33 +101,33 @@ describe("queue", () => {
 
   test("the fence's 'already' answer needs the task and the token to match", async () => {
     await submit({ tasks: tasksOf(2) });
-    const [, claim] = await q("claim", { runnerId: "r1", limit: 2, leaseMs: 60_000 });
+    const [, claim] = await q("claim", { runner_id: "r1", limit: 2, lease_ms: 60_000 });
     const [a, b] = claim.tasks;
-    expect((await q("complete", { taskId: a.id, leaseToken: a.leaseToken, result: { prediction: "x" } }))[1]).toEqual({ ok: true, already: false });
+    expect((await q("complete", { task_id: a.id, lease_token: a.lease_token, result: { prediction: "x" } }))[1]).toEqual({ ok: true, already: false });
     // a's used token on task b: not b's completion, and b stays running
-    expect((await q("complete", { taskId: b.id, leaseToken: a.leaseToken, result: { prediction: "y" } }))[1]).toEqual({ ok: false, already: false });
-    expect((await q("complete-many", { items: [{ taskId: b.id, leaseToken: a.leaseToken, result: {} }] }))[1].results).toEqual([{ ok: false, already: false }]);
-    expect((await q("fail", { taskId: b.id, leaseToken: a.leaseToken, errorClass: "x", retryable: false }))[1]).toEqual({ outcome: "lost", already: false });
+    expect((await q("complete", { task_id: b.id, lease_token: a.lease_token, result: { prediction: "y" } }))[1]).toEqual({ ok: false, already: false });
+    expect((await q("complete-many", { items: [{ task_id: b.id, lease_token: a.lease_token, result: {} }] }))[1].results).toEqual([{ ok: false, already: false }]);
+    expect((await q("fail", { task_id: b.id, lease_token: a.lease_token, error_class: "x", retryable: false }))[1]).toEqual({ outcome: "lost", already: false });
     expect((await t.req(`/v1/tasks/${b.id}`, { headers: AUTH }))[1].status).toBe("running");
   });
 
   test("latency rows: every numeric field finite, in range and of the right type, named when not", async () => {
     await submit({});
-    const [, claim] = await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
-    const k = { runId: claim.tasks[0].runId, taskId: claim.tasks[0].id, attempt: 1, step: 0, tool: "search" };
-    const tool = { ...k, status: "ok", startedAt: 1_700_000_000_000, durationMs: 12.5 };
+    const [, claim] = await q("claim", { runner_id: "r1", limit: 1, lease_ms: 60_000 });
+    const k = { run_id: claim.tasks[0].run_id, task_id: claim.tasks[0].id, attempt: 1, step: 0, tool: "search" };
+    const tool = { ...k, status: "ok", started_at: 1_700_000_000_000, duration_ms: 12.5 };
     const bad: [unknown, RegExp][] = [
-      [{ toolCalls: [{ ...tool, durationMs: "fast" }] }, /^toolCalls\.0\.durationMs: expected a number/],
-      [{ toolCalls: [{ ...tool, durationMs: -5 }] }, /^toolCalls\.0\.durationMs: expected at least 0/],
-      [{ toolCalls: [{ ...tool, startedAt: 1.5 }] }, /^toolCalls\.0\.startedAt: expected an integer/],
-      [{ toolCalls: [{ ...tool, step: -1 }] }, /^toolCalls\.0\.step: /],
-      [{ toolCalls: [{ ...tool, taskId: "1" }] }, /^toolCalls\.0\.taskId: expected a number/],
-      [{ components: [{ ...k, component: "retrieval", ms: -1, startedAt: 1 }] }, /^components\.0\.ms: /],
-      [{ components: [{ ...k, component: "retrieval", ms: 1, retries: 0.5, startedAt: 1 }] }, /^components\.0\.retries: /],
-      [{ llmCalls: [{ ...k, role: "r", model: "m", endpoint: "e", httpAttempt: 0, outcome: "ok", totalMs: 1, startedAt: 1 }] }, /^llmCalls\.0\.httpAttempt: /],
-      [{ llmCalls: [{ ...k, role: "r", model: "m", endpoint: "e", httpAttempt: 1, outcome: "ok", totalMs: 1, ttftMs: -2, startedAt: 1 }] }, /^llmCalls\.0\.ttftMs: /],
-      [{ llmCalls: [{ ...k, role: "r", model: "m", endpoint: "e", httpAttempt: 1, outcome: "ok", totalMs: 1, httpStatus: 1000, startedAt: 1 }] }, /^llmCalls\.0\.httpStatus: /],
-      [{ llmCalls: [{ ...k, role: "r", model: "m", endpoint: "e", httpAttempt: 1, outcome: "ok", totalMs: 1, promptTokens: -1, startedAt: 1 }] }, /^llmCalls\.0\.promptTokens: /],
+      [{ tool_calls: [{ ...tool, duration_ms: "fast" }] }, /^tool_calls\.0\.duration_ms: expected a number/],
+      [{ tool_calls: [{ ...tool, duration_ms: -5 }] }, /^tool_calls\.0\.duration_ms: expected at least 0/],
+      [{ tool_calls: [{ ...tool, started_at: 1.5 }] }, /^tool_calls\.0\.started_at: expected an integer/],
+      [{ tool_calls: [{ ...tool, step: -1 }] }, /^tool_calls\.0\.step: /],
+      [{ tool_calls: [{ ...tool, task_id: "1" }] }, /^tool_calls\.0\.task_id: expected a number/],
+      [{ components: [{ ...k, component: "retrieval", ms: -1, started_at: 1 }] }, /^components\.0\.ms: /],
+      [{ components: [{ ...k, component: "retrieval", ms: 1, retries: 0.5, started_at: 1 }] }, /^components\.0\.retries: /],
+      [{ llm_calls: [{ ...k, role: "r", model: "m", endpoint: "e", http_attempt: 0, outcome: "ok", total_ms: 1, started_at: 1 }] }, /^llm_calls\.0\.http_attempt: /],
+      [{ llm_calls: [{ ...k, role: "r", model: "m", endpoint: "e", http_attempt: 1, outcome: "ok", total_ms: 1, ttft_ms: -2, started_at: 1 }] }, /^llm_calls\.0\.ttft_ms: /],
+      [{ llm_calls: [{ ...k, role: "r", model: "m", endpoint: "e", http_attempt: 1, outcome: "ok", total_ms: 1, http_status: 1000, started_at: 1 }] }, /^llm_calls\.0\.http_status: /],
+      [{ llm_calls: [{ ...k, role: "r", model: "m", endpoint: "e", http_attempt: 1, outcome: "ok", total_ms: 1, prompt_tokens: -1, started_at: 1 }] }, /^llm_calls\.0\.prompt_tokens: /],
     ];
     for (const [batch, message] of bad) {
       const [res, body] = await q("rows", batch);
@@ -136,16 +136,16 @@ describe("queue", () => {
     }
     const count = (await t.db.run("SELECT (SELECT count(*) FROM tool_calls) + (SELECT count(*) FROM latency_components) + (SELECT count(*) FROM llm_calls) AS n" as any)) as any;
     expect(count.rows[0].n).toBe(0);
-    expect((await q("rows", { toolCalls: [tool] }))[1]).toEqual({ written: 1 });
-    expect((await t.req(`/v1/runs/${k.runId}/report`, { headers: AUTH }))[0].status).toBe(200);
+    expect((await q("rows", { tool_calls: [tool] }))[1]).toEqual({ written: 1 });
+    expect((await t.req(`/v1/runs/${k.run_id}/report`, { headers: AUTH }))[0].status).toBe(200);
   });
 
   test("task ids, pids and run ids must be whole numbers in range", async () => {
     for (const [path, body, field] of [
-      ["complete", { taskId: 1.5, leaseToken: "t", result: {} }, "taskId"],
-      ["complete", { taskId: -1, leaseToken: "t", result: {} }, "taskId"],
+      ["complete", { task_id: 1.5, lease_token: "t", result: {} }, "task_id"],
+      ["complete", { task_id: -1, lease_token: "t", result: {} }, "task_id"],
       ["runners", { id: "r", host: "h", pid: 2 ** 40 }, "pid"],
-      ["claim", { runnerId: "r", limit: 1, leaseMs: 1000, runId: 0.5 }, "runId"],
+      ["claim", { runner_id: "r", limit: 1, lease_ms: 1000, run_id: 0.5 }, "run_id"],
     ] as const) {
       const [res, err] = await q(path, body);
       expect(`${path} ${res.status}`).toBe(`${path} 400`);

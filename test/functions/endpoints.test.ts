@@ -158,7 +158,7 @@ describe("endpoint routes", () => {
     const listText = await (await guarded.handle(new Request("http://localhost/v1/endpoints", { headers: { authorization: "Bearer s3cret" } }))).text();
     expect(listText).not.toContain("hunter2");
     const runnerView = (await (await guarded.handle(new Request("http://localhost/v1/queue/endpoints", { headers: { authorization: "Bearer s3cret" } }))).json()) as any;
-    expect(runnerView.endpoints.find((e: any) => e.name === "cred").baseUrl).toBe("http://user:hunter2@127.0.0.1:9600");
+    expect(runnerView.endpoints.find((e: any) => e.name === "cred").base_url).toBe("http://user:hunter2@127.0.0.1:9600");
     expect((await guarded.handle(new Request("http://localhost/v1/queue/endpoints"))).status).toBe(401);
   });
 

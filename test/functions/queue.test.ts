@@ -12,18 +12,18 @@ afterEach(() => t.close());
 const q = (path: string, json: unknown) => t.req(`/v1/queue/${path}`, { method: "POST", headers: AUTH, json });
 
 test("register, claim, heartbeat with progress, complete", async () => {
-  expect((await q("runners", { id: "r1", host: "node1", pid: 42, slurmJobId: "77" }))[0].status).toBe(200);
-  const [, claim] = await q("claim", { runnerId: "r1", limit: 2, leaseMs: 60_000 });
-  expect(claim.tasks.map((x: any) => x.externalId)).toEqual(["t0", "t1"]);
+  expect((await q("runners", { id: "r1", host: "node1", pid: 42, slurm_job_id: "77" }))[0].status).toBe(200);
+  const [, claim] = await q("claim", { runner_id: "r1", limit: 2, lease_ms: 60_000 });
+  expect(claim.tasks.map((x: any) => x.external_id)).toEqual(["t0", "t1"]);
   const [a, b] = claim.tasks;
-  const [, hb] = await q("heartbeat", { runnerId: "r1", tokens: [a.leaseToken, b.leaseToken, "gone"], leaseMs: 60_000, progress: { [a.leaseToken]: { step: 3, tool: "search", component: "retrieval" } } });
-  expect(hb.held.sort()).toEqual([a.leaseToken, b.leaseToken].sort());
+  const [, hb] = await q("heartbeat", { runner_id: "r1", tokens: [a.lease_token, b.lease_token, "gone"], lease_ms: 60_000, progress: { [a.lease_token]: { step: 3, tool: "search", component: "retrieval" } } });
+  expect(hb.held.sort()).toEqual([a.lease_token, b.lease_token].sort());
   expect(hb.lost).toEqual(["gone"]);
   const [, inflight] = await t.req(`/v1/tasks/${a.id}`, { headers: AUTH });
   expect(inflight.progress).toMatchObject({ step: 3, tool: "search" });
-  const [, done] = await q("complete", { taskId: a.id, leaseToken: a.leaseToken, result: { prediction: "x", correct: true } });
+  const [, done] = await q("complete", { task_id: a.id, lease_token: a.lease_token, result: { prediction: "x", correct: true } });
   expect(done).toEqual({ ok: true, already: false });
-  const [, rel] = await q("release", { runnerId: "r1", tokens: [b.leaseToken] });
+  const [, rel] = await q("release", { runner_id: "r1", tokens: [b.lease_token] });
   expect(rel.released).toBe(1);
   const [, task] = await t.req(`/v1/tasks/${b.id}`, { headers: AUTH });
   // released without charging an attempt: the budget is raised, the attempt number kept
@@ -34,21 +34,21 @@ test("register, claim, heartbeat with progress, complete", async () => {
 });
 
 test("a completion re-sent after a lost reply answers ok, and a stale lease answers not ok", async () => {
-  const [, claim] = await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
+  const [, claim] = await q("claim", { runner_id: "r1", limit: 1, lease_ms: 60_000 });
   const [task] = claim.tasks;
-  const body = { taskId: task.id, leaseToken: task.leaseToken, result: { prediction: "x", correct: true } };
+  const body = { task_id: task.id, lease_token: task.lease_token, result: { prediction: "x", correct: true } };
   expect((await q("complete", body))[1]).toEqual({ ok: true, already: false });
   expect((await q("complete", body))[1]).toEqual({ ok: true, already: true });
-  const [, other] = await q("claim", { runnerId: "r2", limit: 1, leaseMs: 60_000 });
-  expect((await q("complete", { taskId: other.tasks[0].id, leaseToken: "not-a-lease", result: {} }))[1]).toEqual({ ok: false, already: false });
+  const [, other] = await q("claim", { runner_id: "r2", limit: 1, lease_ms: 60_000 });
+  expect((await q("complete", { task_id: other.tasks[0].id, lease_token: "not-a-lease", result: {} }))[1]).toEqual({ ok: false, already: false });
   const [, detail] = await t.req(`/v1/tasks/${task.id}`, { headers: AUTH });
   expect(detail.attempts).toHaveLength(1);
 });
 
 test("many completions in one request answer per item, and a re-send is safe", async () => {
-  const [, claim] = await q("claim", { runnerId: "r1", limit: 3, leaseMs: 60_000 });
-  const items = claim.tasks.map((x: any) => ({ taskId: x.id, leaseToken: x.leaseToken, result: { prediction: "p", correct: true } }));
-  items[2].leaseToken = "stale";
+  const [, claim] = await q("claim", { runner_id: "r1", limit: 3, lease_ms: 60_000 });
+  const items = claim.tasks.map((x: any) => ({ task_id: x.id, lease_token: x.lease_token, result: { prediction: "p", correct: true } }));
+  items[2].lease_token = "stale";
   expect((await q("complete-many", { items }))[1].results).toEqual([
     { ok: true, already: false },
     { ok: true, already: false },
@@ -63,12 +63,12 @@ test("many completions in one request answer per item, and a re-send is safe", a
 });
 
 test("a failure re-sent after a lost reply repeats its outcome", async () => {
-  const [, claim] = await q("claim", { runnerId: "r1", limit: 2, leaseMs: 60_000 });
+  const [, claim] = await q("claim", { runner_id: "r1", limit: 2, lease_ms: 60_000 });
   const [a, b] = claim.tasks;
-  const retry = { taskId: a.id, leaseToken: a.leaseToken, errorClass: "endpoint_unreachable", retryable: true };
+  const retry = { task_id: a.id, lease_token: a.lease_token, error_class: "endpoint_unreachable", retryable: true };
   expect((await q("fail", retry))[1]).toEqual({ outcome: "retry", already: false });
   expect((await q("fail", retry))[1]).toEqual({ outcome: "retry", already: true });
-  const final = { taskId: b.id, leaseToken: b.leaseToken, errorClass: "context_length", errorMessage: "prompt too long", retryable: false };
+  const final = { task_id: b.id, lease_token: b.lease_token, error_class: "context_length", error_message: "prompt too long", retryable: false };
   expect((await q("fail", final))[1]).toEqual({ outcome: "failed", already: false });
   expect((await q("fail", final))[1]).toEqual({ outcome: "failed", already: true });
   const [, task] = await t.req(`/v1/tasks/${b.id}`, { headers: AUTH });
@@ -76,12 +76,12 @@ test("a failure re-sent after a lost reply repeats its outcome", async () => {
 });
 
 test("latency rows are recorded once even when the batch is re-sent", async () => {
-  const [, claim] = await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
+  const [, claim] = await q("claim", { runner_id: "r1", limit: 1, lease_ms: 60_000 });
   const t0 = claim.tasks[0];
   const batch = {
-    toolCalls: [{ runId: t0.runId, taskId: t0.id, attempt: 1, step: 1, tool: "search", status: "ok", startedAt: 1, durationMs: 12.5 }],
-    components: [{ runId: t0.runId, taskId: t0.id, attempt: 1, step: 1, tool: "search", component: "retrieval", ms: 7, startedAt: 1 }],
-    llmCalls: [{ runId: t0.runId, taskId: t0.id, attempt: 1, step: 1, tool: "search", role: "query_llm", model: "m", endpoint: "e", httpAttempt: 1, outcome: "ok", totalMs: 5, startedAt: 1 }],
+    tool_calls: [{ run_id: t0.run_id, task_id: t0.id, attempt: 1, step: 1, tool: "search", status: "ok", started_at: 1, duration_ms: 12.5 }],
+    components: [{ run_id: t0.run_id, task_id: t0.id, attempt: 1, step: 1, tool: "search", component: "retrieval", ms: 7, started_at: 1 }],
+    llm_calls: [{ run_id: t0.run_id, task_id: t0.id, attempt: 1, step: 1, tool: "search", role: "query_llm", model: "m", endpoint: "e", http_attempt: 1, outcome: "ok", total_ms: 5, started_at: 1 }],
   };
   expect((await q("rows", batch))[1]).toEqual({ written: 3 });
   expect((await q("rows", batch))[1]).toEqual({ written: 0 });
@@ -90,22 +90,22 @@ test("latency rows are recorded once even when the batch is re-sent", async () =
 });
 
 test("open tasks: queued and running counts of a run, or of every run; a bad run id is refused", async () => {
-  await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
-  const [res, body] = await t.req("/v1/queue/open?runId=1", { headers: AUTH });
+  await q("claim", { runner_id: "r1", limit: 1, lease_ms: 60_000 });
+  const [res, body] = await t.req("/v1/queue/open?run_id=1", { headers: AUTH });
   expect(res.status).toBe(200);
   expect(body).toEqual({ queued: 2, running: 1 });
   expect((await t.req("/v1/queue/open", { headers: AUTH }))[1]).toEqual({ queued: 2, running: 1 });
-  expect((await t.req("/v1/queue/open?runId=2", { headers: AUTH }))[1]).toEqual({ queued: 0, running: 0 });
-  const [bad, err] = await t.req("/v1/queue/open?runId=abc", { headers: AUTH });
+  expect((await t.req("/v1/queue/open?run_id=2", { headers: AUTH }))[1]).toEqual({ queued: 0, running: 0 });
+  const [bad, err] = await t.req("/v1/queue/open?run_id=abc", { headers: AUTH });
   expect(bad.status).toBe(400);
-  expect(err.error.message).toMatch(/runId/);
+  expect(err.error.message).toMatch(/run_id/);
 });
 
 test("malformed queue requests are refused with the field named", async () => {
-  const [res, body] = await q("claim", { runnerId: "r1", limit: 0, leaseMs: 1000 });
+  const [res, body] = await q("claim", { runner_id: "r1", limit: 0, lease_ms: 1000 });
   expect(res.status).toBe(400);
   expect(body.error.message).toMatch(/^limit: /);
-  const [res2, body2] = await q("complete", { taskId: 1, result: {} });
+  const [res2, body2] = await q("complete", { task_id: 1, result: {} });
   expect(res2.status).toBe(400);
-  expect(body2.error.message).toMatch(/^leaseToken: /);
+  expect(body2.error.message).toMatch(/^lease_token: /);
 });

@@ -165,13 +165,13 @@ describe("cancel and requeue", () => {
     const [c, canceled] = await t.req(`/v1/runs/${run.id}/cancel`, { method: "POST", headers: AUTH });
     expect(c.status).toBe(200);
     expect(canceled.canceled).toBe(4);
-    const [, claim] = await t.req("/v1/queue/claim", { method: "POST", headers: AUTH, json: { runnerId: "r", limit: 10, leaseMs: 60_000 } });
+    const [, claim] = await t.req("/v1/queue/claim", { method: "POST", headers: AUTH, json: { runner_id: "r", limit: 10, lease_ms: 60_000 } });
     expect(claim.tasks).toHaveLength(0);
     const [, failedOnly] = await t.req(`/v1/runs/${run.id}/requeue`, { method: "POST", headers: AUTH, json: {} });
     expect(failedOnly.requeued).toBe(0);
     const [, rq] = await t.req(`/v1/runs/${run.id}/requeue`, { method: "POST", headers: AUTH, json: { statuses: ["canceled"] } });
     expect(rq.requeued).toBe(4);
-    const [, claim2] = await t.req("/v1/queue/claim", { method: "POST", headers: AUTH, json: { runnerId: "r", limit: 10, leaseMs: 60_000 } });
+    const [, claim2] = await t.req("/v1/queue/claim", { method: "POST", headers: AUTH, json: { runner_id: "r", limit: 10, lease_ms: 60_000 } });
     expect(claim2.tasks).toHaveLength(4);
   });
 

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Recorder } from "../../runner/recorder";
+import { rowBatchToWire } from "../../runner/queue-http";
 import { AUTH, makeApp, tasksOf, type TestApp } from "./_app";
 
 let t: TestApp;
@@ -11,11 +12,11 @@ afterEach(() => t.close());
 test("a task shows its input, result and each attempt with its runner", async () => {
   await t.req("/v1/runs", { method: "POST", headers: AUTH, json: { name: "t", benchmark: "hle", tasks: tasksOf(1, { answer_type: "exactMatch" }) } });
   const q = (p: string, json: unknown) => t.req(`/v1/queue/${p}`, { method: "POST", headers: AUTH, json });
-  const [, c1] = await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
-  await q("fail", { taskId: c1.tasks[0].id, leaseToken: c1.tasks[0].leaseToken, errorClass: "timeout", retryable: true });
+  const [, c1] = await q("claim", { runner_id: "r1", limit: 1, lease_ms: 60_000 });
+  await q("fail", { task_id: c1.tasks[0].id, lease_token: c1.tasks[0].lease_token, error_class: "timeout", retryable: true });
   await t.db.run("UPDATE tasks SET available_at = 0" as any);
-  const [, c2] = await q("claim", { runnerId: "r2", limit: 1, leaseMs: 60_000 });
-  await q("complete", { taskId: c2.tasks[0].id, leaseToken: c2.tasks[0].leaseToken, result: { prediction: "a0", correct: true, steps: 4 } });
+  const [, c2] = await q("claim", { runner_id: "r2", limit: 1, lease_ms: 60_000 });
+  await q("complete", { task_id: c2.tasks[0].id, lease_token: c2.tasks[0].lease_token, result: { prediction: "a0", correct: true, steps: 4 } });
   const [res, task] = await t.req(`/v1/tasks/${c1.tasks[0].id}`, { headers: AUTH });
   expect(res.status).toBe(200);
   expect(task).toMatchObject({ status: "succeeded", attempt: 2, prediction: "a0", correct: true, result: { steps: 4 } });
@@ -40,14 +41,14 @@ describe("GET /v1/tasks/:id/steps", () => {
   async function taskWithTwoAttempts() {
     await t.req("/v1/runs", { method: "POST", headers: AUTH, json: { name: "s", benchmark: "frames", tasks: tasksOf(1) } });
     const q = (p: string, json: unknown) => t.req(`/v1/queue/${p}`, { method: "POST", headers: AUTH, json });
-    const [, c1] = await q("claim", { runnerId: "r1", limit: 1, leaseMs: 60_000 });
-    const { id: taskId, leaseToken, runId } = c1.tasks[0];
-    await q("fail", { taskId, leaseToken, errorClass: "timeout", retryable: true });
+    const [, c1] = await q("claim", { runner_id: "r1", limit: 1, lease_ms: 60_000 });
+    const { id: taskId, lease_token: leaseToken, run_id: runId } = c1.tasks[0];
+    await q("fail", { task_id: taskId, lease_token: leaseToken, error_class: "timeout", retryable: true });
     await t.db.run("UPDATE tasks SET available_at = 0" as any);
-    await q("claim", { runnerId: "r2", limit: 1, leaseMs: 60_000 });
+    await q("claim", { runner_id: "r2", limit: 1, lease_ms: 60_000 });
     const recorder = new Recorder({
       recordRows: async (rows) => {
-        const [res, body] = await q("rows", rows);
+        const [res, body] = await q("rows", rowBatchToWire(rows));
         if (res.status !== 200) throw new Error(JSON.stringify(body));
       },
     });
@@ -103,7 +104,7 @@ describe("GET /v1/tasks/:id/steps", () => {
   });
 
   test("a transcript row that is not base64 of gzip or has a negative step is refused, naming the field, and nothing is written", async () => {
-    const good = { taskId: 1, attempt: 1, step: 0, body: Buffer.from(Bun.gzipSync("{}")).toString("base64"), createdAt: 1 };
+    const good = { task_id: 1, attempt: 1, step: 0, body: Buffer.from(Bun.gzipSync("{}")).toString("base64"), created_at: 1 };
     for (const [bad, field] of [
       [{ ...good, body: "not base64!" }, "body"],
       [{ ...good, body: Buffer.from("{}").toString("base64") }, "gzip"],

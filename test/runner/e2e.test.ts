@@ -69,7 +69,7 @@ async function checkRun(runId: number, n: number) {
   const answered = await q(world.db, "SELECT id, attempt, result FROM tasks WHERE run_id = ? AND status = 'succeeded'", [runId]);
   for (const t of answered as any[]) {
     const result = JSON.parse(t.result);
-    if (result.stopReason === "answered") {
+    if (result.stop_reason === "answered") {
       const rows = await q(world.db, "SELECT count(*) AS n FROM tool_calls WHERE task_id = ? AND attempt = ? AND tool = 'answer' AND status IN ('ok','judge_error')", [t.id, t.attempt]);
       expect(Number((rows[0] as any).n)).toBe(1);
     }

@@ -169,7 +169,7 @@ describe("runProtocol", () => {
         expect(JSON.stringify(t.detail)).toContain("toolCalls");
       }
       if (r.outcome.kind === "succeeded") {
-        expect(r.outcome.result.invalidSteps).toBe(invalid.length);
+        expect(r.outcome.result.invalid_steps).toBe(invalid.length);
         expect(longestInvalidRun(r.toolCalls)).toBeLessThanOrEqual(maxInvalidSteps);
         if (invalid.length > 0) recoveredTasks++;
       } else {
