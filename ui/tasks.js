@@ -130,6 +130,7 @@ async function showTask(id) {
     <div class="cards">${card("correct", task.correct == null ? "–" : task.correct ? "yes" : "no", "task-correct")}${card("prediction", task.prediction ?? "–", "task-prediction")}${card("reference answer", input.answer ?? "–")}${card("attempts", `${task.attempt}/${task.max_attempts}`)}${card("duration", ms(task.finished_at && task.started_at ? task.finished_at - task.started_at : null))}</div>
     ${task.error_class ? `<p class="bad msg" data-testid="task-error"><b>${esc(task.error_class)}</b>: ${esc(task.error_message ?? "")}</p>` : ""}
     <div class="k">question</div>${pre(input.question ?? "", "question")}
+    ${typeof input.image === "string" && /^data:image\/(png|jpe?g|gif|webp);base64,/.test(input.image) ? `<img class="question-image" alt="the question's image" src="${esc(input.image)}">` : ""}
     <h2>Attempts</h2>${table(["Attempt", "Runner", "Outcome", "Error class", "Started", "Took", "Message"], task.attempts.map((a) => [
       a.attempt, esc(a.runner_id ?? ""), `<span class="${a.outcome === "succeeded" ? "ok" : a.outcome === "running" ? "" : "bad"}">${esc(a.outcome)}</span>`, esc(a.error_class ?? ""), when(a.started_at), ms(a.ended_at ? a.ended_at - a.started_at : null), `<span class="muted msg">${esc((a.error_message ?? "").slice(0, 200))}</span>`,
     ]), "attempts", [1, 2, 3, 4, 6])}

@@ -410,6 +410,22 @@ describe("the web page", () => {
     await page.close();
   }, 90_000);
 
+  test("an HLE question's image is shown on its task page from the task itself", async () => {
+    // a 1x1 PNG, as HLE rows carry images: a data URL, so no request leaves the page
+    const png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    const { run } = await createRun({ db: sim.db, name: "hle-image", benchmark: "hle", tasks: validateTasks({ rows: [{ id: "img-1", question: "What is shown?", answer: "a dot", image: png }] }) });
+    const [task] = (await (await fetch(`${base}/v1/runs/${run.id}/tasks`)).json()).tasks;
+    const page = await browser.newPage();
+    const urls: string[] = [];
+    page.on("request", (r) => urls.push(r.url()));
+    await page.goto(`${base}/ui#/tasks/${task.id}`);
+    await page.waitForFunction(() => document.body.dataset.ready === "1", null, { timeout: 20_000 });
+    await page.waitForFunction(() => (document.querySelector("img.question-image") as HTMLImageElement | null)?.complete === true, null, { timeout: 10_000 });
+    expect(await page.evaluate(() => (document.querySelector("img.question-image") as HTMLImageElement).naturalWidth)).toBe(1);
+    expect(urls.filter((u) => !u.startsWith(base) && !u.startsWith("data:"))).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   test("every request the page makes stays on 127.0.0.1", async () => {
     const page = await browser.newPage();
     const urls: string[] = [];
