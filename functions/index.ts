@@ -92,9 +92,49 @@ function toDbErrorResponse(e: any): { status: number; body: ReturnType<typeof er
   return { status: 500, body: errorBody("db.error", `database error (${dbCode || "unknown"})`) };
 }
 
+// What a JSONL submit reads from the query string instead of a body (functions/runs.ts
+// parseJsonlSubmit); every other route reads only what its query schema declares.
+const UNSCHEMED_QUERY: Record<string, string[]> = {
+  "POST /v1/runs": ["name", "benchmark", "config", "max_attempts", "repeats", "priority", "max_concurrency"],
+};
+
+/** "/v1/runs/:id/tasks" → a RegExp matching its concrete paths. */
+function routePattern(path: string): RegExp {
+  const escaped = path.replace(/[.+?^$()|[\]\\{}]/g, "\\$&").replace(/:[^/]+/g, "[^/]+");
+  return new RegExp(`^${escaped}/?$`);
+}
+
+type RouteInfo = { method: string; path: string; hooks?: { query?: { entries?: Record<string, unknown> } } };
+
+/**
+ * One check for every API route: a query parameter the route does not declare is refused
+ * with 400 naming it (a misspelt `?run_id` must not silently count every run). The table is
+ * built from the routes' own query schemas on the first request that has a query string.
+ */
+export function makeQueryGuard(routesOf: () => RouteInfo[]) {
+  let table: { method: string; pattern: RegExp; keys: Set<string> }[] | null = null;
+  const build = () =>
+    routesOf().map((r) => ({
+      method: r.method,
+      pattern: routePattern(r.path),
+      keys: new Set([...Object.keys(r.hooks?.query?.entries ?? {}), ...(UNSCHEMED_QUERY[`${r.method} ${r.path}`] ?? [])]),
+    }));
+  return (request: Request): ApiError | null => {
+    const url = new URL(request.url);
+    if (!url.search || !(url.pathname.startsWith("/v1/") || url.pathname === "/healthz")) return null;
+    table ??= build();
+    const route = table.find((r) => r.method === request.method && r.pattern.test(url.pathname));
+    if (!route) return null;
+    for (const key of url.searchParams.keys())
+      if (!route.keys.has(key)) return new ApiError(400, "request.invalid", `query.${key}: unknown query parameter`);
+    return null;
+  };
+}
+
 export function createApp(deps: AppDeps, options: AppOptions = {}) {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  return new Elysia()
+  const checkQuery = makeQueryGuard(() => app.routes as RouteInfo[]);
+  const app = new Elysia()
     .onError(({ code, error, set }) => {
       const { status, body, headers } = toErrorResponse({ code, error });
       set.status = status;
@@ -110,6 +150,13 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
       }
     })
     .use(authGuard(deps, options))
+    .onRequest(({ request, set }) => {
+      const e = checkQuery(request);
+      if (e) {
+        set.status = e.status;
+        return errorBody(e.code, e.message);
+      }
+    })
     // Every body goes through the strict reader (limit while streaming, valid UTF-8, depth
     // and non-finite checks). The guard has already refused every media type but JSON and
     // JSONL; JSONL is a submit format, so only POST /v1/runs takes it.
@@ -157,6 +204,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(timelineRoutes(deps))
     .use(experimentsRoutes(deps))
     .use(uiRoutes(deps));
+  return app;
 }
 
 export type App = ReturnType<typeof createApp>;
