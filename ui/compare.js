@@ -25,9 +25,20 @@ async function allTasks(runId) {
   return out;
 }
 
+// a run's tasks by question: with repeats a question has several
+function byQuestion(list) {
+  const m = new Map();
+  for (const t of list) m.set(t.external_id, [...(m.get(t.external_id) ?? []), t]);
+  return m;
+}
+// share of a question's tasks answered right (absent: not right), as `baton report --compare` counts it
+const rightShare = (ts) => (ts ? ts.filter((t) => t.correct === true).length / ts.length : 0);
+
 // how a run did on one question, for the differences table
-function verdict(t) {
-  if (!t) return `<span class="muted">absent</span>`;
+function verdict(ts) {
+  if (!ts) return `<span class="muted">absent</span>`;
+  if (ts.length > 1) return `<a href="#/tasks/${ts[0].id}">${ts.filter((t) => t.correct === true).length}/${ts.length} right</a>`;
+  const t = ts[0];
   const text = t.correct ? `<span class="ok">right</span>` : t.status === "succeeded" ? `<span class="bad">wrong</span>` : `<span class="status-${t.status}">${esc(t.status)}${t.error_class ? ` (${esc(t.error_class)})` : ""}</span>`;
   return `<a href="#/tasks/${t.id}">${text}</a>`;
 }
@@ -64,9 +75,9 @@ async function showCompare(refs) {
   const runs = await Promise.all(refs.map((r) => getJson(`/v1/runs/${encodeURIComponent(r)}`)));
   const [reports, tasks] = await Promise.all([Promise.all(runs.map((r) => getJson(`/v1/runs/${r.id}/report`))), Promise.all(runs.map((r) => allTasks(r.id)))]);
   if (!current(gen)) return;
-  const byId = tasks.map((list) => new Map(list.map((t) => [t.external_id, t])));
+  const byId = tasks.map(byQuestion);
   const ids = [...new Set(tasks.flatMap((list) => list.map((t) => t.external_id)))];
-  const differs = ids.filter((id) => new Set(byId.map((m) => m.get(id)?.correct === true)).size > 1);
+  const differs = ids.filter((id) => new Set(byId.map((m) => rightShare(m.get(id)))).size > 1);
   const tools = [...new Set(reports.flatMap((r) => r.tools.map((t) => t.tool)))];
   main.innerHTML = `<h2>Compare runs ${runs.map((r) => `<a href="#/runs/${r.id}">${esc(r.id)} · ${esc(r.name)}</a>`).join(" vs ")}</h2>
     <p class="muted defs">accuracy = correct / finished · score = correct / all tasks · brackets: 95% Wilson interval</p>
@@ -78,7 +89,7 @@ async function showCompare(refs) {
     <h2>Latency per tool</h2><div class="charts" id="cdfs"></div>
     <h2>Questions whose correctness differs (<span data-testid="differs-count">${differs.length}</span> of ${ids.length})</h2>
     ${differs.length === 0 ? `<p class="muted">None: every question is right in all runs or in none.</p>` : table(["Question id", ...runs.map((r) => `run ${r.id}`), "Question"], differs.map((id) => [
-      esc(id), ...byId.map((m) => verdict(m.get(id))), `<span class="clip wide">${esc(byId.map((m) => m.get(id)).find(Boolean)?.question ?? "")}</span>`,
+      esc(id), ...byId.map((m) => verdict(m.get(id))), `<span class="clip wide">${esc(byId.map((m) => m.get(id)).find(Boolean)?.[0].question ?? "")}</span>`,
     ]), "differs", [0, ...runs.map((_, i) => i + 1), runs.length + 1])}`;
   const el = document.getElementById("cdfs");
   for (const tool of tools) {

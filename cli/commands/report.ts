@@ -47,12 +47,20 @@ async function loadReport(run: string, opts: { db?: string; server?: string; slo
 }
 
 /**
- * Each question's correctness in a run (external id -> answered right), read page by page as
- * the web page's compare view reads it, so both list the same differing questions.
+ * Each question's correctness in a run (external id -> share of its tasks answered right: 0 or
+ * 1, or between with repeats), read page by page as the web page's compare view reads it, so
+ * both list the same differing questions.
  */
-async function loadCorrectness(run: string, opts: { db?: string; server?: string }): Promise<Map<string, boolean>> {
-  const out = new Map<string, boolean>();
-  const add = (tasks: { external_id: string; correct: boolean | null }[]) => tasks.forEach((t) => out.set(t.external_id, t.correct === true));
+async function loadCorrectness(run: string, opts: { db?: string; server?: string }): Promise<Map<string, number>> {
+  const counts = new Map<string, { right: number; n: number }>();
+  const add = (tasks: { external_id: string; correct: boolean | null }[]) =>
+    tasks.forEach((t) => {
+      const c = counts.get(t.external_id) ?? { right: 0, n: 0 };
+      c.n++;
+      if (t.correct === true) c.right++;
+      counts.set(t.external_id, c);
+    });
+  const shares = () => new Map([...counts].map(([id, c]) => [id, c.right / c.n]));
   if (opts.server || (!opts.db && !process.env.DATABASE_URL && process.env.BATON_SERVER)) {
     const api = createApi({ server: opts.server });
     let cursor: number | null = null;
@@ -61,7 +69,7 @@ async function loadCorrectness(run: string, opts: { db?: string; server?: string
       add(page.tasks);
       cursor = page.next_cursor;
     } while (cursor != null);
-    return out;
+    return shares();
   }
   const db = await openDb({ url: opts.db, migrate: true });
   try {
@@ -69,7 +77,7 @@ async function loadCorrectness(run: string, opts: { db?: string; server?: string
     for (;;) {
       const page = await listTaskPage({ db, ref: run, limit: 1000, cursor });
       add(page.tasks);
-      if (page.next_cursor == null) return out;
+      if (page.next_cursor == null) return shares();
       cursor = page.next_cursor;
     }
   } finally {
@@ -77,9 +85,9 @@ async function loadCorrectness(run: string, opts: { db?: string; server?: string
   }
 }
 
-/** Question ids right in one run and not in the other (a question absent from a run is not right there). */
-export function listDiffering(a: Map<string, boolean>, b: Map<string, boolean>): string[] {
-  return [...new Set([...a.keys(), ...b.keys()])].filter((id) => (a.get(id) === true) !== (b.get(id) === true)).sort();
+/** Question ids answered right more often in one run than in the other (a question absent from a run is not right there). */
+export function listDiffering(a: Map<string, number>, b: Map<string, number>): string[] {
+  return [...new Set([...a.keys(), ...b.keys()])].filter((id) => (a.get(id) ?? 0) !== (b.get(id) ?? 0)).sort();
 }
 
 const fmtMs = (x: number | null | undefined) =>

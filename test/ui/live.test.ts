@@ -70,7 +70,7 @@ test("the run page follows a real run from queued to done without a reload", asy
   try {
     // while tasks run: the in-flight table names what each waits on, at a simulator's address
     await page.waitForFunction(
-      () => [...document.querySelectorAll('[data-testid="inflight"] tbody tr')].some((tr) => tr.children[5]?.textContent?.includes("127.0.0.1:")),
+      () => Array.from(document.querySelectorAll('[data-testid="inflight"] tbody tr')).some((tr) => tr.children[5]?.textContent?.includes("127.0.0.1:")),
       null,
       { timeout: 30_000 },
     );

@@ -410,6 +410,32 @@ describe("the web page", () => {
     await page.close();
   }, 90_000);
 
+  test("with repeats, compare counts a question's share of right answers, as the CLI does", async () => {
+    const rows = [{ id: "rq1", question: "one" }, { id: "rq2", question: "two" }];
+    // first run: rq1 right twice, rq2 right once of two; second run: both right twice
+    const verdicts: Record<string, boolean[]>[] = [{ rq1: [true, true], rq2: [true, false] }, { rq1: [true, true], rq2: [true, true] }];
+    const runIds: number[] = [];
+    for (const [i, want] of verdicts.entries()) {
+      const { run } = await createRun({ db: sim.db, name: `repeats-${i}`, benchmark: "frames", tasks: validateTasks({ rows }), links: { repeats: 2 } });
+      runIds.push(run.id);
+      const claimed = await claimTasks({ db: sim.db, runnerId: "ui-repeats", limit: 10, leaseMs: 600_000, runId: run.id });
+      expect(claimed.length).toBe(4);
+      const seen: Record<string, number> = {};
+      for (const t of claimed) {
+        const k = (seen[t.externalId] = (seen[t.externalId] ?? -1) + 1);
+        await completeTask({ db: sim.db, taskId: t.id, leaseToken: t.leaseToken, result: { prediction: "p", correct: want[t.externalId][k] } });
+      }
+    }
+    const page = await browser.newPage();
+    await page.goto(`${base}/ui#/compare/${runIds.join(",")}`);
+    await page.waitForFunction(() => document.body.dataset.ready === "1", null, { timeout: 20_000 });
+    const rowsShown = await page.locator('[data-testid="differs"] tbody tr').allInnerTexts();
+    expect(rowsShown).toEqual([expect.stringMatching(/^rq2\s+1\/2 right\s+2\/2 right/)]);
+    const cli = await runBaton(["report", String(runIds[0]), "--compare", String(runIds[1]), "--server", base, "--json"], { env: { DATABASE_URL: "", BATON_TOKEN: "" } });
+    expect(JSON.parse(cli.stdout).differs).toEqual(["rq2"]);
+    await page.close();
+  }, 60_000);
+
   test("an HLE question's image is shown on its task page from the task itself", async () => {
     // a 1x1 PNG, as HLE rows carry images: a data URL, so no request leaves the page
     const png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
