@@ -17,6 +17,8 @@ import { DEFAULT_MAX_BODY_BYTES, parseJsonlSubmit, runsRoutes } from "./runs";
 import { tasksRoutes } from "./tasks";
 import { reportRoutes } from "./report";
 import { experimentsRoutes } from "./experiments";
+import { describeRoutes, TAGS } from "./openapi-doc";
+import { incompatibility, LICENSE, VERSION } from "../version";
 import { timelineRoutes } from "./timeline";
 import { SWAGGER_CSS, SWAGGER_JS, uiRoutes } from "./ui";
 
@@ -27,6 +29,15 @@ export type AppOptions = GuardOptions & {
 };
 
 export const OPENAPI_PATH = "/openapi";
+// Every answer carries the server's version; a client that sends its own (the runner does) is
+// refused with 409 version.incompatible when the pair may not speak the same protocol.
+export const VERSION_HEADER = "x-baton-version";
+
+function checkClientVersion(request: Request): ApiError | null {
+  const sent = request.headers.get(VERSION_HEADER);
+  const why = sent == null ? null : incompatibility({ runner: sent, server: VERSION });
+  return why ? new ApiError(409, "version.incompatible", why) : null;
+}
 
 /** Maps any thrown error to { status, body } in the one error shape. Never echoes SQL. */
 export function toErrorResponse({ code, error }: { code: unknown; error: unknown }): {
@@ -142,6 +153,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
       return body;
     })
     .onRequest(({ request, set }) => {
+      set.headers[VERSION_HEADER] = VERSION;
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > maxBodyBytes) {
         set.status = 413;
@@ -151,7 +163,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     })
     .use(authGuard(deps, options))
     .onRequest(({ request, set }) => {
-      const e = checkQuery(request);
+      const e = checkClientVersion(request) ?? checkQuery(request);
       if (e) {
         set.status = e.status;
         return errorBody(e.code, e.message);
@@ -182,7 +194,10 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
         swagger: { cdn: SWAGGER_JS, theme: SWAGGER_CSS, validatorUrl: null } as any,
         mapJsonSchema: { valibot: (s: any) => toJsonSchema(s, { errorMode: "ignore" }) },
         documentation: {
-          info: { title: "Baton", version: "0.1.0", description: "Evaluation runs that are never lost and never hang." },
+          info: { title: "Baton", version: VERSION, description: "Evaluation runs that are never lost and never hang.", license: LICENSE },
+          // relative: the server that serves this document
+          servers: [{ url: "/", description: "this Baton server" }],
+          tags: TAGS.map((t) => ({ ...t })),
           // the web page logs in once (/ui?token= or POST /ui/login) and sends the cookie instead
           components: {
             securitySchemes: {
@@ -204,6 +219,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(timelineRoutes(deps))
     .use(experimentsRoutes(deps))
     .use(uiRoutes(deps));
+  describeRoutes(app.routes as any);
   return app;
 }
 

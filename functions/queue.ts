@@ -10,7 +10,8 @@ import { camelKeys, snakeKeys } from "../db/keys";
 import { claimReadyTasks, listEndpoints, listWaitingRuns } from "../db/endpoints";
 import { recordRows, type RowBatch } from "../db/rows";
 import type { AppDeps } from "./deps";
-import { ErrorBody } from "./errors";
+import { ApiError, ErrorBody } from "./errors";
+import { incompatibility, VERSION } from "../version";
 
 const Id = v.pipe(v.string(), v.minLength(1), v.maxLength(200));
 const Token = v.pipe(v.string(), v.minLength(1), v.maxLength(100));
@@ -217,10 +218,16 @@ export const queueRoutes = (deps: AppDeps) =>
     .post(
       "/runners",
       async ({ body }) => {
+        const why = body.version == null ? null : incompatibility({ runner: body.version, server: VERSION });
+        if (why) throw new ApiError(409, "version.incompatible", why);
         await registerRunner({ db: deps.db, runner: camelKeys<RunnerInfo>(body) });
         return { ok: true };
       },
-      { body: RunnerInput, response: { 200: Ok, ...errors }, detail: { summary: "Register a runner process" } },
+      {
+        body: RunnerInput,
+        response: { 200: Ok, ...errors, 409: ErrorBody },
+        detail: { summary: "Register a runner process; a runner whose version cannot work with this server's is refused (409 version.incompatible)" },
+      },
     )
     .post(
       "/runners/:id/state",

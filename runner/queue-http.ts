@@ -4,6 +4,7 @@
 // complete/fail whose first copy landed with its original outcome (see functions/queue.ts).
 // The wire is snake_case; this file renames to and from the camelCase TaskQueue types.
 import { camelKeys, snakeKeys } from "../db/keys";
+import { incompatibility, VERSION } from "../version";
 import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue, WaitingRun } from "./task-queue";
 
 export type HttpQueueOptions = {
@@ -49,6 +50,8 @@ export class HttpQueue implements TaskQueue {
   private readonly attempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
+  // the server's version, checked on its first answer
+  private serverChecked = false;
 
   constructor(options: HttpQueueOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -60,7 +63,8 @@ export class HttpQueue implements TaskQueue {
   }
 
   private async request<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { accept: "application/json" };
+    // the server refuses a runner it cannot work with (409 version.incompatible)
+    const headers: Record<string, string> = { accept: "application/json", "x-baton-version": VERSION };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -73,6 +77,7 @@ export class HttpQueue implements TaskQueue {
           body: payload,
           signal: AbortSignal.timeout(this.timeoutMs),
         });
+        this.checkServerVersion(res);
         const text = await res.text();
         let json: any = null;
         try {
@@ -97,6 +102,17 @@ export class HttpQueue implements TaskQueue {
       }
     }
     throw lastError instanceof Error ? lastError : new Error(String(lastError));
+  }
+
+  /** A server too old (or too new) for this runner is an error the runner stops on, not a retry. */
+  private checkServerVersion(res: Response): void {
+    if (this.serverChecked) return;
+    const server = res.headers.get("x-baton-version");
+    // a server from before versions were exchanged says nothing; its 4xx will say the rest
+    if (server == null) return;
+    const why = incompatibility({ runner: VERSION, server });
+    if (why) throw new QueueHttpError(409, "version.incompatible", why);
+    this.serverChecked = true;
   }
 
   async registerRunner(runner: RunnerInfo): Promise<void> {

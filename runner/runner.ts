@@ -19,6 +19,7 @@ import { QueueHttpError } from "./queue-http";
 import type { ClaimedTask, TaskProgress, TaskQueue } from "./task-queue";
 import { createTokenizer } from "./tokenizer";
 import { describeNeed } from "./launch/needs";
+import { VERSION } from "../version";
 
 const REGISTRY_FRESH_MS = 2_000;
 
@@ -190,7 +191,7 @@ export class Runner {
       slurmArrayTaskId: this.o.slurm?.arrayTaskId ?? null,
       runId: this.o.runId ?? null,
       concurrency: this.o.concurrency,
-      version: "0.1.0",
+      version: VERSION,
       endsAt: this.o.endsAt ?? null,
     });
     this.log(

@@ -15,8 +15,8 @@ beforeAll(async () => {
 
 afterAll(() => t.close());
 
-// Routes the page leaves out on purpose: the page itself, and the UI's static files.
-const HIDDEN = new Set(["/", "/openapi", "/openapi/json", "/ui/:file"]);
+// Routes the page leaves out on purpose: the page itself, and the web page (HTML) and its static files.
+const HIDDEN = new Set(["/", "/openapi", "/openapi/json", "/ui", "/ui/:file"]);
 const openapiPath = (path: string) => path.replace(/:(\w+)/g, "{$1}");
 
 test("every route of the app is on the page", () => {

@@ -8,6 +8,7 @@ import { createRun, getTask, validateTasks } from "../../db/runs";
 import { endpoints } from "../../db/schema";
 import { createApp } from "../../functions/index";
 import { HttpQueue, QueueHttpError } from "../../runner/queue-http";
+import { VERSION } from "../../version";
 
 const TOKEN = "http-queue-token";
 let dir: string;
@@ -16,7 +17,7 @@ let server: ReturnType<typeof Bun.serve>;
 let runId: number;
 // Lets a test break the transport on purpose: answer 503 before the app sees the request,
 // or let the app do the work and then lose the reply.
-let fault: { dropBefore: number; loseReplyOf: string | null } = { dropBefore: 0, loseReplyOf: null };
+let fault: { dropBefore: number; loseReplyOf: string | null; serverVersion: string | null } = { dropBefore: 0, loseReplyOf: null, serverVersion: null };
 let seen: string[] = [];
 
 beforeEach(async () => {
@@ -25,7 +26,7 @@ beforeEach(async () => {
   const rows = Array.from({ length: 5 }, (_, i) => ({ id: i, question: `q${i}` }));
   runId = (await createRun({ db, name: "h", benchmark: "frames", config: { maxRounds: 7 }, tasks: validateTasks({ rows }) })).run.id;
   const app = createApp({ db, token: TOKEN });
-  fault = { dropBefore: 0, loseReplyOf: null };
+  fault = { dropBefore: 0, loseReplyOf: null, serverVersion: null };
   seen = [];
   server = Bun.serve({
     hostname: "127.0.0.1",
@@ -38,6 +39,7 @@ beforeEach(async () => {
         return new Response("upstream restarting", { status: 503 });
       }
       const res = await app.handle(req);
+      if (fault.serverVersion) res.headers.set("x-baton-version", fault.serverVersion);
       if (fault.loseReplyOf === path) {
         fault.loseReplyOf = null;
         return new Response("gateway lost the reply", { status: 502 });
@@ -140,4 +142,35 @@ test("a server that is not there fails after the capped retries", async () => {
   server.stop(true);
   const q = new HttpQueue({ baseUrl: `http://127.0.0.1:${port}`, token: TOKEN, timeoutMs: 1_000, attempts: 3, baseDelayMs: 5, maxDelayMs: 10 });
   await expect(q.claim({ runnerId: "r", limit: 1, leaseMs: 1000 })).rejects.toThrow();
+});
+
+test("runner and server exchange versions: an incompatible server is refused by the runner, naming the side to upgrade, without retries", async () => {
+  fault.serverVersion = "0.9.0"; // this checkout is 0.1.x: a different minor below 1.0
+  const before = seen.length;
+  const err = await queue().claim({ runnerId: "r", limit: 1, leaseMs: 60_000 }).catch((e) => e);
+  expect(err).toBeInstanceOf(QueueHttpError);
+  expect(err.code).toBe("version.incompatible");
+  expect(err.message).toMatch(/upgrade the runner/);
+  expect(seen.length - before).toBe(1);
+});
+
+test("the server refuses a runner whose version it cannot work with, before registering it", async () => {
+  const res = await fetch(`http://127.0.0.1:${server.port}/v1/queue/claim`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", "x-baton-version": "1.2.0" },
+    body: JSON.stringify({ runner_id: "r", limit: 1, lease_ms: 60_000 }),
+  });
+  expect(res.status).toBe(409);
+  expect(((await res.json()) as any).error.message).toMatch(/^server 0\.1\.\d+ is older than runner 1\.2\.0: upgrade the server/);
+  expect(res.headers.get("x-baton-version")).toBe(VERSION);
+  // nothing was claimed
+  expect((await getTask({ db, taskId: 1 }))?.status).toBe("queued");
+  const register = await fetch(`http://127.0.0.1:${server.port}/v1/queue/runners`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ id: "old", host: "h", pid: 1, version: "0.0.9" }),
+  });
+  expect(register.status).toBe(409);
+  expect(((await register.json()) as any).error.message).toMatch(/upgrade the runner/);
+  expect((await db.run("SELECT count(*) AS n FROM runners" as any) as any).rows[0].n).toBe(0);
 });
