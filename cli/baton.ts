@@ -1,9 +1,11 @@
 #!/usr/bin/env bun
 // `bun run baton <command> [...]`: each command lives in cli/commands/<name>.ts and exports
-// `describe` (one line) and `run(argv)` (returns the exit code). Adding a command is adding
-// a file, so features never edit a shared dispatcher.
+// `describe` (one line) and `run(argv)` (returns the exit code), declared with
+// cli/define-command.ts. Adding a command is adding a file, so features never edit a shared
+// dispatcher.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { suggest } from "./define-command";
 
 export type Command = { describe: string; run(argv: string[]): Promise<number> };
 
@@ -23,7 +25,8 @@ async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   if (!names.includes(name)) {
-    console.error(`baton: unknown command '${name}'. Commands: ${names.join(", ")}`);
+    const near = suggest(name, names);
+    console.error(`baton: unknown command '${name}'${near ? `; did you mean '${near}'?` : ""} Commands: ${names.join(", ")}`);
     return 2;
   }
   const cmd = (await import(join(dir, `${name}.ts`))) as Command;

@@ -20,6 +20,11 @@ export type OpenDbOptions = {
   // wait means contention, not a deadlock; 30 s rides out a checkpoint under load.
   busyTimeoutMs?: number;
   migrate?: boolean;
+  /**
+   * Read what is there and change nothing: a missing file is an error (no file or directory
+   * is created), no migration runs, and the connection refuses writes (query_only).
+   */
+  readOnly?: boolean;
 };
 
 /** Accepts `file:x.db`, a bare path, `http(s)://`, `libsql://`, `ws(s)://`. */
@@ -46,13 +51,15 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
   const url = normalizeDatabaseUrl(options.url ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL);
   if (isFileUrl(url)) {
     const path = url.slice("file:".length).split("?")[0];
-    if (path && path !== ":memory:") createPrivateFile(resolve(path));
+    if (options.readOnly && path !== ":memory:" && !existsSync(resolve(path))) throw new Error(`no database file at ${resolve(path)}`);
+    if (path && path !== ":memory:" && !options.readOnly) createPrivateFile(resolve(path));
   }
   const config = { url, authToken: options.authToken ?? process.env.DATABASE_AUTH_TOKEN, intMode: "number" as const };
   const busyTimeoutMs = options.busyTimeoutMs ?? 30_000;
   // file: see db/safe-client.ts (a failed statement must never leave writes uncommitted)
   const client: Client = isFileUrl(url) ? new SafeFileClient({ config, busyTimeoutMs }) : createClient({ ...config, timeout: busyTimeoutMs });
-  if (isFileUrl(url)) {
+  if (options.readOnly) await client.execute("PRAGMA query_only = ON");
+  if (isFileUrl(url) && !options.readOnly) {
     // WAL lets readers (reports, the UI) run beside the claimers; it is a property of the
     // file, so setting it once per open is enough. NORMAL sync is safe under WAL.
     await client.execute("PRAGMA journal_mode = WAL");
@@ -60,7 +67,7 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
     await client.execute("PRAGMA foreign_keys = ON");
   }
   const db = drizzle(client, { schema }) as Db;
-  if (options.migrate !== false) await migrateDb(db);
+  if (options.migrate !== false && !options.readOnly) await migrateDb(db);
   return db;
 }
 

@@ -96,37 +96,69 @@ export function serverUrl(flag?: string): string {
 export function createApi({ server, token }: { server?: string; token?: string | null } = {}): Api {
   const base = serverUrl(server);
   if (token === undefined) token = discoverToken();
-  return {
-    server: base,
-    async call(method, path, init = {}) {
-      const headers: Record<string, string> = { accept: "application/json", ...init.headers };
-      if (token) headers.authorization = `Bearer ${token}`;
-      let body = init.body;
-      if (init.json !== undefined) {
-        headers["content-type"] = "application/json";
-        body = JSON.stringify(init.json);
-      }
-      let res: Response;
-      try {
-        res = await fetch(base + path, { method, headers, body, signal: AbortSignal.timeout(init.timeoutMs ?? 60_000) });
-      } catch (err) {
-        throw new CliError(`cannot reach the Baton server at ${base}: ${(err as Error).message} (start it with 'baton serve', or set --server / BATON_SERVER)`);
-      }
-      const text = await res.text();
-      let json: any = null;
-      try {
-        json = text ? JSON.parse(text) : null;
-      } catch {
-        json = null;
-      }
-      if (!res.ok) {
-        const msg = json?.error?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`);
-        const code = json?.error?.code ? ` [${json.error.code}]` : "";
-        throw new CliError(`server answered ${res.status}${code}: ${msg}`);
-      }
-      return json;
-    },
+  const send = async (path: string, init: RequestInit) => {
+    try {
+      return await fetch(base + path, init);
+    } catch (err) {
+      throw new CliError(`cannot reach the Baton server at ${base}: ${(err as Error).message} (start it with 'baton serve', or set --server / BATON_SERVER)`);
+    }
   };
+  return { server: base, call: makeCall(send, token, "server") };
+}
+
+type Send = (path: string, init: RequestInit) => Promise<Response>;
+
+// One request, one answer: JSON on success, the server's { error: { code, message } } as a
+// CliError otherwise.
+function makeCall(send: Send, token: string | null, from: "server" | "database"): Api["call"] {
+  return async (method, path, init = {}) => {
+    const headers: Record<string, string> = { accept: "application/json", ...init.headers };
+    if (token) headers.authorization = `Bearer ${token}`;
+    let body = init.body;
+    if (init.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(init.json);
+    }
+    const res = await send(path, { method, headers, body, signal: AbortSignal.timeout(init.timeoutMs ?? 60_000) });
+    const text = await res.text();
+    let json: any = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = null;
+    }
+    if (!res.ok) {
+      const msg = json?.error?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`);
+      const code = json?.error?.code ? ` [${json.error.code}]` : "";
+      throw new CliError(from === "server" ? `server answered ${res.status}${code}: ${msg}` : `${msg}${code}`);
+    }
+    return json;
+  };
+}
+
+/** What a read command reads from: the server, or a database file opened read-only. */
+export type Reader = Api & { close(): void };
+
+/**
+ * `--server URL` asks that server; `--db PATH` answers the same API routes in this process
+ * over the file opened read-only (nothing is created or migrated); with neither, $DATABASE_URL
+ * when set, else the server. Both answer with the same JSON, so a command reads them alike.
+ */
+export async function openReader({ server, db }: { server?: string; db?: string }): Promise<Reader> {
+  if (server && db) throw usageError("--server and --db are exclusive");
+  const dbUrl = db ?? (server ? undefined : process.env.DATABASE_URL);
+  if (!dbUrl) return { ...createApi({ server }), close() {} };
+  // loaded only here: a server-only command does not pay for the app's modules
+  const [{ openDb, closeDb }, { createApp }] = await Promise.all([import("../../db/client"), import("../../functions/index")]);
+  let handle: Awaited<ReturnType<typeof openDb>>;
+  try {
+    handle = await openDb({ url: dbUrl, readOnly: true });
+  } catch (err) {
+    throw new CliError(`--db: ${(err as Error).message}`);
+  }
+  const app = createApp({ db: handle, token: null }, { hosts: "loopback" });
+  const send: Send = (path, init) => app.handle(new Request(`http://127.0.0.1${path}`, init));
+  return { server: dbUrl, call: makeCall(send, null, "database"), close: () => closeDb(handle) };
 }
 
 /**

@@ -5,7 +5,6 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { buildReport } from "../../db/analysis";
 import { closeDb, openDb } from "../../db/client";
 import { importToolOrchestraConfig } from "../../db/endpoints";
@@ -14,15 +13,18 @@ import { HttpQueue } from "../../runner/queue-http";
 import { Runner } from "../../runner/runner";
 import { startSimCluster } from "../../sim/cluster";
 import { EXPERT_MODELS } from "../../sim/models";
+import { formatHelp, parseOptions, type OptionSpecs } from "../define-command";
 import { renderReport } from "./report";
 
 export const describe = "server + simulators + a runner on the FRAMES sample; prints accuracy and latency";
 
-const USAGE = `Usage: bun run demo [--tasks N] [--concurrency N] [--keep]
+const OPTIONS = {
+  tasks: { type: "string", value: "N", default: "40", help: "questions from data/frames-sample.jsonl (at most 300)" },
+  concurrency: { type: "string", value: "N", default: "8", help: "tasks in flight" },
+  keep: { type: "boolean", default: false, help: "keep the database (path printed; its WAL checkpointed into it) instead of deleting it" },
+} as const satisfies OptionSpecs;
 
-  --tasks N        questions from data/frames-sample.jsonl (default 40, at most 300)
-  --concurrency N  tasks in flight (default 8)
-  --keep           keep the database (path printed) instead of deleting it`;
+const USAGE = formatHelp({ name: "demo", options: OPTIONS, intro: "Also: bun run demo [options]" });
 
 const SAMPLE = join(import.meta.dir, "../../data/frames-sample.jsonl");
 
@@ -33,15 +35,7 @@ const LOG_TICK_MS = 2_000;
 export async function run(argv: string[]): Promise<number> {
   let values: Record<string, any>;
   try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        tasks: { type: "string", default: "40" },
-        concurrency: { type: "string", default: "8" },
-        keep: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
+    values = parseOptions(argv, OPTIONS, false).values;
   } catch (err) {
     console.error(`baton demo: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -161,6 +155,8 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     await app.stop(true).catch(() => {});
     await cluster.stop().catch(() => {});
+    // The printed file must be complete on its own: fold the WAL into it before closing.
+    if (values.keep) await db.$client.execute("PRAGMA wal_checkpoint(TRUNCATE)").catch(() => {});
     closeDb(db);
     if (values.keep) console.log(`database kept at ${dbPath} (bun run baton report 1 --db ${dbPath})`);
     else rmSync(dir, { recursive: true, force: true });

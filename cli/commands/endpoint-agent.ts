@@ -2,31 +2,10 @@
 // until it answers, registers it, heartbeats, and drains it on SIGTERM/SIGUSR1 or before the
 // job's end (runner/endpoint-agent.ts). Exit 0 after a drain, 1 when the service failed.
 import { hostname } from "node:os";
-import { parseArgs } from "node:util";
 import { AGENT_ROLES, EndpointAgent, type AgentRole } from "../../runner/endpoint-agent";
 import { readSlurmContext } from "../../runner/slurm";
-import { discoverToken, runCli, SERVER_OPTION, serverUrl, usageError } from "./_api";
-
-export const describe = "run one service inside a Slurm job: start, wait until ready, register, heartbeat, drain (used by 'baton launch')";
-
-const USAGE = `Usage: bun run baton endpoint-agent --role ROLE --name NAME --command 'CMD' [options]
-
-  --role R             ${AGENT_ROLES.join(" | ")}
-  --name NAME          the served model (LLMs; must be listed by /v1/models), or the
-                       retrieval backend name (retrieval, wiki_retrieval)
-  --command CMD        run with bash -c; {port}, {host} and {model} are filled in
-  --service NAME       the deployment's service name (shown by 'baton launch status')
-  --port P             the service's port (default: a free one)
-  --bind-host H        what {host} becomes: the address the service listens on (default 0.0.0.0)
-  --advertise-host H   the address runners connect to (default: this node's host name)
-  --ready-timeout-ms N how long the service may take to become ready (default 1800000)
-  --probe-query Q      retrieval readiness probe (default "test")
-  --probe-timeout-ms N the probe's deadline (default 10000)
-  --lease-ms N         healthy without a heartbeat for this long (default 60000)
-  --heartbeat-ms N     (default lease / 4)
-  --grace-ms N         in-flight calls get this long after a drain starts (default 25000)
-  --drain-settle-ms N  runners' time to notice the drain (default 6000)
-  ${SERVER_OPTION}`;
+import { defineCommand, SERVER } from "../define-command";
+import { discoverToken, serverUrl, usageError } from "./_api";
 
 function int(name: string, value: string | undefined, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
@@ -34,33 +13,31 @@ function int(name: string, value: string | undefined, fallback: number, min = 0)
   return Number(value);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        role: { type: "string" },
-        name: { type: "string" },
-        command: { type: "string" },
-        service: { type: "string" },
-        port: { type: "string" },
-        "bind-host": { type: "string" },
-        "advertise-host": { type: "string" },
-        "ready-timeout-ms": { type: "string" },
-        "probe-query": { type: "string" },
-        "probe-timeout-ms": { type: "string" },
-        "lease-ms": { type: "string" },
-        "heartbeat-ms": { type: "string" },
-        "grace-ms": { type: "string" },
-        "drain-settle-ms": { type: "string" },
-        server: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+const S = (value: string, help: string) => ({ type: "string", value, help }) as const;
+
+export const { describe, run } = defineCommand({
+  name: "endpoint-agent",
+  describe: "run one service inside a Slurm job: start, wait until ready, register, heartbeat, drain (used by 'baton launch')",
+  usage: "--role ROLE --name NAME --command 'CMD'",
+  positionals: false,
+  options: {
+    role: S("R", AGENT_ROLES.join(" | ")),
+    name: S("NAME", "the served model (LLMs; must be listed by /v1/models), or the\nretrieval backend name (retrieval, wiki_retrieval)"),
+    command: S("CMD", "run with bash -c; {port}, {host} and {model} are filled in"),
+    service: S("NAME", "the deployment's service name (shown by 'baton launch status')"),
+    port: S("P", "the service's port (default: a free one)"),
+    "bind-host": S("H", "what {host} becomes: the address the service listens on (default 0.0.0.0)"),
+    "advertise-host": S("H", "the address runners connect to (default: this node's host name)"),
+    "ready-timeout-ms": S("N", "how long the service may take to become ready (default 1800000)"),
+    "probe-query": S("Q", 'retrieval readiness probe (default "test")'),
+    "probe-timeout-ms": S("N", "the probe's deadline (default 10000)"),
+    "lease-ms": S("N", "healthy without a heartbeat for this long (default 60000)"),
+    "heartbeat-ms": S("N", "heartbeat interval (default lease / 4)"),
+    "grace-ms": S("N", "in-flight calls get this long after a drain starts (default 25000)"),
+    "drain-settle-ms": S("N", "runners' time to notice the drain (default 6000)"),
+    server: SERVER,
+  },
+  async run({ values }) {
     if (!values.role || !(AGENT_ROLES as readonly string[]).includes(values.role))
       throw usageError(`--role: expected one of ${AGENT_ROLES.join(", ")}, got '${values.role ?? ""}'`);
     if (!values.name) throw usageError("--name is required (the served model, or the retrieval backend name)");
@@ -88,5 +65,5 @@ export async function run(argv: string[]): Promise<number> {
     });
     for (const sig of ["SIGTERM", "SIGINT", "SIGUSR1"] as const) process.on(sig, () => agent.drain(sig));
     return await agent.run();
-  }, "endpoint-agent");
-}
+  },
+});

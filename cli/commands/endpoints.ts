@@ -2,7 +2,6 @@
 // runners re-read while running. Talks to the Baton server (--server / BATON_SERVER, token
 // from BATON_TOKEN) so it works from a login node; --db URL edits a database directly
 // (one machine, or a libSQL server) without a running server.
-import { parseArgs } from "node:util";
 import { closeDb, openDb } from "../../db/client";
 import {
   addEndpoint,
@@ -13,21 +12,8 @@ import {
   type EndpointKind,
 } from "../../db/endpoints";
 import { toEndpointOut, type EndpointOut, type ImportResult } from "../../functions/endpoints";
-import { CliError, createApi, formatColumns, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
-
-export const describe = "list, add, disable/enable model and retrieval endpoints; import a ToolOrchestra model config";
-
-const USAGE = `Usage:
-  bun run baton endpoints list [--json]
-  bun run baton endpoints add --name MODEL --url http://HOST:PORT [--kind model|retrieval]
-  bun run baton endpoints disable ID
-  bun run baton endpoints enable ID
-  bun run baton endpoints import model_config.json
-
-Options:
-  ${SERVER_OPTION}
-  --db URL       edit this database directly instead (file path, file:, http://, libsql://)
-  --json         print JSON instead of a table`;
+import { defineCommand, JSON_OUTPUT, SERVER, suggest } from "../define-command";
+import { CliError, createApi, formatColumns, readJsonFile, usageError } from "./_api";
 
 type Backend = {
   list(): Promise<EndpointOut[]>;
@@ -48,8 +34,13 @@ function serverBackend(server: string | undefined): Backend {
   };
 }
 
-async function dbBackend(url: string): Promise<Backend> {
-  const db = await openDb({ url });
+async function dbBackend(url: string, readOnly: boolean): Promise<Backend> {
+  let db: Awaited<ReturnType<typeof openDb>>;
+  try {
+    db = await openDb({ url, readOnly });
+  } catch (err) {
+    throw new CliError(`--db: ${(err as Error).message}`);
+  }
   const wrap = async <T>(f: () => Promise<T>) => {
     try {
       return await f();
@@ -91,31 +82,29 @@ function parseId(value: string | undefined): number {
   return Number(value);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        server: { type: "string" },
-        db: { type: "string" },
-        name: { type: "string" },
-        url: { type: "string" },
-        kind: { type: "string", default: "model" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
+const SUBCOMMANDS = ["list", "add", "disable", "enable", "import"];
+
+export const { describe, run } = defineCommand({
+  name: "endpoints",
+  describe: "list, add, disable/enable model and retrieval endpoints; import a ToolOrchestra model config",
+  usage: ["list", "add --name MODEL --url http://HOST:PORT [--kind model|retrieval]", "disable ID", "enable ID", "import model_config.json"],
+  options: {
+    name: { type: "string", value: "MODEL", help: "add: the served model name, or retrieval / wiki_retrieval" },
+    url: { type: "string", value: "URL", help: "add: the server root, e.g. http://10.0.0.5:8000" },
+    kind: { type: "string", value: "K", default: "model", help: "add: model or retrieval" },
+    server: SERVER,
+    db: { type: "string", value: "PATH", help: "this database instead of the server (file path, file:, http://, libsql://);\nlist opens it read-only" },
+    json: JSON_OUTPUT,
+  },
+  async run({ values, positionals }) {
     const [sub, arg] = positionals;
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
     if (!sub) throw usageError("expected a subcommand: list, add, disable, enable or import");
-    if (!["list", "add", "disable", "enable", "import"].includes(sub))
-      throw usageError(`unknown subcommand '${sub}' (expected list, add, disable, enable or import)`);
+    if (!SUBCOMMANDS.includes(sub)) {
+      const near = suggest(sub, SUBCOMMANDS);
+      throw usageError(`unknown subcommand '${sub}'${near ? `; did you mean '${near}'?` : ""} (expected list, add, disable, enable or import)`);
+    }
     if (values.server && values.db) throw usageError("--server and --db are exclusive");
-    const backend = values.db ? await dbBackend(values.db) : serverBackend(values.server);
+    const backend = values.db ? await dbBackend(values.db, sub === "list") : serverBackend(values.server);
     try {
       if (sub === "list") {
         const rows = await backend.list();
@@ -144,5 +133,5 @@ export async function run(argv: string[]): Promise<number> {
     } finally {
       await backend.close();
     }
-  }, "endpoints");
-}
+  },
+});

@@ -1,17 +1,8 @@
 // `baton inflight <run>`: what each running task is doing and for how long.
-import { parseArgs } from "node:util";
+import { DB, defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
 import type { InflightList } from "../../functions/inflight";
-import { createApi, encodeRef, formatColumns, oneRun, runCli, SERVER_OPTION } from "./_api";
+import { encodeRef, formatColumns, oneRun, openReader } from "./_api";
 import { readWaiting } from "./preflight";
-
-export const describe = "list a run's running tasks: runner, step, the call each waits on and for how long";
-
-const USAGE = `Usage: bun run baton inflight RUN [--server URL] [--json]
-
-RUN is the run id or its name (when unique).
-
-  ${SERVER_OPTION}
-  --json         print the raw JSON`;
 
 function ago(ms: number | null): string {
   if (ms == null) return "-";
@@ -37,23 +28,23 @@ export function formatInflight(list: InflightList): string {
   return `run ${list.run_id}: ${list.tasks.length} task(s) running\n${formatColumns(head, rows)}`;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { server: { type: "string" }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+export const { describe, run } = defineCommand({
+  name: "inflight",
+  describe: "list a run's running tasks: runner, step, the call each waits on and for how long",
+  usage: "RUN",
+  intro: "RUN is the run id or its name (when unique).",
+  options: { server: SERVER, db: DB, json: JSON_OUTPUT },
+  async run({ values, positionals }) {
     const ref = oneRun(positionals);
-    const api = createApi({ server: values.server });
-    const list = await api.call<InflightList>("GET", `/v1/runs/${encodeRef(ref)}/inflight`);
-    console.log(values.json ? JSON.stringify(list, null, 2) : formatInflight(list));
-    const waiting = values.json ? null : await readWaiting(api, list.run_id);
-    if (waiting) console.log(`waits for endpoints (its tasks are not claimed meanwhile): ${waiting}`);
-    return 0;
-  }, "inflight");
-}
+    const api = await openReader({ server: values.server, db: values.db });
+    try {
+      const list = await api.call<InflightList>("GET", `/v1/runs/${encodeRef(ref)}/inflight`);
+      console.log(values.json ? JSON.stringify(list, null, 2) : formatInflight(list));
+      const waiting = values.json ? null : await readWaiting(api, list.run_id);
+      if (waiting) console.log(`waits for endpoints (its tasks are not claimed meanwhile): ${waiting}`);
+      return 0;
+    } finally {
+      api.close();
+    }
+  },
+});

@@ -4,32 +4,13 @@
 // its log); `stop` drains them (USR1 to the agent) or cancels them outright (--now).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { DeploymentError, renderScript, resolveDeployment, type ResolvedDeployment } from "../../runner/launch/deploy";
 import { execCommand } from "../../runner/slurm";
 import type { EndpointOut } from "../../functions/endpoints";
-import { CliError, createApi, formatColumns, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
-
-export const describe = "launch a deployment file's services as Slurm jobs that register themselves; launch status | launch stop";
+import { defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
+import { CliError, createApi, formatColumns, readJsonFile, usageError } from "./_api";
 
 const REPO = resolve(import.meta.dir, "../..");
-
-const USAGE = `Usage:
-  bun run baton launch DEPLOY.json [--dry-run] [--only NAME[,NAME...]]
-  bun run baton launch status [DEPLOY.json] [--json]
-  bun run baton launch stop [DEPLOY.json] NAME|--all [--now]
-
-launch   submits one job array per service (one task per replica) and prints the job ids;
-         --dry-run prints the sbatch scripts instead. Scripts and logs (%x_%A_%a.out) go to
-         the file's log_dir (default baton-logs/ beside it).
-status   each service's array tasks: Slurm state, node, the endpoint it registered and its
-         state (healthy, draining, gone), and for a failed task the reason from its log.
-stop     drains: Slurm sends USR1 to each agent, which stops new calls, lets calls in flight
-         finish, deregisters and stops its service; pending tasks are cancelled. --now cancels
-         at once (scancel): in-flight calls are retried elsewhere by the runners.
-DEPLOY.json defaults to ./deploy.json for status and stop.
-
-  ${SERVER_OPTION}`;
 
 // job_id: the latest submission; earlier_job_ids: the service's earlier arrays (a launch --only
 // that adds or replaces replicas), still shown and stopped while Slurm knows them.
@@ -201,25 +182,28 @@ async function stop(file: string, names: string[], values: { all?: boolean; now?
   return 0;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        "dry-run": { type: "boolean" },
-        only: { type: "string" },
-        json: { type: "boolean" },
-        all: { type: "boolean" },
-        now: { type: "boolean" },
-        server: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+export const { describe, run } = defineCommand({
+  name: "launch",
+  describe: "launch a deployment file's services as Slurm jobs that register themselves; launch status | launch stop",
+  usage: ["DEPLOY.json [--dry-run] [--only NAME[,NAME...]]", "status [DEPLOY.json] [--json]", "stop [DEPLOY.json] NAME|--all [--now]"],
+  intro: `launch   submits one job array per service (one task per replica) and prints the job ids;
+         --dry-run prints the sbatch scripts instead. Scripts and logs (%x_%A_%a.out) go to
+         the file's log_dir (default baton-logs/ beside it).
+status   each service's array tasks: Slurm state, node, the endpoint it registered and its
+         state (healthy, draining, gone), and for a failed task the reason from its log.
+stop     drains: Slurm sends USR1 to each agent, which stops new calls, lets calls in flight
+         finish, deregisters and stops its service; pending tasks are cancelled. --now cancels
+         at once (scancel): in-flight calls are retried elsewhere by the runners.
+DEPLOY.json defaults to ./deploy.json for status and stop.`,
+  options: {
+    "dry-run": { type: "boolean", help: "launch: print the sbatch scripts, submit nothing" },
+    only: { type: "string", value: "NAMES", help: "launch: only these services (comma-separated)" },
+    all: { type: "boolean", help: "stop: every launched service" },
+    now: { type: "boolean", help: "stop: cancel at once instead of draining" },
+    server: SERVER,
+    json: { ...JSON_OUTPUT, help: "status: print the tasks as JSON" },
+  },
+  async run({ values, positionals }) {
     const [first, ...rest] = positionals;
     if (!first) throw usageError("expected a deployment file, or status / stop");
     if (first === "status" || first === "stop") {
@@ -232,5 +216,5 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (rest.length) throw usageError(`expected one deployment file, got ${positionals.join(" ")}`);
     return submit(first, values);
-  }, "launch");
-}
+  },
+});

@@ -1,25 +1,13 @@
 // `baton preflight RUN`: checks that everything the run calls is served and usable before a
 // task is spent on it (runner/launch/preflight.ts), prints the checks as a table, and exits 1
 // listing what is missing. `submit --preflight` runs the same checks before submitting.
-import { parseArgs } from "node:util";
+import { DB, defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
 import { parseToolOrchestraConfig } from "../../db/endpoints";
 import { loadRunConfig, type RunConfig } from "../../runner/config";
 import type { WaitingList } from "../../functions/endpoints";
 import { describeNeed } from "../../runner/launch/needs";
 import { runPreflight, type CheckRow, type PreflightEndpoint } from "../../runner/launch/preflight";
-import { type Api, createApi, encodeRef, formatColumns, oneRun, runCli, SERVER_OPTION } from "./_api";
-
-export const describe = "check a run's models, context lengths, tokenizer, retrieval and judge key against what is served";
-
-const USAGE = `Usage: bun run baton preflight RUN [--json]
-
-Checks, for the run's configuration: each model has a healthy endpoint that lists it in
-/v1/models; its max_model_len holds the profile's largest prompt budget; the tokenizer
-loads (or the orchestrator's /tokenize answers); retrieval answers a probe for the
-benchmark's backends; the judge's API key variable is set. Exit 1 when anything is missing.
-
-  --json         print the checks as JSON
-  ${SERVER_OPTION}`;
+import { type Api, encodeRef, formatColumns, oneRun, openReader } from "./_api";
 
 /** The registry's endpoints (full URLs: the runners' route), plus the run's own inline ones. */
 async function endpointsFor(api: Api, config: RunConfig): Promise<PreflightEndpoint[]> {
@@ -48,24 +36,27 @@ export async function preflightConfig(api: Api, config: RunConfig, json = false)
   return missing;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { server: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+export const { describe, run } = defineCommand({
+  name: "preflight",
+  describe: "check a run's models, context lengths, tokenizer, retrieval and judge key against what is served",
+  usage: "RUN",
+  intro: `Checks, for the run's configuration: each model has a healthy endpoint that lists it in
+/v1/models; its max_model_len holds the profile's largest prompt budget; the tokenizer
+loads (or the orchestrator's /tokenize answers); retrieval answers a probe for the
+benchmark's backends; the judge's API key variable is set. Exit 1 when anything is missing.`,
+  options: { server: SERVER, db: DB, json: JSON_OUTPUT },
+  async run({ values, positionals }) {
     const ref = oneRun(positionals);
-    const api = createApi({ server: values.server });
-    const run = await api.call<{ benchmark: string; config: unknown }>("GET", `/v1/runs/${encodeRef(ref)}`);
-    const config = loadRunConfig({ benchmark: run.benchmark, config: run.config });
-    return (await preflightConfig(api, config, values.json)).length === 0 ? 0 : 1;
-  }, "preflight");
-}
+    const api = await openReader({ server: values.server, db: values.db });
+    try {
+      const run = await api.call<{ benchmark: string; config: unknown }>("GET", `/v1/runs/${encodeRef(ref)}`);
+      const config = loadRunConfig({ benchmark: run.benchmark, config: run.config });
+      return (await preflightConfig(api, config, values.json)).length === 0 ? 0 : 1;
+    } finally {
+      api.close();
+    }
+  },
+});
 
 /** `answer → Qwen/Qwen3-32B-FP8: 0 healthy; ...` when the run waits for endpoints, else null. */
 export async function readWaiting(api: Api, runId: number): Promise<string | null> {

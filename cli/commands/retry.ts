@@ -1,6 +1,4 @@
 // `baton retry RUN --failed`: the spelling DESIGN.md uses; same as requeue.
-import { requeueCommand } from "./requeue";
+import { defineRequeue } from "./requeue";
 
-export const describe = "alias of requeue: baton retry RUN --failed";
-
-export const run = (argv: string[]) => requeueCommand(argv, "retry");
+export const { describe, run } = defineRequeue("retry", "alias of requeue: baton retry RUN --failed");

@@ -1,40 +1,52 @@
 // `baton runner`: the worker process (run it under sbatch, or beside `baton serve`).
-import { parseArgs } from "node:util";
 import { DEFAULT_DATABASE_URL, normalizeDatabaseUrl, openDb } from "../../db/client";
 import { DbQueue } from "../../runner/queue-db";
 import { HttpQueue } from "../../runner/queue-http";
 import { Runner, type RunnerOptions } from "../../runner/runner";
 import { readJobEndTime, readSlurmContext } from "../../runner/slurm";
 import type { TaskQueue } from "../../runner/task-queue";
+import { formatHelp, parseOptions, type OptionSpecs } from "../define-command";
 import { discoverToken } from "./_api";
 
 export const describe = "claim and evaluate tasks (the worker; one per node or per job-array task)";
 
-const USAGE = `Usage: bun run baton runner [options]
+const OPTIONS = {
+  server: { type: "string", value: "URL", help: "queue: talk to 'baton serve' over HTTP (token from BATON_TOKEN or the token file);\nalso $BATON_SERVER" },
+  db: { type: "string", value: "URL", help: `queue: open the database directly (default $DATABASE_URL or ${DEFAULT_DATABASE_URL})` },
+  concurrency: { type: "string", value: "N", help: "tasks in flight at once (default 4)" },
+  run: { type: "string", value: "ID", help: "only claim tasks of this run" },
+  "lease-ms": { type: "string", value: "N", help: "lease length (default 60000)" },
+  "heartbeat-ms": { type: "string", value: "N", help: "heartbeat interval (default lease/4, at most 5000)" },
+  "grace-ms": { type: "string", value: "N", help: "on SIGTERM/SIGINT/SIGUSR1 or job end: time in-flight tasks get to finish (default 30000)" },
+  "task-budget-ms": {
+    type: "string",
+    value: "N",
+    help: "expected time of one task; never claim one that cannot finish before the Slurm job ends\n(default: the slowest observed so far)",
+  },
+  "poll-ms": { type: "string", value: "N", help: "wait between empty claims (default 1000)" },
+  "exit-when-idle": {
+    type: "boolean",
+    default: false,
+    help: `stop when nothing is left to do: the run (--run) or every run not canceled has no queued
+and no running task. Tasks in backoff or held by another runner (which may die and lose
+its lease) keep it polling, so it takes over what a dead runner left (job arrays, demo)`,
+  },
+  "idle-grace-ms": {
+    type: "string",
+    value: "N",
+    help: "with --exit-when-idle: also stop after N ms of claiming nothing even though tasks are\nstill queued or running elsewhere (default: no limit)",
+  },
+  "progress-ms": { type: "string", value: "N", help: "progress line interval (default 10000)" },
+  "runner-id": { type: "string", value: "ID", help: "default host:pid:random" },
+} as const satisfies OptionSpecs;
 
-Queue (one of):
-  --server URL         talk to 'baton serve' over HTTP (token from BATON_TOKEN or the token file); also $BATON_SERVER
-  --db URL             open the database directly (default $DATABASE_URL or ${DEFAULT_DATABASE_URL})
-
-Options:
-  --concurrency N      tasks in flight at once (default 4)
-  --run ID             only claim tasks of this run
-  --lease-ms N         lease length (default 60000); heartbeats every --heartbeat-ms (default lease/4, at most 5000)
-  --heartbeat-ms N
-  --grace-ms N         on SIGTERM/SIGINT/SIGUSR1 or job end: time in-flight tasks get to finish (default 30000)
-  --task-budget-ms N   expected time of one task; never claim one that cannot finish before the Slurm job ends
-                       (default: the slowest observed so far)
-  --poll-ms N          wait between empty claims (default 1000)
-  --exit-when-idle     stop when nothing is left to do: the run (--run) or every run not canceled has no queued
-                       and no running task. Tasks in backoff or held by another runner (which may die and lose
-                       its lease) keep it polling, so it takes over what a dead runner left (job arrays, demo)
-  --idle-grace-ms N    with --exit-when-idle: also stop after N ms of claiming nothing even though tasks are
-                       still queued or running elsewhere (default: no limit)
-  --progress-ms N      progress line interval (default 10000)
-  --runner-id ID       default host:pid:random
-
-Signals: SIGTERM, SIGINT, SIGUSR1 stop claiming, let in-flight tasks finish within --grace-ms, release the
-rest without charging an attempt, and exit 0. A second signal shortens the grace period to zero.`;
+const USAGE = formatHelp({
+  name: "runner",
+  options: OPTIONS,
+  intro: "The queue is one of --server (HTTP) or --db (the database file).",
+  notes: `Signals: SIGTERM, SIGINT, SIGUSR1 stop claiming, let in-flight tasks finish within --grace-ms, release the
+rest without charging an attempt, and exit 0. A second signal shortens the grace period to zero.`,
+});
 
 function intFlag(name: string, raw: string | undefined, min = 0): number | undefined {
   if (raw === undefined) return undefined;
@@ -50,25 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   let options: Omit<RunnerOptions, "queue">;
   let server: string | undefined;
   try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        server: { type: "string" },
-        db: { type: "string" },
-        concurrency: { type: "string" },
-        run: { type: "string" },
-        "lease-ms": { type: "string" },
-        "heartbeat-ms": { type: "string" },
-        "grace-ms": { type: "string" },
-        "task-budget-ms": { type: "string" },
-        "poll-ms": { type: "string" },
-        "exit-when-idle": { type: "boolean", default: false },
-        "idle-grace-ms": { type: "string" },
-        "progress-ms": { type: "string" },
-        "runner-id": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
+    values = parseOptions(argv, OPTIONS, false).values;
     if (values.help) {
       console.log(USAGE);
       return 0;

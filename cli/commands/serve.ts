@@ -1,54 +1,40 @@
 // `baton serve`: the API (and whatever feature plugins are composed into createApp).
-import { parseArgs } from "node:util";
 import { isFileUrl, normalizeDatabaseUrl, openDb, DEFAULT_DATABASE_URL } from "../../db/client";
 import { isLoopbackHost } from "../../functions/auth";
 import { createApp, OPENAPI_PATH } from "../../functions/index";
 import { DEFAULT_MAX_BODY_BYTES } from "../../functions/runs";
-import { ensureTokenFile, runCli, tokenFilePath, usageError } from "./_api";
+import { defineCommand } from "../define-command";
+import { ensureTokenFile, tokenFilePath, usageError } from "./_api";
 
-export const describe = "start the HTTP API (runs, queue for remote runners, reports, UI)";
-
-const USAGE = `Usage: bun run baton serve [--port 3000] [--host 127.0.0.1] [--db URL] [--max-body-mb N] [--allow-origin URL]... [--insecure]
-
-Options:
-  --port N            port (default 3000; 0 picks a free one)
-  --host H            address to bind (default 127.0.0.1)
-  --db URL            database (default $DATABASE_URL or ${DEFAULT_DATABASE_URL})
-  --max-body-mb N     largest request body (default $BATON_MAX_BODY_MB or ${DEFAULT_MAX_BODY_BYTES / 1024 / 1024})
-  --allow-origin URL  a web origin (scheme://host:port) whose pages may send changes; repeatable.
-                      Other sites' pages are refused (403) even when they reach the server.
-  --insecure          allow a non-loopback --host without a token
-
-Token (required on every /v1 route, reads included; the web page logs in once with it):
+export const { describe, run } = defineCommand({
+  name: "serve",
+  describe: "start the HTTP API (runs, queue for remote runners, reports, UI)",
+  options: {
+    port: { type: "string", value: "N", default: "3000", help: "port (0 picks a free one)" },
+    host: { type: "string", value: "H", default: "127.0.0.1", help: "address to bind" },
+    db: { type: "string", value: "URL", help: `database (default $DATABASE_URL or ${DEFAULT_DATABASE_URL})` },
+    "max-body-mb": { type: "string", value: "N", help: `largest request body (default $BATON_MAX_BODY_MB or ${DEFAULT_MAX_BODY_BYTES / 1024 / 1024})` },
+    "allow-origin": {
+      type: "string",
+      value: "URL",
+      multiple: true,
+      default: [],
+      help: "a web origin (scheme://host:port) whose pages may send changes; repeatable.\nOther sites' pages are refused (403) even when they reach the server.",
+    },
+    insecure: { type: "boolean", default: false, help: "allow a non-loopback --host without a token" },
+  },
+  notes: `Token (required on every /v1 route, reads included; the web page logs in once with it):
   BATON_TOKEN         the token; set but empty turns auth off (loopback only)
   otherwise           the token file $BATON_TOKEN_FILE or ~/.config/baton/token, created on first
                       start (0600) with a random token. The CLI and runners read the same file.
-Bound to loopback, the server answers only to loopback Host names (DNS rebinding).`;
-
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        port: { type: "string", default: "3000" },
-        host: { type: "string", default: "127.0.0.1" },
-        db: { type: "string" },
-        "max-body-mb": { type: "string" },
-        "allow-origin": { type: "string", multiple: true, default: [] },
-        insecure: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+Bound to loopback, the server answers only to loopback Host names (DNS rebinding).`,
+  async run({ values }) {
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port: expected 0-65535, got ${values.port}`);
     const maxMb = Number(values["max-body-mb"] ?? process.env.BATON_MAX_BODY_MB ?? DEFAULT_MAX_BODY_BYTES / 1024 / 1024);
     if (!(maxMb > 0)) throw usageError(`--max-body-mb: expected a positive number`);
-    const allowOrigins = values["allow-origin"]!.map(checkOrigin);
-    const host = values.host!;
+    const allowOrigins = values["allow-origin"].map(checkOrigin);
+    const host = values.host;
     const loopback = isLoopbackHost(host.replace(/^\[|\]$/g, ""));
     const { token, source } = chooseToken();
     if (!loopback && !token && !values.insecure)
@@ -76,8 +62,8 @@ export async function run(argv: string[]): Promise<number> {
     await app.stop();
     db.$client.close();
     return 0;
-  }, "serve");
-}
+  },
+});
 
 /** BATON_TOKEN if set (empty = none), else the token file, created on first start. */
 function chooseToken(): { token: string | null; source: string } {

@@ -1,62 +1,67 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { startSimCluster, type SimClusterSpec } from "../../sim/cluster";
 import { startRetrievalSim } from "../../sim/retrieval";
 import { startVllmSim } from "../../sim/vllm";
 import { FAULT_KINDS, type FaultKind, isFaultKind } from "../../sim/faults";
 import { EXPERT_MODELS, ORCHESTRATOR_MODEL } from "../../sim/models";
+import { formatHelp, parseOptions, type OptionSpecs } from "../define-command";
 import { CliError, readJsonFile, runCli, usageError } from "./_api";
 
 export const describe = "start simulated vLLM and retrieval replicas (a whole cluster, or one service: sim vllm | sim retrieval)";
 
-const ONE_USAGE = `Usage:
-  bun run baton sim vllm --model NAME --port P [options]
-  bun run baton sim retrieval --port P [options]
+const ONE_OPTIONS = {
+  port: { type: "string", value: "P", help: "listen port (0 = a free one; printed on stderr); required" },
+  host: { type: "string", value: "H", help: "listen address (default 127.0.0.1)" },
+  seed: { type: "string", value: "S", help: "seed (default 0)" },
+  model: { type: "string", value: "NAME", help: "vllm: the served model name (required)" },
+  mode: { type: "string", value: "M", help: "vllm: orchestrator (emits tool calls) or expert (answers; default)" },
+  answers: { type: "string", value: "FILE.jsonl", help: 'vllm: rows with "question" and "answer": the expert\'s gold answers' },
+  accuracy: { type: "string", value: "P", help: "vllm: probability an expert answer is right (default 1)" },
+  "latency-ms": { type: "string", value: "MS", help: "vllm: time to first token; retrieval: time per /retrieve (default 0)" },
+  "max-model-len": { type: "string", value: "N", help: "vllm: context window in tokens (default 32768)" },
+} as const satisfies OptionSpecs;
 
-One simulated service, in the foreground until SIGINT/SIGTERM: what a deployment file's
-command runs in place of \`vllm serve\` or a retrieval server (see 'baton launch').
+const ONE_USAGE = formatHelp({
+  name: "sim",
+  usage: ["vllm --model NAME --port P", "retrieval --port P"],
+  intro: `One simulated service, in the foreground until SIGINT/SIGTERM: what a deployment file's
+command runs in place of \`vllm serve\` or a retrieval server (see 'baton launch').`,
+  options: ONE_OPTIONS,
+});
 
-  --port P                  listen port (0 = a free one; printed on stderr)
-  --host H                  listen address (default 127.0.0.1)
-  --seed S                  seed (default 0)
- vllm only:
-  --model NAME              the served model name (required)
-  --mode orchestrator|expert  orchestrator: emits tool calls; expert: answers (default expert)
-  --answers FILE.jsonl      rows with "question" and "answer": the expert's gold answers
-  --accuracy P              probability an expert answer is right (default 1)
-  --latency-ms MS           time to first token (default 0)
-  --max-model-len N         context window in tokens (default 32768)
- retrieval only:
-  --latency-ms MS           time per /retrieve (default 0)`;
+const CLUSTER_OPTIONS = {
+  orchestrator: { type: "string", value: "N", help: "orchestrator replicas (default 1)" },
+  "orchestrator-model": { type: "string", value: "NAME", help: `served name (default ${ORCHESTRATOR_MODEL})` },
+  expert: { type: "string", value: "N", help: "replicas per expert model (default 1)" },
+  "expert-models": { type: "string", value: "A,B,...", help: `expert served names (default ${EXPERT_MODELS.join(",")})` },
+  "wiki-retrieval": { type: "string", value: "N", help: 'primary retriever replicas, key "wiki_retrieval" (default 1)' },
+  retrieval: { type: "string", value: "N", help: 'fallback retriever replicas, key "retrieval" (default 1)' },
+  host: { type: "string", value: "H", help: "listen address (default 127.0.0.1)" },
+  "base-port": { type: "string", value: "P", help: "first port; replicas take consecutive ports (default: free ports)" },
+  seed: { type: "string", value: "S", help: "seed for every replica (default 0)" },
+  answers: { type: "string", value: "FILE.jsonl", help: 'rows with "question" and "answer": the experts\' gold answers' },
+  accuracy: { type: "string", value: "P", help: "probability an expert answer is right (default 1)" },
+  "latency-ms": { type: "string", value: "MS", help: "time to first token (default 0)" },
+  "per-token-ms": { type: "string", value: "MS", help: "time per output token (default 0)" },
+  jitter: { type: "string", value: "J", help: "latency jitter 0..1 (default 0)" },
+  "max-num-seqs": { type: "string", value: "N", help: "concurrent sequences per replica before queueing (default 256)" },
+  "max-model-len": { type: "string", value: "N", help: "context window in tokens (default 32768)" },
+  "invalid-tool-call-rate": { type: "string", value: "P", help: "orchestrator emits an invalid tool call at this rate" },
+  fault: { type: "string", multiple: true, value: "KIND=P", help: `fault rate for every vLLM replica (kinds: ${FAULT_KINDS.join(", ")})` },
+  "retrieval-latency-ms": { type: "string", value: "MS", help: "retrieval latency (default 0)" },
+  shape: { type: "string", value: "list|wrapped", help: "/retrieve response shape (default list)" },
+  spec: { type: "string", value: "FILE.json", help: "a JSON SimClusterSpec (sim/cluster.ts); flags override it" },
+  "write-config": { type: "string", value: "FILE", help: "also write the model config to FILE" },
+} as const satisfies OptionSpecs;
 
-const USAGE = `Usage: bun run baton sim [options]
-       bun run baton sim vllm|retrieval --port P ...   (one service; 'baton sim vllm --help')
+const USAGE = formatHelp({
+  name: "sim",
+  usage: ["", "vllm|retrieval --port P ..."],
+  intro: `Starts simulated model servers and retrievers, prints a ToolOrchestra-style model config
+pointing at them, and runs until SIGINT/SIGTERM. One service alone: 'baton sim vllm --help'.`,
+  options: CLUSTER_OPTIONS,
+});
 
-Starts simulated model servers and retrievers, prints a ToolOrchestra-style model config
-pointing at them, and runs until SIGINT/SIGTERM.
-
-  --orchestrator N          orchestrator replicas (default 1)
-  --orchestrator-model NAME served name (default ${ORCHESTRATOR_MODEL})
-  --expert N                replicas per expert model (default 1)
-  --expert-models A,B,...   expert served names (default ${EXPERT_MODELS.join(",")})
-  --wiki-retrieval N        primary retriever replicas, key "wiki_retrieval" (default 1)
-  --retrieval N             fallback retriever replicas, key "retrieval" (default 1)
-  --host H                  listen address (default 127.0.0.1)
-  --base-port P             first port; replicas take consecutive ports (default: free ports)
-  --seed S                  seed for every replica (default 0)
-  --answers FILE.jsonl      rows with "question" and "answer": the experts' gold answers
-  --accuracy P              probability an expert answer is right (default 1)
-  --latency-ms MS           time to first token (default 0)
-  --per-token-ms MS         time per output token (default 0)
-  --jitter J                latency jitter 0..1 (default 0)
-  --max-num-seqs N          concurrent sequences per replica before queueing (default 256)
-  --max-model-len N         context window in tokens (default 32768)
-  --invalid-tool-call-rate P  orchestrator emits an invalid tool call at this rate
-  --fault KIND=P            fault rate for every vLLM replica (repeatable; kinds: ${FAULT_KINDS.join(", ")})
-  --retrieval-latency-ms MS retrieval latency (default 0)
-  --shape list|wrapped      /retrieve response shape (default list)
-  --spec FILE.json          a JSON SimClusterSpec (sim/cluster.ts); flags override it
-  --write-config FILE       also write the model config to FILE`;
 
 function num(name: string, value: string | undefined, opts: { int?: boolean; min?: number; max?: number } = {}): number | undefined {
   if (value === undefined) return undefined;
@@ -93,34 +98,7 @@ export function readAnswers(path: string): Record<string, string> {
 }
 
 export function specFromArgs(argv: string[]): { spec: SimClusterSpec; writeConfig?: string; help: boolean } {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      orchestrator: { type: "string" },
-      "orchestrator-model": { type: "string" },
-      expert: { type: "string" },
-      "expert-models": { type: "string" },
-      "wiki-retrieval": { type: "string" },
-      retrieval: { type: "string" },
-      host: { type: "string" },
-      "base-port": { type: "string" },
-      seed: { type: "string" },
-      answers: { type: "string" },
-      accuracy: { type: "string" },
-      "latency-ms": { type: "string" },
-      "per-token-ms": { type: "string" },
-      jitter: { type: "string" },
-      "max-num-seqs": { type: "string" },
-      "max-model-len": { type: "string" },
-      "invalid-tool-call-rate": { type: "string" },
-      fault: { type: "string", multiple: true },
-      "retrieval-latency-ms": { type: "string" },
-      shape: { type: "string" },
-      spec: { type: "string" },
-      "write-config": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+  const { values } = parseOptions(argv, CLUSTER_OPTIONS, false);
   let spec: SimClusterSpec = {};
   if (values.spec) {
     spec = readJsonFile(values.spec, "--spec") as SimClusterSpec;
@@ -161,27 +139,13 @@ export function specFromArgs(argv: string[]): { spec: SimClusterSpec; writeConfi
     if (rate === undefined) throw usageError(`--fault ${f}: expected KIND=PROBABILITY`);
     spec.faults = { ...spec.faults, rates: { ...spec.faults?.rates, [kind as FaultKind]: rate } };
   }
-  return { spec, writeConfig: values["write-config"], help: values.help === true };
+  return { spec, writeConfig: values["write-config"], help: (values as { help?: boolean }).help === true };
 }
 
 /** `baton sim vllm|retrieval`: one service, the way a Slurm job would run vLLM. */
 async function runOne(kind: "vllm" | "retrieval", argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: "string" },
-      mode: { type: "string" },
-      port: { type: "string" },
-      host: { type: "string" },
-      seed: { type: "string" },
-      answers: { type: "string" },
-      accuracy: { type: "string" },
-      "latency-ms": { type: "string" },
-      "max-model-len": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
+  const { values } = parseOptions(argv, ONE_OPTIONS, false);
+  if ((values as { help?: boolean }).help) {
     console.log(ONE_USAGE);
     return 0;
   }
