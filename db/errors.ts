@@ -14,7 +14,3 @@ export class DbError extends Error {
     this.name = "DbError";
   }
 }
-
-export const invalid = (code: string, message: string) => new DbError("invalid", code, message);
-export const notFound = (code: string, message: string) => new DbError("not_found", code, message);
-export const conflict = (code: string, message: string) => new DbError("conflict", code, message);
