@@ -1,8 +1,10 @@
 // Latency and outcome analysis of one run: the same JSON as `baton report --json`, plus the
-// distributions behind the web page's charts. Reads only; the work is in db/analysis.ts.
+// distributions behind the web page's charts. Reads only; the work is in db/analysis.ts, whose
+// camelCase types become the API's snake_case here (snakeKeysDeep), as everywhere in the API.
 import { Elysia } from "elysia";
 import * as v from "valibot";
 import { buildReport, getLatency, listFailedTasks, listSlowestCalls } from "../db/analysis";
+import { snakeKeysDeep } from "../db/keys";
 import { findRun } from "../db/runs";
 import type { AppDeps } from "./deps";
 import { ErrorBody } from "./errors";
@@ -49,8 +51,8 @@ export type ReportBody = v.InferOutput<typeof ReportBody>;
 export const LatencyBody = v.looseObject({ count: v.number(), cdf: v.array(v.array(v.number())) });
 export type LatencyBody = v.InferOutput<typeof LatencyBody>;
 
-export const SlowestBody = v.object({ calls: v.array(v.looseObject({ taskId: v.number(), durationMs: v.number() })) });
-export const FailedBody = v.object({ tasks: v.array(v.looseObject({ taskId: v.number(), externalId: v.string() })) });
+export const SlowestBody = v.object({ calls: v.array(v.looseObject({ task_id: v.number(), duration_ms: v.number() })) });
+export const FailedBody = v.object({ tasks: v.array(v.looseObject({ task_id: v.number(), external_id: v.string() })) });
 
 export const reportRoutes = (deps: AppDeps) =>
   new Elysia({ name: "report" })
@@ -59,7 +61,7 @@ export const reportRoutes = (deps: AppDeps) =>
       async ({ params, query }) => {
         // by id, or by a name only one run has (404 / 409 otherwise, as every run route)
         const run = await findRun({ db: deps.db, ref: params.id });
-        return (await buildReport({ db: deps.db, runId: run.id, slowest: query.slowest, failed: query.failed, allAttempts: query.all_attempts })) as any;
+        return snakeKeysDeep(await buildReport({ db: deps.db, runId: run.id, slowest: query.slowest, failed: query.failed, allAttempts: query.all_attempts }));
       },
       {
         params: RunRef,
@@ -75,7 +77,7 @@ export const reportRoutes = (deps: AppDeps) =>
       "/v1/runs/:id/latency",
       async ({ params, query }) => {
         const run = await findRun({ db: deps.db, ref: params.id });
-        return (await getLatency({ db: deps.db, runId: run.id, tool: query.tool ?? null, component: query.component ?? null, points: query.points, allAttempts: query.all_attempts })) as any;
+        return snakeKeysDeep(await getLatency({ db: deps.db, runId: run.id, tool: query.tool ?? null, component: query.component ?? null, points: query.points, allAttempts: query.all_attempts }));
       },
       {
         params: RunRef,
@@ -91,7 +93,7 @@ export const reportRoutes = (deps: AppDeps) =>
       "/v1/runs/:id/slowest",
       async ({ params, query }) => {
         const run = await findRun({ db: deps.db, ref: params.id });
-        return { calls: await listSlowestCalls({ db: deps.db, runId: run.id, limit: query.limit, tool: query.tool ?? null }) };
+        return { calls: snakeKeysDeep(await listSlowestCalls({ db: deps.db, runId: run.id, limit: query.limit, tool: query.tool ?? null })) };
       },
       { params: RunRef, query: LimitQuery, response: { 200: SlowestBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody }, detail: { summary: "The slowest tool calls of a run, with their components" } },
     )
@@ -99,7 +101,7 @@ export const reportRoutes = (deps: AppDeps) =>
       "/v1/runs/:id/failed",
       async ({ params, query }) => {
         const run = await findRun({ db: deps.db, ref: params.id });
-        return { tasks: await listFailedTasks({ db: deps.db, runId: run.id, limit: query.limit }) };
+        return { tasks: snakeKeysDeep(await listFailedTasks({ db: deps.db, runId: run.id, limit: query.limit })) };
       },
       { params: RunRef, query: LimitQuery, response: { 200: FailedBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody }, detail: { summary: "Failed tasks of a run with their error class and whether it was infrastructure" } },
     );

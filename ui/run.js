@@ -6,7 +6,7 @@ const TOOLS = ["search", "enhance_reasoning", "answer"];
 
 function histogramChart(el, title, dist) {
   const n = dist.count || 1;
-  const { loMs, hiMs, counts } = dist.histogram;
+  const { lo_ms: loMs, hi_ms: hiMs, counts } = dist.histogram;
   const w = (hiMs - loMs) / 10 || 1;
   const share = counts.map((c) => (100 * c) / n);
   // the cumulative curve at the same x positions, from the exact CDF points
@@ -151,20 +151,20 @@ async function drawReport(runId, gen) {
     ]), "tools", [0, 6])}
     <h2>Components</h2>
     ${table(["Tool / component", "Calls", "Mean", "p50", "p95", "p99", "Max", "Retried", "Timeouts", "Fallbacks", "Unavailable"], r.tools.flatMap((tool) => tool.components.map((c) => [
-      `${esc(tool.tool)} / ${esc(c.component)}`, c.count, ms(c.mean), ms(c.p50), ms(c.p95), ms(c.p99), ms(c.max), c.callsWithRetries, c.timeouts, c.fallbacks, c.unavailable])))}
+      `${esc(tool.tool)} / ${esc(c.component)}`, c.count, ms(c.mean), ms(c.p50), ms(c.p95), ms(c.p99), ms(c.max), c.calls_with_retries, c.timeouts, c.fallbacks, c.unavailable])))}
     <h2>Endpoints</h2>
     ${table(["Endpoint", "Role", "Model / backend", "Calls", "Errors", "Error rate", "Mean", "p50", "p95", "Max"], r.endpoints.map((e) => [
-      esc(e.endpoint), esc(e.role), esc(e.name), e.calls, e.errors, pct(e.errorRate), ms(e.mean), ms(e.p50), ms(e.p95), ms(e.max)]), "endpoints", [0, 1, 2])}
+      esc(e.endpoint), esc(e.role), esc(e.name), e.calls, e.errors, pct(e.error_rate), ms(e.mean), ms(e.p50), ms(e.p95), ms(e.max)]), "endpoints", [0, 1, 2])}
     <h2>Slowest calls</h2>
     ${table(["Task", "Step", "Tool", "Model", "Status", "Duration", "Components"], r.slowest.map((s) => [
-      `<a href="#/tasks/${s.taskId}">${esc(s.externalId ?? s.taskId)}</a>`, s.step, esc(s.tool), esc(s.model), esc(s.status), ms(s.durationMs),
+      `<a href="#/tasks/${s.task_id}">${esc(s.external_id ?? s.task_id)}</a>`, s.step, esc(s.tool), esc(s.model), esc(s.status), ms(s.duration_ms),
       `<span class="muted">${esc(Object.entries(s.components).map(([k, v]) => `${k} ${ms(v)}`).join(" · "))}</span>`]), "slowest", [0, 2, 3, 4, 6])}
     <h2>Failed tasks (${r.tasks.failed})</h2>
     ${r.failed.length === 0 ? `<p class="muted">None.</p>` : table(["Task", "Attempts", "Error class", "Infrastructure", "Message"], r.failed.map((f) => [
-      `<a href="#/tasks/${f.taskId}">${esc(f.externalId)}</a>`, f.attempt, `<span class="status-failed">${esc(f.errorClass)}</span>`, f.infra ? "yes" : "no", `<span class="muted msg">${esc((f.errorMessage || "").slice(0, 120))}</span>`]), "failed", [0, 2, 3, 4])}
-    <h2>Missing ids: failed or canceled (<span data-testid="missing-count">${r.missingIds.length}${r.missingTruncated ? "+" : ""}</span>)</h2>
-    <p class="muted">${r.tasks.notFinished} task(s) not finished yet (queued or running) are not missing.</p>
-    <p class="muted" style="white-space:normal;word-break:break-all">${esc(r.missingIds.slice(0, 300).join(", "))}${r.missingIds.length > 300 ? " …" : ""}</p>`;
+      `<a href="#/tasks/${f.task_id}">${esc(f.external_id)}</a>`, f.attempt, `<span class="status-failed">${esc(f.error_class)}</span>`, f.infra ? "yes" : "no", `<span class="muted msg">${esc((f.error_message || "").slice(0, 120))}</span>`]), "failed", [0, 2, 3, 4])}
+    <h2>Missing ids: failed or canceled (<span data-testid="missing-count">${r.missing_ids.length}${r.missing_truncated ? "+" : ""}</span>)</h2>
+    <p class="muted">${r.tasks.not_finished} task(s) not finished yet (queued or running) are not missing.</p>
+    <p class="muted" style="white-space:normal;word-break:break-all">${esc(r.missing_ids.slice(0, 300).join(", "))}${r.missing_ids.length > 300 ? " …" : ""}</p>`;
   const charts = document.getElementById("charts");
   const tools = [...TOOLS.filter((x) => r.tools.some((tool) => tool.tool === x)), ...r.tools.map((tool) => tool.tool).filter((x) => !TOOLS.includes(x))];
   const dists = await Promise.all([...tools.map((tool) => getJson(`/v1/runs/${runId}/latency?tool=${encodeURIComponent(tool)}`)), getJson(`/v1/runs/${runId}/latency`)]);

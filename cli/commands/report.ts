@@ -3,6 +3,7 @@
 // the server (GET /v1/runs/:id/report), which returns the same JSON.
 import { parseArgs } from "node:util";
 import { buildReport, compareReports, findRun, type LatencyStats, type Report } from "../../db/analysis";
+import { camelKeysDeep, snakeKeysDeep } from "../../db/keys";
 import { closeDb, openDb } from "../../db/client";
 import { listTaskPage } from "../../db/task-list";
 import type { TaskPage } from "../../functions/runs";
@@ -34,7 +35,8 @@ enhance_reasoning = coder LLM + code run); the orchestrator's calls are their ow
 async function loadReport(run: string, opts: { db?: string; server?: string; slowest: number; allAttempts: boolean }): Promise<Report> {
   if (opts.server || (!opts.db && !process.env.DATABASE_URL && process.env.BATON_SERVER)) {
     const api = createApi({ server: opts.server });
-    return api.call<Report>("GET", `/v1/runs/${encodeRef(run)}/report?slowest=${opts.slowest}${opts.allAttempts ? "&all_attempts=true" : ""}`);
+    // the API answers snake_case; the renderers read db/analysis's Report
+    return camelKeysDeep(await api.call("GET", `/v1/runs/${encodeRef(run)}/report?slowest=${opts.slowest}${opts.allAttempts ? "&all_attempts=true" : ""}`)) as Report;
   }
   const db = await openDb({ url: opts.db, migrate: true });
   try {
@@ -221,7 +223,8 @@ export async function run(argv: string[]): Promise<number> {
       }
       return 0;
     }
-    if (values.json) console.log(JSON.stringify(a, null, 2));
+    // the same JSON as GET /v1/runs/:id/report
+    if (values.json) console.log(JSON.stringify(snakeKeysDeep(a), null, 2));
     else {
       // accuracy with its interval (and pass@k over repeats): db/experiments.ts; the JSON of
       // these is GET /v1/runs/:id/stats

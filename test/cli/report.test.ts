@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateRun } from "../../bench/gen-latency-rows";
 import { buildReport } from "../../db/analysis";
+import { snakeKeysDeep } from "../../db/keys";
 import { closeDb, openDb, type Db } from "../../db/client";
 import { createApp } from "../../functions/index";
 import { runBaton } from "./_helpers";
@@ -33,8 +34,9 @@ describe("baton report", () => {
     const { code, stdout } = await baton("report", "1", "--db", dbPath, "--json");
     expect(code).toBe(0);
     const got = JSON.parse(stdout);
-    const expected = JSON.parse(JSON.stringify(await buildReport({ db, runId: 1 })));
-    expect({ ...got, generatedAt: 0 }).toEqual({ ...expected, generatedAt: 0 });
+    const expected = snakeKeysDeep(JSON.parse(JSON.stringify(await buildReport({ db, runId: 1 }))));
+    expect({ ...got, generated_at: 0 }).toEqual({ ...expected, generated_at: 0 });
+    expect(got.tasks).toHaveProperty("score_excluding_infra");
   }, 20_000);
 
   test("--server asks the API and prints the same report as reading the database", async () => {
@@ -43,8 +45,8 @@ describe("baton report", () => {
       const { code, stdout, stderr } = await baton("report", "second", "--server", `http://127.0.0.1:${app.server!.port}`, "--json");
       expect(stderr).toBe("");
       expect(code).toBe(0);
-      const expected = JSON.parse(JSON.stringify(await buildReport({ db, runId: 2 })));
-      expect({ ...JSON.parse(stdout), generatedAt: 0 }).toEqual({ ...expected, generatedAt: 0 });
+      const expected = snakeKeysDeep(JSON.parse(JSON.stringify(await buildReport({ db, runId: 2 }))));
+      expect({ ...JSON.parse(stdout), generated_at: 0 }).toEqual({ ...expected, generated_at: 0 });
     } finally {
       app.stop();
     }

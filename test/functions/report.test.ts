@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { generateRun } from "../../bench/gen-latency-rows";
 import { buildReport, getLatency } from "../../db/analysis";
 import { closeDb, openDb, type Db } from "../../db/client";
+import { snakeKeysDeep } from "../../db/keys";
 import { createApp } from "../../functions/index";
 
 let dir: string;
@@ -35,7 +36,10 @@ describe("GET /v1/runs/:id/report", () => {
     const expected = await buildReport({ db, runId: 1 });
     const [res, body] = await get("/v1/runs/1/report");
     expect(res.status).toBe(200);
-    expect({ ...body, generatedAt: 0 }).toEqual({ ...JSON.parse(JSON.stringify(expected)), generatedAt: 0 });
+    // the API's snake_case of db/analysis's report, key for key (a call's components keep their names)
+    expect({ ...body, generated_at: 0 }).toEqual({ ...snakeKeysDeep(JSON.parse(JSON.stringify(expected))), generated_at: 0 });
+    expect(body.tasks).toHaveProperty("infra_failed");
+    expect(body.tasks).not.toHaveProperty("infraFailed");
     const [res2, byName] = await get("/v1/runs/routes/report");
     expect(res2.status).toBe(200);
     expect(byName.run.id).toBe(1);
@@ -80,7 +84,8 @@ describe("GET /v1/runs/:id/latency", () => {
     const [res, body] = await get("/v1/runs/1/latency?tool=search&points=20");
     expect(res.status).toBe(200);
     const expected = await getLatency({ db, runId: 1, tool: "search", points: 20 });
-    expect(body).toEqual(JSON.parse(JSON.stringify(expected)));
+    expect(body).toEqual(snakeKeysDeep(JSON.parse(JSON.stringify(expected))));
+    expect(body).toHaveProperty("log_histogram");
     expect(body.histogram.counts.length).toBe(10);
   });
 
@@ -102,7 +107,7 @@ describe("slowest calls and failed tasks", () => {
     const [res, body] = await get("/v1/runs/1/slowest?limit=5");
     expect(res.status).toBe(200);
     expect(body.calls.length).toBe(5);
-    const d = body.calls.map((c: any) => c.durationMs);
+    const d = body.calls.map((c: any) => c.duration_ms);
     expect(d).toEqual([...d].sort((a: number, b: number) => b - a));
   });
 

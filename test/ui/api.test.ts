@@ -148,7 +148,7 @@ describe("the numbers", () => {
     const { body: report } = await get(`/v1/runs/${runId}/report`);
     expect(report.tasks.accuracy).toBeCloseTo(s.accuracy, 12);
     expect(report.tasks.score).toBeCloseTo(s.score, 12);
-    expect(report.missingIds).toEqual(["too-long"]);
+    expect(report.missing_ids).toEqual(["too-long"]);
     // `baton status` prints them under the same names
     const text = formatStatus(s);
     expect(text).toContain("accuracy   33.3% = correct / finished (1/3)");

@@ -112,8 +112,8 @@ describe("the web page", () => {
     const slowest = page.locator('[data-testid="slowest"] tbody tr');
     expect(await slowest.count()).toBe(report.slowest.length);
     const first = await slowest.first().locator("td").allTextContents();
-    expect(first[0]).toBe(report.slowest[0].externalId);
-    expect(first[5]).toBe(ms(report.slowest[0].durationMs));
+    expect(first[0]).toBe(report.slowest[0].external_id);
+    expect(first[5]).toBe(ms(report.slowest[0].duration_ms));
     const [raw] = (await sim.db.$client.execute("SELECT max(duration_ms) AS m FROM tool_calls WHERE run_id = 1 AND status <> 'invalid'")).rows as any[];
     expect(first[5]).toBe(ms(raw.m));
     // the slow replica is in the endpoints table; the failed tasks are listed with their class
