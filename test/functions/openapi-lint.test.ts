@@ -50,3 +50,17 @@ test("every GET declares a 4xx, and the document names its version (package.json
   expect(doc.servers).toEqual([{ url: "/", description: "this Baton server" }]);
   expect(doc.info.license.name).toBeTruthy();
 });
+
+test("every documented property and parameter name is snake_case: one naming across the API", () => {
+  const camel: string[] = [];
+  const walk = (x: any, where: string) => {
+    if (!x || typeof x !== "object") return;
+    for (const k of Object.keys(x.properties ?? {})) if (/[A-Z]/.test(k)) camel.push(`${where}: ${k}`);
+    for (const v of Object.values(x)) walk(v, where);
+  };
+  for (const { where, op } of operations()) {
+    walk(op, where);
+    for (const p of op.parameters ?? []) if (/[A-Z]/.test(p.name)) camel.push(`${where}: ?${p.name}`);
+  }
+  expect(camel).toEqual([]);
+});
