@@ -74,9 +74,17 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode = 1,
+    /** For a failed request: the HTTP status, or 0 when the server could not be reached. */
+    readonly status?: number,
   ) {
     super(message);
   }
+}
+
+/** Worth asking again later: the server was unreachable, busy or failing (not a refusal). */
+export function isTransient(err: unknown): boolean {
+  const status = err instanceof CliError ? err.status : undefined;
+  return status === 0 || (status !== undefined && status >= 500);
 }
 
 /** A bad command line: exit code 2. */
@@ -100,7 +108,7 @@ export function createApi({ server, token }: { server?: string; token?: string |
     try {
       return await fetch(base + path, init);
     } catch (err) {
-      throw new CliError(`cannot reach the Baton server at ${base}: ${(err as Error).message} (start it with 'baton serve', or set --server / BATON_SERVER)`);
+      throw new CliError(`cannot reach the Baton server at ${base}: ${(err as Error).message} (start it with 'baton serve', or set --server / BATON_SERVER)`, 1, 0);
     }
   };
   return { server: base, call: makeCall(send, token, "server") };
@@ -130,7 +138,7 @@ function makeCall(send: Send, token: string | null, from: "server" | "database")
     if (!res.ok) {
       const msg = json?.error?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`);
       const code = json?.error?.code ? ` [${json.error.code}]` : "";
-      throw new CliError(from === "server" ? `server answered ${res.status}${code}: ${msg}` : `${msg}${code}`);
+      throw new CliError(from === "server" ? `server answered ${res.status}${code}: ${msg}` : `${msg}${code}`, 1, res.status);
     }
     return json;
   };
