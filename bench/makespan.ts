@@ -56,7 +56,8 @@ try {
   const { run } = await createRun({ db, name: "makespan", benchmark: "hle", config, tasks: validateTasks({ rows }) });
   const started = performance.now();
   const runner = Bun.spawn(
-    [process.execPath, join(import.meta.dir, "../cli/baton.ts"), "runner", "--db", url, "--run", String(run.id), "--concurrency", String(C), "--exit-when-idle", "--poll-ms", "50", "--progress-ms", "600000"],
+    // BENCH_RUNNER_PROF=DIR: a CPU profile of the runner process, to see where its time goes
+    [process.execPath, ...(process.env.BENCH_RUNNER_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RUNNER_PROF}`] : []), join(import.meta.dir, "../cli/baton.ts"), "runner", "--db", url, "--run", String(run.id), "--concurrency", String(C), "--exit-when-idle", "--poll-ms", "50", "--progress-ms", "600000"],
     { stdout: "ignore", stderr: "pipe" },
   );
   const code = await runner.exited;
