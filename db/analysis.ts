@@ -603,13 +603,14 @@ export async function listSlowestCalls({ db, runId, limit = 20, tool, tools: kno
   );
 }
 
-export async function listFailedTasks({ db, runId, limit = 200 }: { db: Db; runId: number; limit?: number }): Promise<FailedTask[]> {
+/** Failed tasks in task id order; `after` (a task id) starts the page after that task. */
+export async function listFailedTasks({ db, runId, limit = 200, after = 0 }: { db: Db; runId: number; limit?: number; after?: number }): Promise<FailedTask[]> {
   const r = await rows(
     db,
     `SELECT t.id, t.external_id, t.status, t.attempt, t.error_class, t.error_message,
        ${INFRA_SQL} AS infra
-     FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' ORDER BY t.id LIMIT ?`,
-    [...INFRA_FALLBACK_CLASSES, runId, limit],
+     FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND t.id > ? ORDER BY t.id LIMIT ?`,
+    [...INFRA_FALLBACK_CLASSES, runId, after, limit],
   );
   return r.map((x) => ({ taskId: Number(x.id), externalId: x.external_id, status: x.status, attempt: Number(x.attempt), errorClass: x.error_class ?? null, errorMessage: x.error_message ?? null, infra: Boolean(x.infra) }));
 }

@@ -37,6 +37,9 @@ export type LatencyQuery = v.InferOutput<typeof LatencyQuery>;
 
 export const LimitQuery = v.object({ limit: Count, tool: v.optional(v.string()) });
 export type LimitQuery = v.InferOutput<typeof LimitQuery>;
+// a task id: the page starts after it (next_cursor of the previous page)
+const Cursor = v.optional(v.pipe(v.string(), v.regex(/^\d{1,15}$/, "cursor: expected the next_cursor of the previous page"), v.transform(Number)));
+export const FailedQuery = v.object({ limit: Count, cursor: Cursor });
 
 // The report is large and documented by its TypeScript type (db/analysis.ts Report); the
 // schema pins the top-level shape clients rely on.
@@ -52,7 +55,7 @@ export const LatencyBody = v.looseObject({ count: v.number(), cdf: v.array(v.arr
 export type LatencyBody = v.InferOutput<typeof LatencyBody>;
 
 export const SlowestBody = v.object({ calls: v.array(v.looseObject({ task_id: v.number(), duration_ms: v.number() })) });
-export const FailedBody = v.object({ tasks: v.array(v.looseObject({ task_id: v.number(), external_id: v.string() })) });
+export const FailedBody = v.object({ tasks: v.array(v.looseObject({ task_id: v.number(), external_id: v.string() })), next_cursor: v.nullable(v.number()) });
 
 export const reportRoutes = (deps: AppDeps) =>
   new Elysia({ name: "report" })
@@ -101,7 +104,15 @@ export const reportRoutes = (deps: AppDeps) =>
       "/v1/runs/:id/failed",
       async ({ params, query }) => {
         const run = await findRun({ db: deps.db, ref: params.id });
-        return { tasks: snakeKeysDeep(await listFailedTasks({ db: deps.db, runId: run.id, limit: query.limit })) };
+        // one more than the page, to know whether another follows
+        const tasks = await listFailedTasks({ db: deps.db, runId: run.id, limit: query.limit + 1, after: query.cursor ?? 0 });
+        const page = tasks.slice(0, query.limit);
+        return { tasks: snakeKeysDeep(page), next_cursor: tasks.length > query.limit ? page[page.length - 1].taskId : null };
       },
-      { params: RunRef, query: LimitQuery, response: { 200: FailedBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody }, detail: { summary: "Failed tasks of a run with their error class and whether it was infrastructure" } },
+      {
+        params: RunRef,
+        query: FailedQuery,
+        response: { 200: FailedBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        detail: { summary: "Failed tasks of a run with their error class and whether it was infrastructure; pass next_cursor as ?cursor= for the next page" },
+      },
     );

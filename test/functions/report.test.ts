@@ -115,6 +115,29 @@ describe("slowest calls and failed tasks", () => {
     const [, body] = await get("/v1/runs/1/failed?limit=1000");
     const [row] = (await db.$client.execute("SELECT count(*) AS n FROM tasks WHERE run_id = 1 AND status = 'failed'")).rows as any;
     expect(body.tasks.length).toBe(row.n);
+    expect(body.next_cursor).toBeNull();
+  });
+
+  test("the failed tasks page by cursor: every failed task once, in task order, until next_cursor is null", async () => {
+    const [row] = (await db.$client.execute("SELECT count(*) AS n FROM tasks WHERE run_id = 1 AND status = 'failed'")).rows as any;
+    expect(row.n).toBeGreaterThan(3);
+    const ids: number[] = [];
+    let cursor: number | null = null;
+    let pages = 0;
+    do {
+      const [res, body] = await get(`/v1/runs/1/failed?limit=3${cursor != null ? `&cursor=${cursor}` : ""}`);
+      expect(res.status).toBe(200);
+      expect(body.tasks.length).toBeLessThanOrEqual(3);
+      ids.push(...body.tasks.map((x: any) => x.task_id));
+      cursor = body.next_cursor;
+      pages++;
+    } while (cursor != null);
+    expect(ids).toHaveLength(row.n);
+    expect(ids).toEqual([...new Set(ids)].sort((a, b) => a - b));
+    expect(pages).toBe(Math.ceil(row.n / 3));
+    const [bad, err] = await get("/v1/runs/1/failed?cursor=abc");
+    expect(bad.status).toBe(400);
+    expect(err.error.message).toContain("cursor");
   });
 });
 
