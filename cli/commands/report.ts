@@ -1,51 +1,17 @@
-// `baton report RUN [--json] [--compare RUN2] [--db URL | --server URL]`: the latency and
-// outcome report of a run in the terminal. Reads the database directly (read-only) or asks
-// the server (GET /v1/runs/:id/report), which returns the same JSON.
-import { parseArgs } from "node:util";
-import { buildReport, compareReports, findRun, type LatencyStats, type Report } from "../../db/analysis";
+// `baton report RUN [--json] [--compare RUN2] [--db PATH | --server URL]`: the latency and
+// outcome report of a run in the terminal. Asks the server (GET /v1/runs/:id/report) or
+// answers the same route over the database file opened read-only: the same JSON either way.
+import { compareReports, type LatencyStats, type Report } from "../../db/analysis";
+import type { compareWithParent, RunStats, SweepReport } from "../../db/experiments";
 import { camelKeysDeep, snakeKeysDeep } from "../../db/keys";
-import { closeDb, openDb } from "../../db/client";
-import { listTaskPage } from "../../db/task-list";
 import type { TaskPage } from "../../functions/runs";
-import { CliError, createApi, encodeRef, formatPct, oneRun, runCli, SERVER_OPTION, usageError } from "./_api";
-import { loadParentCompare, loadRunStats, loadSweepReport, renderParentCompare, renderRunStats, renderSweepReport } from "./sweep";
+import { DB, defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
+import { type Api, encodeRef, formatPct, oneRun, openReader, usageError } from "./_api";
+import { renderParentCompare, renderRunStats, renderSweepReport } from "./sweep";
 
-export const describe = "Latency and accuracy report of a run (tables, histograms; --json; --compare RUN2)";
-
-const USAGE = `Usage: bun run baton report RUN [--json] [--compare RUN2] [--db URL | --server URL] [--slowest N] [--all-attempts]
-
-RUN is the run id or its name. A tool's latency is its own time, as ToolOrchestra's
-analyze_tool_latency.py counts it (search = query LLM + retrieval, answer = expert + judge,
-enhance_reasoning = coder LLM + code run); the orchestrator's calls are their own row.
-
-  --db URL       read this database directly (default $DATABASE_URL or ./baton.db)
-  ${SERVER_OPTION}
-                 (used instead of the database when given, or when only BATON_SERVER is set)
-  --compare RUN2 a second run shown side by side, with ratios second/first, and the questions
-                 whose correctness differs (as the web page's compare view lists them); '--compare parent'
-                 shows a re-run (submit --from) beside the tasks of its parent it replaced
-  --sweep ID     one row per configuration of a sweep (baton sweep): accuracy, 95% interval,
-                 pass@k, tokens, p50/p95 per tool; marks differences that are not significant
-  --slowest N    slowest calls to include (default 20)
-  --all-attempts per-tool and per-component tables include attempts that were abandoned
-                 (lease lost, retried); by default they cover each task's final attempt.
-                 Endpoint, error and retry tables always count every HTTP attempt.
-  --json         print the report (or comparison) as JSON`;
-
-async function loadReport(run: string, opts: { db?: string; server?: string; slowest: number; allAttempts: boolean }): Promise<Report> {
-  if (opts.server || (!opts.db && !process.env.DATABASE_URL && process.env.BATON_SERVER)) {
-    const api = createApi({ server: opts.server });
-    // the API answers snake_case; the renderers read db/analysis's Report
-    return camelKeysDeep(await api.call("GET", `/v1/runs/${encodeRef(run)}/report?slowest=${opts.slowest}${opts.allAttempts ? "&all_attempts=true" : ""}`)) as Report;
-  }
-  const db = await openDb({ url: opts.db, migrate: true });
-  try {
-    const found = await findRun({ db, run });
-    if (!found) throw new CliError(`no run with id or name ${JSON.stringify(run)}`);
-    return (await buildReport({ db, runId: found.id, slowest: opts.slowest, allAttempts: opts.allAttempts }))!;
-  } finally {
-    closeDb(db);
-  }
+async function loadReport(api: Api, run: string, opts: { slowest: number; allAttempts: boolean }): Promise<Report> {
+  // the API answers snake_case; the renderers read db/analysis's Report
+  return camelKeysDeep(await api.call("GET", `/v1/runs/${encodeRef(run)}/report?slowest=${opts.slowest}${opts.allAttempts ? "&all_attempts=true" : ""}`)) as Report;
 }
 
 /**
@@ -53,7 +19,7 @@ async function loadReport(run: string, opts: { db?: string; server?: string; slo
  * 1, or between with repeats), read page by page as the web page's compare view reads it, so
  * both list the same differing questions.
  */
-async function loadCorrectness(run: string, opts: { db?: string; server?: string }): Promise<Map<string, number>> {
+async function loadCorrectness(api: Api, run: string): Promise<Map<string, number>> {
   const counts = new Map<string, { right: number; n: number }>();
   const add = (tasks: { external_id: string; correct: boolean | null }[]) =>
     tasks.forEach((t) => {
@@ -63,28 +29,13 @@ async function loadCorrectness(run: string, opts: { db?: string; server?: string
       counts.set(t.external_id, c);
     });
   const shares = () => new Map([...counts].map(([id, c]) => [id, c.right / c.n]));
-  if (opts.server || (!opts.db && !process.env.DATABASE_URL && process.env.BATON_SERVER)) {
-    const api = createApi({ server: opts.server });
-    let cursor: number | null = null;
-    do {
-      const page: TaskPage = await api.call<TaskPage>("GET", `/v1/runs/${encodeRef(run)}/tasks?limit=1000${cursor != null ? `&cursor=${cursor}` : ""}`);
-      add(page.tasks);
-      cursor = page.next_cursor;
-    } while (cursor != null);
-    return shares();
-  }
-  const db = await openDb({ url: opts.db, migrate: true });
-  try {
-    let cursor: number | undefined;
-    for (;;) {
-      const page = await listTaskPage({ db, ref: run, limit: 1000, cursor });
-      add(page.tasks);
-      if (page.next_cursor == null) return shares();
-      cursor = page.next_cursor;
-    }
-  } finally {
-    closeDb(db);
-  }
+  let cursor: number | null = null;
+  do {
+    const page: TaskPage = await api.call<TaskPage>("GET", `/v1/runs/${encodeRef(run)}/tasks?limit=1000${cursor != null ? `&cursor=${cursor}` : ""}`);
+    add(page.tasks);
+    cursor = page.next_cursor;
+  } while (cursor != null);
+  return shares();
 }
 
 /** Question ids answered right more often in one run than in the other (a question absent from a run is not right there). */
@@ -172,65 +123,76 @@ export function renderReport(r: Report): string {
   return out.join("\n");
 }
 
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: "boolean" },
-        compare: { type: "string" },
-        sweep: { type: "string" },
-        db: { type: "string" },
-        server: { type: "string" },
-        slowest: { type: "string", default: "20" },
-        "all-attempts": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
-    if (values.sweep != null) {
-      if (positionals.length) throw usageError("--sweep ID takes no RUN");
-      const s = await loadSweepReport(values.sweep, { db: values.db, server: values.server });
-      console.log(values.json ? JSON.stringify(s, null, 2) : renderSweepReport(s));
-      return 0;
-    }
-    const ref = oneRun(positionals);
-    if (values.compare === "parent") {
-      const c = await loadParentCompare(ref, { db: values.db, server: values.server });
-      console.log(values.json ? JSON.stringify(c, null, 2) : renderParentCompare(c));
-      return 0;
-    }
+export const { describe, run } = defineCommand({
+  name: "report",
+  describe: "Latency and accuracy report of a run (tables, histograms; --json; --compare RUN2)",
+  usage: ["RUN", "--sweep ID"],
+  intro: `RUN is the run id or its name (when unique). A tool's latency is its own time, as ToolOrchestra's
+analyze_tool_latency.py counts it (search = query LLM + retrieval, answer = expert + judge,
+enhance_reasoning = coder LLM + code run); the orchestrator's calls are their own row.`,
+  options: {
+    compare: {
+      type: "string",
+      value: "RUN2",
+      help: `a second run shown side by side, with ratios second/first, and the questions
+whose correctness differs (as the web page's compare view lists them); '--compare parent'
+shows a re-run (submit --from) beside the tasks of its parent it replaced`,
+    },
+    sweep: { type: "string", value: "ID", help: "one row per configuration of a sweep (baton sweep): accuracy, 95% interval,\npass@k, tokens, p50/p95 per tool; marks differences that are not significant" },
+    slowest: { type: "string", value: "N", default: "20", help: "slowest calls to include" },
+    "all-attempts": {
+      type: "boolean",
+      help: `per-tool and per-component tables include attempts that were abandoned
+(lease lost, retried); by default they cover each task's final attempt.
+Endpoint, error and retry tables always count every HTTP attempt.`,
+    },
+    server: SERVER,
+    db: DB,
+    json: { ...JSON_OUTPUT, help: "print the report (or comparison) as JSON: the API's answer" },
+  },
+  async run({ values, positionals }) {
     const slowest = Number(values.slowest);
     if (!Number.isInteger(slowest) || slowest < 1) throw usageError(`--slowest: expected a positive integer, got ${JSON.stringify(values.slowest)}`);
-    if (values.server && values.db) throw usageError("--server and --db are exclusive");
-    const opts = { db: values.db, server: values.server, slowest, allAttempts: values["all-attempts"] === true };
-    const a = await loadReport(ref, opts);
-    if (values.compare) {
-      const b = await loadReport(values.compare, opts);
-      const cmp = compareReports({ a, b });
-      const differs = listDiffering(...(await Promise.all([loadCorrectness(ref, opts), loadCorrectness(values.compare, opts)])));
-      if (values.json) console.log(JSON.stringify({ ...cmp, differs }, null, 2));
+    if (values.sweep != null && positionals.length) throw usageError("--sweep ID takes no RUN");
+    if (values.sweep != null && !/^\d+$/.test(values.sweep)) throw usageError("--sweep: expected a numeric sweep id");
+    const ref = values.sweep != null ? "" : oneRun(positionals);
+    const opts = { slowest, allAttempts: values["all-attempts"] === true, json: values.json };
+    const api = await openReader({ server: values.server, db: values.db });
+    try {
+      const print = (x: unknown, text: () => string) => console.log(values.json ? JSON.stringify(x, null, 2) : text());
+      if (values.sweep != null) {
+        const s = await api.call<SweepReport>("GET", `/v1/sweeps/${values.sweep}/report`);
+        print(s, () => renderSweepReport(s));
+      } else if (values.compare === "parent") {
+        const c = await api.call<Awaited<ReturnType<typeof compareWithParent>>>("GET", `/v1/runs/${encodeRef(ref)}/parent-compare`);
+        print(c, () => renderParentCompare(c));
+      } else if (values.compare) await printCompare(api, ref, values.compare, opts);
       else {
-        const f = (m: string, x: number | null) =>
-          x == null ? "-" : m.endsWith("_ms") ? fmtMs(x) : m === "accuracy" || m.startsWith("score") || m === "under_5s" ? formatPct(x) : Number.isInteger(x) ? String(x) : x.toFixed(2);
-        console.log(`Run ${a.run.id} (${a.run.name}) vs run ${b.run.id} (${b.run.name}); ratio = second / first`);
-        console.log(formatTable(["section", "metric", `#${a.run.id}`, `#${b.run.id}`, "ratio"], cmp.rows.map((r) => [r.section, r.metric, f(r.metric, r.a), f(r.metric, r.b), r.ratio == null ? "-" : `${r.ratio.toFixed(2)}x`]), [0, 1]));
-        console.log(`\nQuestions whose correctness differs: ${differs.length}${differs.length ? `: ${differs.join(" ")}` : ""}`);
+        const a = await loadReport(api, ref, opts);
+        // accuracy with its interval (and pass@k over repeats): db/experiments.ts; the JSON of
+        // these is GET /v1/runs/:id/stats (a server without the route: the report stands without it)
+        const stats = values.json ? null : await api.call<RunStats>("GET", `/v1/runs/${encodeRef(ref)}/stats`).catch(() => null);
+        // --json: the same JSON as GET /v1/runs/:id/report
+        print(snakeKeysDeep(a), () => `${renderReport(a)}${stats ? `\n\n${renderRunStats(stats)}` : ""}`);
       }
       return 0;
+    } finally {
+      api.close();
     }
-    // the same JSON as GET /v1/runs/:id/report
-    if (values.json) console.log(JSON.stringify(snakeKeysDeep(a), null, 2));
-    else {
-      // accuracy with its interval (and pass@k over repeats): db/experiments.ts; the JSON of
-      // these is GET /v1/runs/:id/stats
-      const stats = await loadRunStats(ref, { db: values.db, server: values.server });
-      console.log(`${renderReport(a)}${stats ? `\n\n${renderRunStats(stats)}` : ""}`);
-    }
-    return 0;
-  }, "report");
+  },
+});
+
+async function printCompare(api: Api, ref: string, other: string, o: { slowest: number; allAttempts: boolean; json: boolean }): Promise<void> {
+  const [a, b] = [await loadReport(api, ref, o), await loadReport(api, other, o)];
+  const cmp = compareReports({ a, b });
+  const differs = listDiffering(await loadCorrectness(api, ref), await loadCorrectness(api, other));
+  if (o.json) {
+    console.log(JSON.stringify({ ...cmp, differs }, null, 2));
+    return;
+  }
+  const f = (m: string, x: number | null) =>
+    x == null ? "-" : m.endsWith("_ms") ? fmtMs(x) : m === "accuracy" || m.startsWith("score") || m === "under_5s" ? formatPct(x) : Number.isInteger(x) ? String(x) : x.toFixed(2);
+  console.log(`Run ${a.run.id} (${a.run.name}) vs run ${b.run.id} (${b.run.name}); ratio = second / first`);
+  console.log(formatTable(["section", "metric", `#${a.run.id}`, `#${b.run.id}`, "ratio"], cmp.rows.map((r) => [r.section, r.metric, f(r.metric, r.a), f(r.metric, r.b), r.ratio == null ? "-" : `${r.ratio.toFixed(2)}x`]), [0, 1]));
+  console.log(`\nQuestions whose correctness differs: ${differs.length}${differs.length ? `: ${differs.join(" ")}` : ""}`);
 }

@@ -81,7 +81,7 @@ describe("baton report", () => {
   test("an unknown run and a missing argument fail with a clear message", async () => {
     const missing = await baton("report", "nope", "--db", dbPath);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('no run with id or name "nope"');
+    expect(missing.stderr).toContain('run "nope" not found');
     const usage = await baton("report", "--db", dbPath);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("expected one RUN");
