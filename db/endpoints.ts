@@ -4,6 +4,7 @@ import { and, asc, eq, getTableColumns, inArray, isNull, sql } from "drizzle-orm
 import { loadRunConfig } from "./run-config";
 import { needsOf, unmetNeeds, type Need, type Served, type UnmetNeed } from "./run-needs";
 import type { Db } from "./client";
+import { DbError } from "./errors";
 import { claimTasks, type ClaimedTask } from "./queue";
 import { dbNowMs, endpoints, runs } from "./schema";
 
@@ -112,10 +113,29 @@ function selectEndpoints(db: Db) {
   return db.select({ ...getTableColumns(endpoints), state: effectiveState }).from(endpoints);
 }
 
-export async function listEndpoints({ db, enabledOnly = false }: { db: Db; enabledOnly?: boolean }): Promise<Endpoint[]> {
-  const q = selectEndpoints(db);
-  const rows = await (enabledOnly ? q.where(eq(endpoints.enabled, true)) : q).orderBy(asc(endpoints.kind), asc(endpoints.name), asc(endpoints.id));
-  return rows.map(toEndpoint);
+/**
+ * Endpoints by kind, name, id. A page starts after endpoint `after` (an id) in that order;
+ * an id that no longer exists is refused rather than guessed at.
+ */
+export async function listEndpoints({
+  db,
+  enabledOnly = false,
+  limit,
+  after,
+}: {
+  db: Db;
+  enabledOnly?: boolean;
+  limit?: number;
+  after?: number;
+}): Promise<Endpoint[]> {
+  const conds = [enabledOnly ? eq(endpoints.enabled, true) : undefined];
+  if (after != null) {
+    const [from] = await db.select({ kind: endpoints.kind, name: endpoints.name }).from(endpoints).where(eq(endpoints.id, after));
+    if (!from) throw new DbError("invalid", "endpoints.invalid", `cursor: endpoint ${after} no longer exists; list again from the start`);
+    conds.push(sql`(${endpoints.kind}, ${endpoints.name}, ${endpoints.id}) > (${from.kind}, ${from.name}, ${after})`);
+  }
+  const q = selectEndpoints(db).where(and(...conds)).orderBy(asc(endpoints.kind), asc(endpoints.name), asc(endpoints.id));
+  return (await (limit != null ? q.limit(limit) : q)).map(toEndpoint);
 }
 
 export async function getEndpoint({ db, id }: { db: Db; id: number }): Promise<Endpoint | null> {

@@ -43,7 +43,13 @@ export const EndpointOut = v.object({
 });
 export type EndpointOut = v.InferOutput<typeof EndpointOut>;
 
-export const EndpointList = v.object({ endpoints: v.array(EndpointOut) });
+export const EndpointList = v.object({ endpoints: v.array(EndpointOut), next_cursor: v.nullable(v.number()) });
+export const ENDPOINT_PAGE_MAX = 1000;
+const PageInt = (what: string) => v.pipe(v.string(), v.regex(/^\d{1,15}$/, `expected ${what}`), v.transform(Number));
+export const EndpointPageQuery = v.object({
+  limit: v.optional(v.pipe(PageInt("a positive integer"), v.minValue(1, "expected at least 1"), v.maxValue(ENDPOINT_PAGE_MAX, `expected at most ${ENDPOINT_PAGE_MAX}`)), String(ENDPOINT_PAGE_MAX)),
+  cursor: v.optional(PageInt("the next_cursor of the previous page")),
+});
 export type EndpointList = v.InferOutput<typeof EndpointList>;
 
 export const EndpointInput = v.object({
@@ -131,10 +137,20 @@ function invalid(err: unknown) {
 
 export const endpointsRoutes = (deps: AppDeps) =>
   new Elysia({ name: "endpoints" })
-    .get("/v1/endpoints", async () => ({ endpoints: (await listEndpoints({ db: deps.db })).map(toEndpointOut) }), {
-      response: { 200: EndpointList },
-      detail: { summary: "List model and retrieval endpoints (enabled and disabled)" },
-    })
+    .get(
+      "/v1/endpoints",
+      async ({ query }) => {
+        // one more than the page, to know whether another follows
+        const list = await listEndpoints({ db: deps.db, limit: query.limit + 1, after: query.cursor });
+        const page = list.slice(0, query.limit);
+        return { endpoints: page.map(toEndpointOut), next_cursor: list.length > query.limit ? page[page.length - 1].id : null };
+      },
+      {
+        query: EndpointPageQuery,
+        response: { 200: EndpointList, 400: ErrorBody },
+        detail: { summary: "List model and retrieval endpoints (enabled and disabled) by kind and name; pass next_cursor as ?cursor= for the next page" },
+      },
+    )
     .post(
       "/v1/endpoints",
       async ({ body, status }) => {

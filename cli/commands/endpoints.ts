@@ -23,10 +23,22 @@ type Backend = {
   close(): Promise<void>;
 };
 
+/** Every endpoint, following GET /v1/endpoints' pages. */
+export async function listAllEndpoints(api: ReturnType<typeof createApi>): Promise<EndpointOut[]> {
+  const all: EndpointOut[] = [];
+  let cursor: number | null = null;
+  do {
+    const page: { endpoints: EndpointOut[]; next_cursor: number | null } = await api.call("GET", `/v1/endpoints${cursor != null ? `?cursor=${cursor}` : ""}`);
+    all.push(...page.endpoints);
+    cursor = page.next_cursor;
+  } while (cursor != null);
+  return all;
+}
+
 function serverBackend(server: string | undefined): Backend {
   const api = createApi({ server });
   return {
-    list: async () => (await api.call<{ endpoints: EndpointOut[] }>("GET", "/v1/endpoints")).endpoints,
+    list: () => listAllEndpoints(api),
     add: (e) => api.call<EndpointOut>("POST", "/v1/endpoints", { json: e }),
     setEnabled: (id, enabled) => api.call<EndpointOut>("POST", `/v1/endpoints/${id}/${enabled ? "enable" : "disable"}`),
     importConfig: (config) => api.call("POST", "/v1/endpoints/import", { json: config }),

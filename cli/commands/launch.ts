@@ -9,6 +9,7 @@ import { execCommand } from "../../runner/slurm";
 import type { EndpointOut } from "../../functions/endpoints";
 import { defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
 import { CliError, createApi, formatColumns, readJsonFile, usageError } from "./_api";
+import { listAllEndpoints } from "./endpoints";
 
 const REPO = resolve(import.meta.dir, "../..");
 
@@ -117,7 +118,7 @@ async function status(file: string, values: { json?: boolean; server?: string })
   let endpoints: EndpointOut[] = [];
   let serverNote = "";
   try {
-    endpoints = (await createApi({ server: values.server ?? d.server }).call<{ endpoints: EndpointOut[] }>("GET", "/v1/endpoints")).endpoints;
+    endpoints = await listAllEndpoints(createApi({ server: values.server ?? d.server }));
   } catch (err) {
     serverNote = `endpoints unknown: ${(err as Error).message}`;
   }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeDb, openDb, type Db } from "../../db/client";
 import { createApp } from "../../functions/index";
+import { AUTH, makeApp } from "./_app";
 
 let dir: string;
 let db: Db;
@@ -174,5 +175,35 @@ describe("endpoint routes", () => {
     expect(res.status).toBe(200);
     const run = body.runs.find((r: any) => r.run_name === "waits");
     expect(run.needs).toContainEqual({ label: "orchestrator", kind: "model", names: ["nobody-serves-this"], healthy: 0 });
+  });
+});
+
+describe("GET /v1/endpoints pages", () => {
+  test("by kind and name, every endpoint once, next_cursor until the last page; a bad cursor is a 400 naming it", async () => {
+    const t = await makeApp();
+    try {
+      const added = [["retrieval", "r1"], ["model", "b"], ["model", "a"], ["model", "a"], ["retrieval", "r0"]] as const;
+      for (const [i, [kind, name]] of added.entries())
+        expect((await t.req("/v1/endpoints", { method: "POST", headers: AUTH, json: { kind, name, base_url: `http://127.0.0.1:${9100 + i}` } }))[0].status).toBe(201);
+      const [, all] = await t.req("/v1/endpoints", { headers: AUTH });
+      expect(all.next_cursor).toBeNull();
+      expect(all.endpoints).toHaveLength(5);
+      const seen: string[] = [];
+      let cursor: number | null = null;
+      do {
+        const [res, page] = await t.req(`/v1/endpoints?limit=2${cursor != null ? `&cursor=${cursor}` : ""}`, { headers: AUTH });
+        expect(res.status).toBe(200);
+        expect(page.endpoints.length).toBeLessThanOrEqual(2);
+        seen.push(...page.endpoints.map((e: any) => `${e.kind}/${e.name}/${e.id}`));
+        cursor = page.next_cursor;
+      } while (cursor != null);
+      expect(seen).toEqual(all.endpoints.map((e: any) => `${e.kind}/${e.name}/${e.id}`));
+      expect(seen.map((s) => s.split("/").slice(0, 2).join("/"))).toEqual([...seen.map((s) => s.split("/").slice(0, 2).join("/"))].sort());
+      const [bad, err] = await t.req("/v1/endpoints?cursor=999", { headers: AUTH });
+      expect(bad.status).toBe(400);
+      expect(err.error.message).toMatch(/^cursor: /);
+    } finally {
+      t.close();
+    }
   });
 });
