@@ -1,38 +1,29 @@
-import { parseArgs } from "node:util";
 import type { RunList } from "../../functions/runs";
-import { createApi, formatColumns, formatDuration, formatPct, runCli, SERVER_OPTION, usageError } from "./_api";
+import { DB, defineCommand, SERVER } from "../define-command";
+import { formatColumns, formatDuration, formatPct, openReader, usageError } from "./_api";
 
-export const describe = "list runs, newest first, with counts, accuracy and score";
-
-const USAGE = `Usage: bun run baton runs [--limit N] [--cursor ID] [--json] [--server URL]
-
-  --limit N      how many runs (default 50); the last line says how to see older ones
-  --cursor ID    start after this run id (the next_cursor of the previous page)
-  --json         print the page's runs as a JSON list (the API's next_cursor goes to stderr)
-
-accuracy = correct / finished (succeeded + failed); score = correct / all tasks.
-  ${SERVER_OPTION}`;
-
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        limit: { type: "string", default: "50" },
-        cursor: { type: "string" },
-        json: { type: "boolean", default: false },
-        server: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
-    if (!/^[1-9]\d*$/.test(values.limit!)) throw usageError("--limit: expected a positive integer");
+export const { describe, run } = defineCommand({
+  name: "runs",
+  describe: "list runs, newest first, with counts, accuracy and score",
+  notes: "accuracy = correct / finished (succeeded + failed); score = correct / all tasks.",
+  options: {
+    limit: { type: "string", value: "N", default: "50", help: "how many runs; the last line says how to see older ones" },
+    cursor: { type: "string", value: "ID", help: "start after this run id (the next_cursor of the previous page)" },
+    json: { type: "boolean", default: false, help: "print the page's runs as a JSON list (the API's next_cursor goes to stderr)" },
+    server: SERVER,
+    db: DB,
+  },
+  async run({ values }) {
+    if (!/^[1-9]\d*$/.test(values.limit)) throw usageError("--limit: expected a positive integer");
     if (values.cursor != null && !/^\d+$/.test(values.cursor)) throw usageError("--cursor: expected a run id");
     const query = `?limit=${values.limit}${values.cursor != null ? `&cursor=${values.cursor}` : ""}`;
-    const page = await createApi({ server: values.server }).call<RunList>("GET", `/v1/runs${query}`);
+    const api = await openReader({ server: values.server, db: values.db });
+    let page: RunList;
+    try {
+      page = await api.call<RunList>("GET", `/v1/runs${query}`);
+    } finally {
+      api.close();
+    }
     if (values.json) {
       console.log(JSON.stringify(page.runs));
       if (page.next_cursor != null) console.error(`older runs: baton runs --cursor ${page.next_cursor}`);
@@ -62,5 +53,5 @@ export async function run(argv: string[]): Promise<number> {
     console.log(formatColumns(header, rows));
     if (page.next_cursor != null) console.log(`older runs: baton runs --cursor ${page.next_cursor}`);
     return 0;
-  }, "runs");
-}
+  },
+});

@@ -2,18 +2,9 @@
 // model call it made (role, model, endpoint, outcome or error class, finish_reason, tokens,
 // time). The question the hard-case hunt always asks: did the orchestrator run out of
 // tokens, did an expert endpoint fail, or did the runner crash?
-import { parseArgs } from "node:util";
 import type { AttemptDiagnosis, LastCall, TaskDiagnosis } from "../../db/experiments";
-import { createApi, runCli, SERVER_OPTION, usageError } from "./_api";
-
-export const describe = "show a task's attempts and the last model call of each (why it failed or hangs)";
-
-const USAGE = `Usage: bun run baton task TASK_ID [--json] [--server URL]
-
-TASK_ID is the numeric task id (baton report lists failed tasks with theirs).
-
-  --json         print the task and its attempts as JSON
-  ${SERVER_OPTION}`;
+import { DB, defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
+import { openReader, usageError } from "./_api";
 
 function clock(ms: number | null): string {
   return ms == null ? "-" : new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
@@ -51,21 +42,21 @@ export function formatTask(t: TaskDiagnosis): string {
   ].join("\n");
 }
 
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { json: { type: "boolean", default: false }, server: { type: "string" }, help: { type: "boolean", short: "h" } },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+export const { describe, run } = defineCommand({
+  name: "task",
+  describe: "show a task's attempts and the last model call of each (why it failed or hangs)",
+  usage: "TASK_ID",
+  intro: "TASK_ID is the numeric task id (baton report lists failed tasks with theirs).",
+  options: { server: SERVER, db: DB, json: { ...JSON_OUTPUT, help: "print the task and its attempts as JSON" } },
+  async run({ values, positionals }) {
     if (positionals.length !== 1 || !/^\d+$/.test(positionals[0])) throw usageError("expected one numeric TASK_ID");
-    const api = createApi({ server: values.server });
-    const t = await api.call<TaskDiagnosis>("GET", `/v1/tasks/${positionals[0]}/attempts`);
-    console.log(values.json ? JSON.stringify(t, null, 2) : formatTask(t));
-    return 0;
-  }, "task");
-}
+    const api = await openReader({ server: values.server, db: values.db });
+    try {
+      const t = await api.call<TaskDiagnosis>("GET", `/v1/tasks/${positionals[0]}/attempts`);
+      console.log(values.json ? JSON.stringify(t, null, 2) : formatTask(t));
+      return 0;
+    } finally {
+      api.close();
+    }
+  },
+});
