@@ -13,6 +13,8 @@
 // endpoint, error, retry and token tables keep every HTTP attempt.
 import type { Client, InValue } from "@libsql/client";
 import type { Db } from "./client";
+import { DbError } from "./errors";
+import { findRun as findRunByRef } from "./runs";
 
 export const PERCENTILES = [50, 80, 90, 95, 99] as const;
 export const UNDER_MS = 5000;
@@ -281,20 +283,18 @@ async function histogramsOf(db: Db, n: number, col: string, from: string, args: 
 
 export type RunRow = Report["run"];
 
-/** A run by numeric id or by name (the most recent run of that name). */
+/**
+ * db/runs.ts findRun (id, or a name only one run has; a shared name throws "ambiguous"), as
+ * the report's run header; null when there is no such run.
+ */
 export async function findRun({ db, run }: { db: Db; run: string | number }): Promise<RunRow | null> {
-  const byId = typeof run === "number" || /^\d+$/.test(String(run));
-  const r = (
-    await rows(
-      db,
-      byId
-        ? "SELECT id, name, benchmark, created_at, started_at, canceled_at FROM runs WHERE id = ?"
-        : "SELECT id, name, benchmark, created_at, started_at, canceled_at FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1",
-      [byId ? Number(run) : String(run)],
-    )
-  )[0];
-  if (!r) return null;
-  return { id: Number(r.id), name: r.name, benchmark: r.benchmark, createdAt: r.created_at, startedAt: r.started_at, canceledAt: r.canceled_at };
+  try {
+    const r = await findRunByRef({ db, ref: run });
+    return { id: r.id, name: r.name, benchmark: r.benchmark, createdAt: r.createdAt, startedAt: r.startedAt, canceledAt: r.canceledAt };
+  } catch (err) {
+    if (err instanceof DbError && err.kind === "not_found") return null;
+    throw err;
+  }
 }
 
 export async function summarizeTasks({ db, runId }: { db: Db; runId: number }): Promise<TaskSummary> {

@@ -6,6 +6,7 @@ import { sql } from "drizzle-orm";
 import { closeDb, openDb, type Db } from "../../db/client";
 import { claimTasks, completeTask, failTask } from "../../db/queue";
 import { countRows, createRun, getRunSummary, parseJsonl, validateJsonlTasks, validateTasks } from "../../db/runs";
+import { findRun as findReportRun } from "../../db/analysis";
 import { DbError } from "../../db/errors";
 
 let dir: string;
@@ -102,4 +103,18 @@ test("the summary counts statuses and reports accuracy, rate and ETA", async () 
   expect(s.started_at).not.toBeNull();
   expect(s.rate_per_min).toBeGreaterThan(0);
   expect(s.eta_ms).toBeCloseTo((5 / s.rate_per_min!) * 60_000, -2);
+});
+
+describe("one findRun", () => {
+  test("the report's run lookup is the API's: by id, by a unique name, and a shared name is ambiguous, not the newest", async () => {
+    const tasks = validateTasks({ rows: [{ id: 1, question: "q" }] });
+    const a = (await createRun({ db, name: "twin", benchmark: "frames", tasks })).run;
+    expect((await findReportRun({ db, run: "twin" }))?.id).toBe(a.id);
+    expect((await findReportRun({ db, run: a.id }))?.name).toBe("twin");
+    expect(await findReportRun({ db, run: "nobody" })).toBeNull();
+    await createRun({ db, name: "twin", benchmark: "frames", tasks });
+    const err = await findReportRun({ db, run: "twin" }).catch((e) => e);
+    expect(err).toBeInstanceOf(DbError);
+    expect([err.kind, err.code]).toEqual(["ambiguous", "runs.ambiguous"]);
+  });
 });
