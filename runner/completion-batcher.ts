@@ -5,7 +5,8 @@
 // per batch instead of once per task, a runner's finishing writes stop competing with claims.
 //
 // A completion the batch did not write (lease lost, or an earlier try landed although its
-// answer did not) is asked again alone, so the queue's own check decides it, as before.
+// answer did not) is asked again alone, so the queue's own check decides it, as before; a
+// batch that fails as a whole is retried item by item.
 import type { TaskQueue } from "./task-queue";
 
 type Item = Parameters<TaskQueue["complete"]>[0];
@@ -46,9 +47,11 @@ export class CompletionBatcher {
     let oks: boolean[];
     try {
       oks = await this.q.completeMany!(batch.map((w) => w.item));
-    } catch (err) {
-      // each caller retries (or gives up) on its own, as with a single completion
-      for (const w of batch) w.reject(err);
+    } catch {
+      // one bad completion must not take the others down with it: each is tried alone, and
+      // gets its own answer or error (a lock or a full disk then fails each, and each
+      // caller retries on its own, as with a single completion)
+      for (const w of batch) this.settle(w, this.q.complete(w.item));
       return;
     }
     batch.forEach((w, i) => (oks[i] ? w.resolve(true) : this.settle(w, this.q.complete(w.item))));
