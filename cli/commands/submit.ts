@@ -1,80 +1,60 @@
 // `baton submit FILE.jsonl`: checks the file locally (errors name the line), then POSTs
 // the run as JSON so the config travels with it.
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { validateJsonlTasks, validateTasks } from "../../db/runs";
 import { toApiError } from "../../functions/errors";
 import { configAtPath, mergeConfig } from "../../db/experiments";
 import { resolveRunConfig } from "../../runner/config";
-import { CliError, createApi, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
+import { defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
+import { CliError, createApi, readJsonFile, usageError } from "./_api";
 import { preflightConfig } from "./preflight";
 
-export const describe = "submit a dataset (JSONL: id, question, answer, ...) as a new run; prints the run id";
+const S = (value: string, help: string) => ({ type: "string", value, help }) as const;
 
-const USAGE = `Usage: bun run baton submit FILE.jsonl --name NAME --benchmark frames|hle [--config FILE.json] [--profile P]
-                           [--max-attempts N] [--repeats K] [--priority P] [--max-concurrency N]
-                           [--idempotency-key KEY] [--preflight] [--server URL] [--json]
-       bun run baton submit --from RUN (--failed | --not-succeeded | --error-class C | --ids FILE)
-                           [--config OVERRIDES.json] [--set PATH=VALUE ...] [--name NAME] [--priority P] [--max-concurrency N] ...
-
-FILE is JSONL (one task per line) or a JSON array; each task needs id and question, all other
+export const { describe, run } = defineCommand({
+  name: "submit",
+  describe: "submit a dataset (JSONL: id, question, answer, ...) as a new run; prints the run id",
+  usage: ["FILE.jsonl --name NAME --benchmark frames|hle", "--from RUN (--failed | --not-succeeded | --error-class C | --ids FILE)"],
+  intro: `FILE is JSONL (one task per line) or a JSON array; each task needs id and question, all other
 fields (answer, answer_type, image, ...) are kept. --config is the run configuration (models,
 budgets, prompts); omitted settings take the defaults. With --idempotency-key, submitting again
-returns the first run instead of creating a second one.
-
-  --name NAME             run name (status, report and the UI accept it instead of the id)
-  --benchmark B           frames or hle: picks the prompt template and grading
-  --config FILE.json      run configuration; unknown or invalid settings are refused by path
-  --profile P             toolorchestra (default: what the reference scripts send) or baton
-                          (Baton's own protocol); the same as "profile" in --config
-  --max-attempts N        attempts per task before it fails (default 3)
-  --set PATH=VALUE        one configuration setting (repeatable), merged over --config:
-                          --set orchestrator.maxTokens=32000 (VALUE is JSON where it parses, else a string)
-  --repeats K             attempt each question K times (K tasks, repeat 0..K-1 beside the id);
-                          the report gives accuracy with its interval, pass@k and pass^k
-  --priority P            higher is claimed first (default 0; FIFO within a priority)
-  --max-concurrency N     at most N of this run's tasks running at once, across all runners
-  --from RUN              a derived run: re-run a subset of RUN's tasks with RUN's resolved
-                          configuration; --config then holds only the overrides merged onto it
-                          (e.g. {"orchestrator": {"maxTokens": 32000}}). Pick the subset with
-                          --failed, --not-succeeded, --error-class C or --ids FILE (one id a line)
-  --idempotency-key KEY   a repeat with the same key returns the first run
-  --preflight             first check that every model and retrieval backend the run calls is
-                          served (as 'baton preflight'); submit nothing when something is missing
-  --json                  print the created run as JSON
-  ${SERVER_OPTION}`;
-
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        name: { type: "string" },
-        benchmark: { type: "string" },
-        config: { type: "string" },
-        profile: { type: "string" },
-        "max-attempts": { type: "string" },
-        "idempotency-key": { type: "string" },
-        server: { type: "string" },
-        json: { type: "boolean", default: false },
-        preflight: { type: "boolean", default: false },
-        repeats: { type: "string" },
-        set: { type: "string", multiple: true },
-        priority: { type: "string" },
-        "max-concurrency": { type: "string" },
-        from: { type: "string" },
-        failed: { type: "boolean", default: false },
-        "not-succeeded": { type: "boolean", default: false },
-        "error-class": { type: "string" },
-        ids: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+returns the first run instead of creating a second one.`,
+  options: {
+    name: S("NAME", "run name (status, report and the UI accept it instead of the id)"),
+    benchmark: S("B", "frames or hle: picks the prompt template and grading"),
+    config: S("FILE.json", "run configuration; unknown or invalid settings are refused by path"),
+    profile: S("P", "toolorchestra (default: what the reference scripts send) or baton\n(Baton's own protocol); the same as \"profile\" in --config"),
+    "max-attempts": S("N", "attempts per task before it fails (default 3)"),
+    set: {
+      type: "string",
+      multiple: true,
+      value: "PATH=VALUE",
+      help: "one configuration setting (repeatable), merged over --config:\n--set orchestrator.maxTokens=32000 (VALUE is JSON where it parses, else a string)",
+    },
+    repeats: S("K", "attempt each question K times (K tasks, repeat 0..K-1 beside the id);\nthe report gives accuracy with its interval, pass@k and pass^k"),
+    priority: S("P", "higher is claimed first (default 0; FIFO within a priority)"),
+    "max-concurrency": S("N", "at most N of this run's tasks running at once, across all runners"),
+    from: S(
+      "RUN",
+      `a derived run: re-run a subset of RUN's tasks with RUN's resolved
+configuration; --config then holds only the overrides merged onto it
+(e.g. {"orchestrator": {"maxTokens": 32000}}). Pick the subset with
+--failed, --not-succeeded, --error-class C or --ids FILE (one id a line)`,
+    ),
+    failed: { type: "boolean", default: false, help: "with --from: the tasks that failed" },
+    "not-succeeded": { type: "boolean", default: false, help: "with --from: every task that did not succeed" },
+    "error-class": S("C", "with --from: the tasks that failed with this error class"),
+    ids: S("FILE", "with --from: the tasks whose ids FILE lists (one a line)"),
+    "idempotency-key": S("KEY", "a repeat with the same key returns the first run"),
+    preflight: {
+      type: "boolean",
+      default: false,
+      help: "first check that every model and retrieval backend the run calls is\nserved (as 'baton preflight'); submit nothing when something is missing",
+    },
+    json: { ...JSON_OUTPUT, help: "print the created run as JSON" },
+    server: SERVER,
+  },
+  async run({ values, positionals }) {
     const controls = readControls(values);
     if (values.from != null) return submitDerived(values, positionals, controls);
     const file = positionals[0];
@@ -138,8 +118,8 @@ export async function run(argv: string[]): Promise<number> {
       console.log(`  follow it with: bun run baton status ${res.id} --watch`);
     }
     return 0;
-  }, "submit");
-}
+  },
+});
 
 function intFlag(value: string | undefined, flag: string, min: number): number | undefined {
   if (value == null) return undefined;

@@ -3,28 +3,11 @@
 // the renderers `baton report --sweep ID` and the report's experiment section use.
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { parseArgs } from "node:util";
-import { compareWithParent, type Lineage, readRunStats, readSweepReport, type RunStats, type SweepReport, type Vary } from "../../db/experiments";
-import { closeDb, openDb } from "../../db/client";
+import type { compareWithParent, Lineage, RunStats, SweepReport, Vary } from "../../db/experiments";
 import { validateJsonlTasks } from "../../db/runs";
 import { toApiError } from "../../functions/errors";
-import { type Api, CliError, createApi, encodeRef, formatColumns, formatPct, readJsonFile, runCli, SERVER_OPTION, usageError } from "./_api";
-
-export const describe = "one run per combination of configuration values (--vary path=a,b), under one sweep id";
-
-const USAGE = `Usage: bun run baton sweep FILE.jsonl --benchmark frames|hle --vary PATH=V1,V2 [--vary PATH=...]
-                          [--config BASE.json] [--name NAME] [--repeats K] [--max-attempts N]
-                          [--priority P] [--max-concurrency N] [--dry-run] [--json] [--server URL]
-
-Every combination of the --vary values becomes one run of FILE with BASE.json and those
-values set (PATH is a dotted configuration path: orchestrator.temperature, maxRounds, ...;
-values are JSON where they parse as JSON, else strings). 'baton report --sweep ID' shows one
-row per configuration with accuracy, its 95% interval, pass@k, tokens and p50/p95 per tool.
-
-  --dry-run            list the runs the sweep would create, create nothing
-  --repeats K          attempt each question K times in every run
-  --name NAME          sweep name, prefix of its run names (default: sweep-FILE)
-  ${SERVER_OPTION}`;
+import { defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
+import { type Api, CliError, createApi, encodeRef, formatColumns, formatPct, readJsonFile, usageError } from "./_api";
 
 export function parseVary(spec: string): Vary {
   const eq = spec.indexOf("=");
@@ -43,30 +26,30 @@ export function parseVary(spec: string): Vary {
   return { path: spec.slice(0, eq).trim(), values };
 }
 
-export async function run(argv: string[]): Promise<number> {
-  return runCli(async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        benchmark: { type: "string" },
-        config: { type: "string" },
-        vary: { type: "string", multiple: true },
-        name: { type: "string" },
-        repeats: { type: "string" },
-        "max-attempts": { type: "string" },
-        priority: { type: "string" },
-        "max-concurrency": { type: "string" },
-        "dry-run": { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        server: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+const S = (value: string, help: string) => ({ type: "string", value, help }) as const;
+
+export const { describe, run } = defineCommand({
+  name: "sweep",
+  describe: "one run per combination of configuration values (--vary path=a,b), under one sweep id",
+  usage: "FILE.jsonl --benchmark frames|hle --vary PATH=V1,V2",
+  intro: `Every combination of the --vary values becomes one run of FILE with BASE.json and those
+values set (PATH is a dotted configuration path: orchestrator.temperature, maxRounds, ...;
+values are JSON where they parse as JSON, else strings). 'baton report --sweep ID' shows one
+row per configuration with accuracy, its 95% interval, pass@k, tokens and p50/p95 per tool.`,
+  options: {
+    benchmark: S("B", "frames or hle"),
+    vary: { type: "string", multiple: true, value: "PATH=V1,V2", help: "a configuration path and its values (repeatable: every combination)" },
+    config: S("BASE.json", "the configuration every run starts from"),
+    name: S("NAME", "sweep name, prefix of its run names (default: sweep-FILE)"),
+    repeats: S("K", "attempt each question K times in every run"),
+    "max-attempts": S("N", "attempts per task before it fails (default 3)"),
+    priority: S("P", "higher is claimed first (default 0)"),
+    "max-concurrency": S("N", "at most N of each run's tasks running at once"),
+    "dry-run": { type: "boolean", default: false, help: "list the runs the sweep would create, create nothing" },
+    json: { ...JSON_OUTPUT, help: "print the sweep and its runs as JSON" },
+    server: SERVER,
+  },
+  async run({ values, positionals }) {
     if (positionals.length !== 1) throw usageError(`expected one FILE.jsonl, got ${positionals.length}`);
     if (!values.benchmark) throw usageError("--benchmark is required");
     if (!values.vary?.length) throw usageError("--vary PATH=V1,V2 is required (at least once)");
@@ -110,45 +93,12 @@ export async function run(argv: string[]): Promise<number> {
     console.log(formatColumns(["run", "name"], res.runs.map((r) => [r.run_id == null ? "-" : String(r.run_id), r.name])));
     if (res.sweep_id != null) console.log(`  compare them with: bun run baton report --sweep ${res.sweep_id}`);
     return 0;
-  }, "sweep");
-}
+  },
+});
 
 // ---------------------------------------------------------------- reading (report --sweep)
 
-type Source = { db?: string; server?: string };
-
-function useServer(o: Source): boolean {
-  return Boolean(o.server || (!o.db && !process.env.DATABASE_URL && process.env.BATON_SERVER));
-}
-
-async function withDb<T>(o: Source, f: (db: Awaited<ReturnType<typeof openDb>>) => Promise<T>): Promise<T> {
-  const db = await openDb({ url: o.db, migrate: true });
-  try {
-    return await f(db);
-  } finally {
-    closeDb(db);
-  }
-}
-
-export async function loadSweepReport(id: string, o: Source): Promise<SweepReport> {
-  if (!/^\d+$/.test(id)) throw usageError("--sweep: expected a numeric sweep id");
-  if (useServer(o)) return createApi({ server: o.server }).call<SweepReport>("GET", `/v1/sweeps/${id}/report`);
-  return withDb(o, (db) => readSweepReport({ db, sweepId: Number(id) }));
-}
-
-export async function loadRunStats(ref: string, o: Source): Promise<RunStats | null> {
-  try {
-    if (useServer(o)) return await createApi({ server: o.server }).call<RunStats>("GET", `/v1/runs/${encodeRef(ref)}/stats`);
-    return await withDb(o, (db) => readRunStats({ db, ref }));
-  } catch {
-    return null; // a server without the route: the report stands without this section
-  }
-}
-
-export async function loadParentCompare(ref: string, o: Source) {
-  if (useServer(o)) return createApi({ server: o.server }).call<Awaited<ReturnType<typeof compareWithParent>>>("GET", `/v1/runs/${encodeRef(ref)}/parent-compare`);
-  return withDb(o, (db) => compareWithParent({ db, ref }));
-}
+// (baton report reads these through the API routes, from the server or the file read-only)
 
 const pct = formatPct;
 const interval = (s: RunStats) => (s.interval ? `[${pct(s.interval.lo)}, ${pct(s.interval.hi)}]` : "-");
