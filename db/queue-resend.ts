@@ -5,15 +5,8 @@ import type { Db } from "./client";
 import { completeTask, completeTasks, failTask, type FailOutcome, type TaskResult } from "./queue";
 import { readAttemptOutcome } from "./runs";
 
-export type FailInput = {
-  taskId: number;
-  leaseToken: string;
-  errorClass: string;
-  errorMessage?: string | null;
-  retryable: boolean;
-  result?: TaskResult | null;
-};
-
+// failTask's arguments; the backoff is the queue's default
+export type FailInput = Omit<Parameters<typeof failTask>[0], "db" | "backoff">;
 /**
  * Fenced completion that tolerates a re-send: when the fence finds nothing, the attempt
  * history says whether this same lease already succeeded (the first reply was lost).

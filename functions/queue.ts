@@ -4,8 +4,8 @@
 // to re-send (db/queue-resend.ts): a retry whose first copy landed answers `already`.
 import { Elysia } from "elysia";
 import * as v from "valibot";
-import { countOpenTasks, heartbeatLeases, registerRunner, releaseTasks, setRunnerState, type RunnerInfo, type TaskResult } from "../db/queue";
-import { completeIdempotent, completeManyIdempotent, failIdempotent, type FailInput as FailArgs } from "../db/queue-resend";
+import { countOpenTasks, heartbeatLeases, registerRunner, releaseTasks, setRunnerState, type RunnerInfo } from "../db/queue";
+import { completeIdempotent, completeManyIdempotent, failIdempotent } from "../db/queue-resend";
 import { camelKeys, snakeKeys } from "../db/keys";
 import { claimReadyTasks, listEndpoints, listWaitingRuns } from "../db/endpoints";
 import { recordRows, type RowBatch } from "../db/rows";
@@ -65,9 +65,12 @@ export const ClaimedTask = v.object({
 });
 export const Claimed = v.object({ tasks: v.array(ClaimedTask) });
 type ClaimedTaskOut = v.InferOutput<typeof ClaimedTask>;
-type ClaimArgs = { runnerId: string; limit: number; leaseMs: number; runId?: number | null; waitForEndpoints?: boolean };
-type HeartbeatArgs = { runnerId: string; tokens: string[]; leaseMs: number; progress?: Record<string, any> };
-type CompleteArgs = { taskId: number; leaseToken: string; result: TaskResult };
+// what the db functions take, less the connection: the wire bodies above, renamed
+type ArgsOf<F extends (a: any) => any> = Omit<Parameters<F>[0], "db">;
+type ClaimArgs = ArgsOf<typeof claimReadyTasks>;
+type HeartbeatArgs = ArgsOf<typeof heartbeatLeases>;
+type CompleteArgs = ArgsOf<typeof completeIdempotent>;
+type FailArgs = ArgsOf<typeof failIdempotent>;
 
 const Progress = v.looseObject({
   step: v.optional(v.number()),
