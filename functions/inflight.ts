@@ -3,6 +3,7 @@
 import { Elysia } from "elysia";
 import * as v from "valibot";
 import { listInflight } from "../db/inflight";
+import { snakeKeysDeep } from "../db/keys";
 import { findRun } from "../db/runs";
 import type { AppDeps } from "./deps";
 import { ErrorBody } from "./errors";
@@ -41,32 +42,8 @@ export type InflightList = v.InferOutput<typeof InflightList>;
 export async function readInflight({ db, ref }: { db: AppDeps["db"]; ref: string }): Promise<InflightList> {
   const run = await findRun({ db, ref });
   const { now, tasks } = await listInflight({ db, runId: run.id });
-  return {
-    run_id: run.id,
-    now,
-    tasks: tasks.map((t) => ({
-      task_id: t.taskId,
-      external_id: t.externalId,
-      attempt: t.attempt,
-      runner: {
-        id: t.runner.id,
-        host: t.runner.host,
-        pid: t.runner.pid,
-        slurm_job_id: t.runner.slurmJobId,
-        slurm_array_job_id: t.runner.slurmArrayJobId,
-        slurm_array_task_id: t.runner.slurmArrayTaskId,
-        last_seen_at: t.runner.lastSeenAt,
-      },
-      step: t.step,
-      tool: t.tool,
-      component: t.component,
-      endpoint: t.endpoint,
-      since: t.since,
-      waiting_ms: t.waitingMs,
-      started_at: t.startedAt,
-      lease_expires_at: t.leaseExpiresAt,
-    })),
-  };
+  // db/inflight.ts's rows, renamed to the API's snake_case as they are
+  return { run_id: run.id, now, tasks: snakeKeysDeep(tasks) };
 }
 
 export const inflightRoutes = (deps: AppDeps) =>
