@@ -51,7 +51,7 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
   const url = normalizeDatabaseUrl(options.url ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL);
   if (isFileUrl(url)) {
     const path = url.slice("file:".length).split("?")[0];
-    if (options.readOnly && path !== ":memory:" && !existsSync(resolve(path))) throw new Error(`no database file at ${resolve(path)}`);
+    if (options.readOnly && path !== ":memory:" && (!path || !existsSync(resolve(path)))) throw new Error(`no database file at ${path ? resolve(path) : JSON.stringify(url)}`);
     if (path && path !== ":memory:" && !options.readOnly) createPrivateFile(resolve(path));
   }
   const config = { url, authToken: options.authToken ?? process.env.DATABASE_AUTH_TOKEN, intMode: "number" as const };

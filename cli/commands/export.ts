@@ -3,7 +3,7 @@
 // [--out FILE]` (stdout by default). Streamed page by page; never the whole run in memory.
 import { chmodSync, createWriteStream, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { closeDb, openDb, type Db } from "../../db/client";
+import { closeDb, DEFAULT_DATABASE_URL, openDb, type Db } from "../../db/client";
 import { csvField, exportLatency, exportResults, exportToolOrchestra, LATENCY_COLUMNS, RESULT_COLUMNS, toPythonJson } from "../../db/export";
 import { findRun } from "../../db/runs";
 import { defineCommand } from "../define-command";
@@ -102,7 +102,8 @@ jsonl or csv: one row per task or per latency component`,
 /** The database named by --db (or $DATABASE_URL, else ./baton.db), read-only: nothing is created. */
 export async function openReadOnly(path: string | undefined): Promise<Db> {
   try {
-    return await openDb({ url: path, readOnly: true });
+    // an empty DATABASE_URL is unset, as everywhere else
+    return await openDb({ url: path || process.env.DATABASE_URL || DEFAULT_DATABASE_URL, readOnly: true });
   } catch (err) {
     throw new CliError(`--db: ${(err as Error).message}`);
   }
