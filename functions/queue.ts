@@ -24,9 +24,13 @@ const RowId = Int(1);
 // epoch ms; durations and latencies are non-negative and finite (REAL columns)
 const EpochMs = Int(0);
 const Ms = v.pipe(v.number("expected a number"), v.finite("expected a finite number"), v.minValue(0, "expected at least 0"));
+// A field a route does not know is refused, naming it: a runner still sending the old
+// camelCase names would otherwise have its rows dropped without a word.
+const Strict = <E extends v.ObjectEntries>(entries: E) =>
+  v.strictObject(entries, (issue) => (issue.expected === "never" ? "unknown field" : "expected a JSON object"));
 const Text = (max = 10_000) => v.pipe(v.string("expected a string"), v.maxLength(max, `expected at most ${max} characters`));
 
-export const RunnerInput = v.object({
+export const RunnerInput = Strict({
   id: Id,
   host: v.string(),
   pid: Int(0, 2 ** 31 - 1),
@@ -40,10 +44,10 @@ export const RunnerInput = v.object({
 });
 export type RunnerInput = v.InferOutput<typeof RunnerInput>;
 
-export const RunnerStateInput = v.object({ state: v.picklist(["running", "draining", "stopped", "crashed"]) });
+export const RunnerStateInput = Strict({ state: v.picklist(["running", "draining", "stopped", "crashed"]) });
 export type RunnerStateInput = v.InferOutput<typeof RunnerStateInput>;
 
-export const ClaimInput = v.object({
+export const ClaimInput = Strict({
   runner_id: Id,
   limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)),
   lease_ms: LeaseMs,
@@ -80,7 +84,7 @@ const Progress = v.looseObject({
   since: Opt(v.number()),
 });
 
-export const HeartbeatInput = v.object({
+export const HeartbeatInput = Strict({
   runner_id: Id,
   tokens: v.pipe(v.array(Token), v.maxLength(10_000)),
   lease_ms: LeaseMs,
@@ -91,15 +95,15 @@ export const HeartbeatOutput = v.object({ held: v.array(v.string()), lost: v.arr
 
 const Result = v.looseObject({ prediction: Opt(v.string()), correct: Opt(v.boolean()) });
 
-export const CompleteInput = v.object({ task_id: RowId, lease_token: Token, result: Result });
+export const CompleteInput = Strict({ task_id: RowId, lease_token: Token, result: Result });
 export type CompleteInput = v.InferOutput<typeof CompleteInput>;
 export const CompleteOutput = v.object({ ok: v.boolean(), already: v.boolean() });
 
-export const CompleteManyInput = v.object({ items: v.pipe(v.array(CompleteInput), v.minLength(1), v.maxLength(1000)) });
+export const CompleteManyInput = Strict({ items: v.pipe(v.array(CompleteInput), v.minLength(1), v.maxLength(1000)) });
 export type CompleteManyInput = v.InferOutput<typeof CompleteManyInput>;
 export const CompleteManyOutput = v.object({ results: v.array(CompleteOutput) });
 
-export const FailInput = v.object({
+export const FailInput = Strict({
   task_id: RowId,
   lease_token: Token,
   error_class: v.pipe(v.string(), v.minLength(1)),
@@ -110,7 +114,7 @@ export const FailInput = v.object({
 export type FailInput = v.InferOutput<typeof FailInput>;
 export const FailOutput = v.object({ outcome: v.picklist(["retry", "failed", "lost"]), already: v.boolean() });
 
-export const ReleaseInput = v.object({ runner_id: Id, tokens: v.pipe(v.array(Token), v.maxLength(10_000)) });
+export const ReleaseInput = Strict({ runner_id: Id, tokens: v.pipe(v.array(Token), v.maxLength(10_000)) });
 export type ReleaseInput = v.InferOutput<typeof ReleaseInput>;
 
 export const OpenQuery = v.object({
@@ -133,7 +137,7 @@ export const WaitingOutput = v.object({
 
 // Latency rows: every numeric field checked here, so a report never meets "fast" or -5 ms.
 const StepKey = { run_id: RowId, task_id: RowId, attempt: Int(0), step: Int(0), tool: Text(200) };
-const ToolCallRowInput = v.object({
+const ToolCallRowInput = Strict({
   ...StepKey,
   model_alias: Opt(Text(200)),
   model: Opt(Text(500)),
@@ -144,7 +148,7 @@ const ToolCallRowInput = v.object({
   duration_ms: Ms,
   detail: Opt(v.record(v.string(), v.unknown())),
 });
-const ComponentRowInput = v.object({
+const ComponentRowInput = Strict({
   ...StepKey,
   component: Text(100),
   model: Opt(Text(500)),
@@ -155,7 +159,7 @@ const ComponentRowInput = v.object({
   status: v.optional(Text(100)),
   started_at: EpochMs,
 });
-const LlmCallRowInput = v.object({
+const LlmCallRowInput = Strict({
   run_id: Opt(RowId),
   task_id: Opt(RowId),
   attempt: Opt(Int(0)),
@@ -179,7 +183,7 @@ const Rows = <T extends v.GenericSchema>(row: T) => v.optional(v.pipe(v.array(ro
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
 // A step's transcript, gzip + base64 (db/rows.ts StepTranscriptRow). 8 MB of base64 holds a
 // step of 150 long documents many times over; the recorder sends at most 200 per batch.
-const Transcript = v.object({
+const Transcript = Strict({
   task_id: v.pipe(Count, v.minValue(1)),
   attempt: Count,
   step: Count,
@@ -195,7 +199,7 @@ const Transcript = v.object({
 });
 // Every field is optional, so a list would read as {}: refused first.
 const NotAList = v.custom<unknown>((x) => !Array.isArray(x), "expected a JSON object, not a list");
-export const RowBatchInput = v.object({
+export const RowBatchInput = Strict({
   tool_calls: Rows(ToolCallRowInput),
   components: Rows(ComponentRowInput),
   llm_calls: Rows(LlmCallRowInput),

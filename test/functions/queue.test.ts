@@ -109,3 +109,12 @@ test("malformed queue requests are refused with the field named", async () => {
   expect(res2.status).toBe(400);
   expect(body2.error.message).toMatch(/^lease_token: /);
 });
+
+test("a body in the old camelCase names is refused naming the unknown field, so no runner loses rows silently", async () => {
+  const [res, body] = await q("claim", { runner_id: "r1", limit: 1, lease_ms: 60_000, runId: 1 });
+  expect(res.status).toBe(400);
+  expect(body.error.message).toBe("runId: unknown field");
+  const [rows, err] = await q("rows", { toolCalls: [] });
+  expect(rows.status).toBe(400);
+  expect(err.error.message).toBe("toolCalls: unknown field");
+});
