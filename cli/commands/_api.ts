@@ -210,6 +210,14 @@ export function readJsonFile(path: string, what: string): unknown {
   }
 }
 
+/**
+ * What --json prints, the same for every command: the API's JSON, two-space indented. (A
+ * stream such as status --watch --json prints one compact object per line instead.)
+ */
+export function printJson(value: unknown): void {
+  console.log(JSON.stringify(value, null, 2));
+}
+
 /** Plain left-aligned columns, two spaces apart (lists of runs, endpoints, tasks). */
 export function formatColumns(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

@@ -2,7 +2,7 @@
 // while it runs (the next claim of any runner honours them). Sub-commands keep room for more
 // `baton run ...` verbs without a new top-level command each.
 import { defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
-import { createApi, encodeRef, usageError } from "./_api";
+import { createApi, encodeRef, usageError, printJson } from "./_api";
 
 export const { describe, run } = defineCommand({
   name: "run",
@@ -31,7 +31,8 @@ export const { describe, run } = defineCommand({
     if (Object.keys(body).length === 0) throw usageError("nothing to set: give --priority and/or --max-concurrency");
     const api = createApi({ server: values.server });
     const res = await api.call<{ id: number; priority: number; max_concurrency: number | null }>("POST", `/v1/runs/${encodeRef(ref)}/controls`, { json: body });
-    console.log(values.json ? JSON.stringify(res) : `run ${res.id}: priority ${res.priority}, max concurrency ${res.max_concurrency ?? "none"}`);
+    if (values.json) printJson(res);
+    else console.log(`run ${res.id}: priority ${res.priority}, max concurrency ${res.max_concurrency ?? "none"}`);
     return 0;
   },
 });

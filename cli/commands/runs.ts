@@ -1,6 +1,6 @@
 import type { RunList } from "../../functions/runs";
 import { DB, defineCommand, SERVER } from "../define-command";
-import { formatColumns, formatDuration, formatPct, openReader, usageError } from "./_api";
+import { formatColumns, formatDuration, formatPct, openReader, usageError, printJson } from "./_api";
 
 export const { describe, run } = defineCommand({
   name: "runs",
@@ -25,7 +25,7 @@ export const { describe, run } = defineCommand({
       api.close();
     }
     if (values.json) {
-      console.log(JSON.stringify(page.runs));
+      printJson(page.runs);
       if (page.next_cursor != null) console.error(`older runs: baton runs --cursor ${page.next_cursor}`);
       return 0;
     }

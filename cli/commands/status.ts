@@ -1,7 +1,7 @@
 // `baton status RUN`: counts, rate, ETA, accuracy; --watch redraws a progress bar until done.
 import type { RunSummary } from "../../functions/runs";
 import { DB, defineCommand, SERVER } from "../define-command";
-import { type Api, encodeRef, formatDuration, formatPct, isTransient, oneRun, openReader, usageError } from "./_api";
+import { type Api, encodeRef, formatDuration, formatPct, isTransient, oneRun, openReader, usageError, printJson } from "./_api";
 import { readWaiting } from "./preflight";
 import { readLinks } from "./sweep";
 
@@ -93,7 +93,8 @@ export const { describe, run } = defineCommand({
 
 async function showOnce(api: Api, ref: string, json: boolean): Promise<number> {
   const s = await api.call<Summary>("GET", `/v1/runs/${encodeRef(ref)}`);
-  console.log(json ? JSON.stringify(s) : formatStatus(s));
+  if (json) printJson(s);
+  else console.log(formatStatus(s));
   // Its tasks are not claimed until what it calls is served (no attempt spent meanwhile).
   const waiting = json || s.done || s.canceled_at ? null : await readWaiting(api, s.id);
   if (waiting) console.log(`  waits for  ${waiting}`);

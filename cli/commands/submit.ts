@@ -6,7 +6,7 @@ import { toApiError } from "../../functions/errors";
 import { configAtPath, mergeConfig } from "../../db/experiments";
 import { resolveRunConfig } from "../../runner/config";
 import { defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
-import { CliError, createApi, readJsonFile, usageError } from "./_api";
+import { CliError, createApi, readJsonFile, usageError, printJson } from "./_api";
 import { preflightConfig } from "./preflight";
 
 const S = (value: string, help: string) => ({ type: "string", value, help }) as const;
@@ -108,7 +108,7 @@ configuration; --config then holds only the overrides merged onto it
       headers,
       timeoutMs: 10 * 60_000,
     });
-    if (values.json) console.log(JSON.stringify(res));
+    if (values.json) printJson(res);
     else {
       console.log(
         res.created
@@ -171,7 +171,7 @@ async function submitDerived(values: Record<string, any>, positionals: string[],
     `/v1/runs/${encodeURIComponent(values.from)}/rerun`,
     { json: { select, config, name: values.name, max_attempts: maxAttempts, priority: controls.priority, max_concurrency: controls.max_concurrency }, headers },
   );
-  if (values.json) console.log(JSON.stringify(res));
+  if (values.json) printJson(res);
   else {
     console.log(`run ${res.id} (${res.name}): ${res.tasks} tasks of run ${res.parent_run_id} queued again`);
     console.log(`  follow it with: bun run baton status ${res.id} --watch`);

@@ -7,7 +7,7 @@ import type { compareWithParent, Lineage, RunStats, SweepReport, Vary } from "..
 import { validateJsonlTasks } from "../../db/runs";
 import { toApiError } from "../../functions/errors";
 import { defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
-import { type Api, CliError, createApi, encodeRef, formatColumns, formatPct, readJsonFile, usageError } from "./_api";
+import { type Api, CliError, createApi, encodeRef, formatColumns, formatPct, readJsonFile, usageError, printJson } from "./_api";
 
 export function parseVary(spec: string): Vary {
   const eq = spec.indexOf("=");
@@ -85,7 +85,7 @@ row per configuration with accuracy, its 95% interval, pass@k, tokens and p50/p9
       timeoutMs: 10 * 60_000,
     });
     if (values.json) {
-      console.log(JSON.stringify(res));
+      printJson(res);
       return 0;
     }
     const per = rows.length * (body.repeats ?? 1);
