@@ -11,9 +11,6 @@ import { dirname, join } from "node:path";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:3000";
 
-/** The --server line every command that talks to the server prints in its --help. */
-export const SERVER_OPTION = `--server URL   Baton server (default $BATON_SERVER or ${DEFAULT_SERVER}); token from $BATON_TOKEN or the token file`;
-
 /** Where `serve` keeps the token it created: $BATON_TOKEN_FILE, else ~/.config/baton/token. */
 export function tokenFilePath(): string {
   if (process.env.BATON_TOKEN_FILE) return process.env.BATON_TOKEN_FILE;
