@@ -19,6 +19,7 @@ const FILES: Record<string, { path: string; type: string }> = {
   "run.js": { path: `${UI_DIR}/run.js`, type: "text/javascript; charset=utf-8" },
   "tasks.js": { path: `${UI_DIR}/tasks.js`, type: "text/javascript; charset=utf-8" },
   "compare.js": { path: `${UI_DIR}/compare.js`, type: "text/javascript; charset=utf-8" },
+  "sweep.js": { path: `${UI_DIR}/sweep.js`, type: "text/javascript; charset=utf-8" },
   "style.css": { path: `${UI_DIR}/style.css`, type: "text/css; charset=utf-8" },
   "uplot.js": { path: `${UPLOT_DIR}/uPlot.iife.min.js`, type: "text/javascript; charset=utf-8" },
   "uplot.css": { path: `${UPLOT_DIR}/uPlot.min.css`, type: "text/css; charset=utf-8" },

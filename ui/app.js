@@ -1,8 +1,8 @@
 // Baton web page: plain JS, no build step, every asset served by Baton itself.
 // Routes: #/ runs (paged, polled) · #/runs/<id> a run, live · #/runs/<id>/tasks?<filters> its tasks ·
-// #/tasks/<id> one task's trajectory · #/compare/<id>,<id>,… runs side by side.
-// This file: helpers, the router, the login form and the runs list; the views are in run.js,
-// tasks.js and compare.js.
+// #/tasks/<id> one task's trajectory · #/compare/<id>,<id>,… runs side by side · #/sweeps/<id> a sweep's
+// configurations. This file: helpers, the router, the login form and the runs list; the views are in
+// run.js, tasks.js, compare.js and sweep.js.
 "use strict";
 const main = document.getElementById("main");
 const crumb = document.getElementById("crumb");
@@ -173,6 +173,7 @@ function route() {
   else if (parts[0] === "runs" && parts[1]) show(showRun(parts[1]));
   else if (parts[0] === "tasks" && parts[1]) show(showTask(parts[1], params));
   else if (parts[0] === "compare" && parts[1]) show(showCompare(parts[1].split(",")));
+  else if (parts[0] === "sweeps" && parts[1]) show(showSweep(parts[1]));
   else show(showRuns(params));
 }
 window.addEventListener("hashchange", route);

@@ -87,15 +87,23 @@ function inflightTable(f) {
   );
 }
 
+function sweepLink(links) {
+  if (links?.sweep_id == null) return "";
+  const values = Object.entries(links.sweep_values ?? {}).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ");
+  return ` <a href="#/sweeps/${links.sweep_id}" data-testid="sweep-link">sweep ${esc(links.sweep_id)}${values ? ` (${esc(values)})` : ""} →</a>`;
+}
+
 async function showRun(id) {
   const gen = view.gen;
   crumb.textContent = `run ${id}`;
   main.innerHTML = `<p class="muted">Loading run ${esc(id)}…</p>`;
   let s = await getJson(`/v1/runs/${encodeURIComponent(id)}`);
+  // a run made by `baton sweep` links back to its sweep's page
+  const links = await getJson(`/v1/runs/${s.id}/links`).catch(() => null);
   if (!current(gen)) return;
   crumb.innerHTML = `run ${esc(s.id)} · ${esc(s.name)} (${esc(s.benchmark)})`;
   main.innerHTML = `
-    <div class="toolbar"><a href="#/runs/${s.id}/tasks" data-testid="tasks-link">all tasks →</a> <a href="#/runs/${s.id}/tasks?status=failed">failed tasks →</a> <a href="#/runs/${s.id}/tasks?correct=false">wrong answers →</a></div>
+    <div class="toolbar"><a href="#/runs/${s.id}/tasks" data-testid="tasks-link">all tasks →</a> <a href="#/runs/${s.id}/tasks?status=failed">failed tasks →</a> <a href="#/runs/${s.id}/tasks?correct=false">wrong answers →</a>${sweepLink(links)}</div>
     <section id="live" data-testid="live">${liveNumbers(s, (await getJson(`/v1/waiting?run_id=${s.id}`)).runs)}</section>
     <h2>In flight</h2><section id="inflight"></section>
     <h2>Over time</h2><section id="timeline"><p class="muted">Loading…</p></section>
