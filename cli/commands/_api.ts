@@ -141,6 +141,21 @@ function makeCall(send: Send, token: string | null, from: "server" | "database")
   };
 }
 
+/**
+ * A file opened read-only is not migrated: one that is not Baton's, or from an older Baton,
+ * is named as such instead of failing later on a missing table or column.
+ */
+export async function checkSchema(db: { $client: { execute(sql: string): Promise<{ rows: any[] }> } }, migrationsDir: string): Promise<void> {
+  let applied: number;
+  try {
+    applied = Number((await db.$client.execute("SELECT count(*) AS n FROM __drizzle_migrations")).rows[0].n);
+  } catch {
+    throw new CliError("--db: not a Baton database (it has no migrations table)");
+  }
+  const known = (JSON.parse(readFileSync(join(migrationsDir, "meta/_journal.json"), "utf8")).entries as unknown[]).length;
+  if (applied < known) throw new CliError(`--db: the database is from an older Baton (${applied} of ${known} migrations); 'baton serve --db PATH' upgrades it`);
+}
+
 /** What a read command reads from: the server, or a database file opened read-only. */
 export type Reader = Api & { close(): void };
 
@@ -154,12 +169,18 @@ export async function openReader({ server, db }: { server?: string; db?: string 
   const dbUrl = db ?? (server ? undefined : process.env.DATABASE_URL);
   if (!dbUrl) return { ...createApi({ server }), close() {} };
   // loaded only here: a server-only command does not pay for the app's modules
-  const [{ openDb, closeDb }, { createApp }] = await Promise.all([import("../../db/client"), import("../../functions/index")]);
+  const [{ openDb, closeDb, MIGRATIONS_DIR }, { createApp }] = await Promise.all([import("../../db/client"), import("../../functions/index")]);
   let handle: Awaited<ReturnType<typeof openDb>>;
   try {
     handle = await openDb({ url: dbUrl, readOnly: true });
   } catch (err) {
     throw new CliError(`--db: ${(err as Error).message}`);
+  }
+  try {
+    await checkSchema(handle, MIGRATIONS_DIR);
+  } catch (err) {
+    closeDb(handle);
+    throw err;
   }
   const app = createApp({ db: handle, token: null }, { hosts: "loopback" });
   const send: Send = (path, init) => app.handle(new Request(`http://127.0.0.1${path}`, init));

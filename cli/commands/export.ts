@@ -3,11 +3,11 @@
 // [--out FILE]` (stdout by default). Streamed page by page; never the whole run in memory.
 import { chmodSync, createWriteStream, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { closeDb, DEFAULT_DATABASE_URL, openDb, type Db } from "../../db/client";
+import { closeDb, DEFAULT_DATABASE_URL, MIGRATIONS_DIR, openDb, type Db } from "../../db/client";
 import { csvField, exportLatency, exportResults, exportToolOrchestra, LATENCY_COLUMNS, RESULT_COLUMNS, toPythonJson } from "../../db/export";
 import { findRun } from "../../db/runs";
 import { defineCommand } from "../define-command";
-import { CliError, usageError } from "./_api";
+import { checkSchema, CliError, usageError } from "./_api";
 
 // A file name from a dataset id: path separators and oddities become '_'.
 export function safeFileName(id: string): string {
@@ -101,12 +101,20 @@ jsonl or csv: one row per task or per latency component`,
 
 /** The database named by --db (or $DATABASE_URL, else ./baton.db), read-only: nothing is created. */
 export async function openReadOnly(path: string | undefined): Promise<Db> {
+  let db: Db;
   try {
     // an empty DATABASE_URL is unset, as everywhere else
-    return await openDb({ url: path || process.env.DATABASE_URL || DEFAULT_DATABASE_URL, readOnly: true });
+    db = await openDb({ url: path || process.env.DATABASE_URL || DEFAULT_DATABASE_URL, readOnly: true });
   } catch (err) {
     throw new CliError(`--db: ${(err as Error).message}`);
   }
+  try {
+    await checkSchema(db, MIGRATIONS_DIR);
+  } catch (err) {
+    closeDb(db);
+    throw err;
+  }
+  return db;
 }
 
 async function exportFiles(db: Db, runId: number, dir: string): Promise<number> {

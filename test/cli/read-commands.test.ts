@@ -76,6 +76,19 @@ describe("--db on a file that is not there", () => {
   }
 });
 
+test("a file that is not a Baton database is named as such, by every read command", async () => {
+  const other = join(dir, "other.db");
+  const { Database } = await import("bun:sqlite");
+  const d = new Database(other);
+  d.run("CREATE TABLE notes (text TEXT)");
+  d.close();
+  for (const args of [["runs"], ["report", "1"], ["export", "1", "--format", "jsonl"]]) {
+    const r = await baton(...args, "--db", other);
+    expect({ args, code: r.code }).toEqual({ args, code: 1 });
+    expect(r.stderr).toContain("--db: not a Baton database");
+  }
+}, 30_000);
+
 describe("a name two runs share", () => {
   for (const args of [
     ["report", "twice"],
