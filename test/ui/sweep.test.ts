@@ -43,16 +43,7 @@ beforeAll(async () => {
   const made = (await res.json()) as { sweep_id: number; runs: { run_id: number }[] };
   sweepId = made.sweep_id;
   runIds = made.runs.map((r) => r.run_id);
-  await new Runner({
-    queue: new DbQueue(world.db, { backoff: { baseMs: 20, capMs: 40 } }),
-    concurrency: 4,
-    runId: null,
-    leaseMs: 5_000,
-    pollMs: 20,
-    exitWhenIdle: true,
-    endpointRefreshMs: 60_000,
-    log: () => {},
-  }).run();
+  await runAll();
   browser = await chromium.launchPersistentContext(join(world.dir, "profile"), {
     executablePath: "/usr/bin/chromium",
     headless: true,
@@ -63,6 +54,20 @@ beforeAll(async () => {
   await login.goto(`${world.server.url}/ui?token=${TOKEN}`);
   await login.close();
 }, 600_000);
+
+// a real runner over every queued task, against the simulated cluster, until none is left
+async function runAll() {
+  await new Runner({
+    queue: new DbQueue(world.db, { backoff: { baseMs: 20, capMs: 40 } }),
+    concurrency: 4,
+    runId: null,
+    leaseMs: 5_000,
+    pollMs: 20,
+    exitWhenIdle: true,
+    endpointRefreshMs: 60_000,
+    log: () => {},
+  }).run();
+}
 
 afterAll(async () => {
   await browser?.close();
@@ -168,6 +173,27 @@ describe("the sweep page", () => {
     await page.waitForFunction(() => document.body.dataset.ready === "1", null, { timeout: 20_000 });
     expect(new URL(page.url()).hash).toBe(`#/sweeps/${sweepId}`);
     expect(await page.locator('[data-testid="sweep"] tbody tr').count()).toBe(2);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  test("a sweep still working is followed live: its rows fill in without a reload, and one repeat shows no pass@k", async () => {
+    const res = await api("/v1/sweeps", {
+      method: "POST",
+      body: JSON.stringify({ name: "rounds", benchmark: "frames", config: simRunConfig(), vary: [{ path: "maxRounds", values: [10, 12] }], tasks: rows.slice(0, 1) }),
+    });
+    expect(res.status).toBe(201);
+    const { sweep_id: id } = (await res.json()) as { sweep_id: number };
+    const { page, errors } = await open(`/sweeps/${id}`);
+    expect(await page.getByTestId("sweep-finished").textContent()).toBe("0/2");
+    expect(await page.locator('[data-testid="sweep"] [data-k="accuracy"]').allTextContents()).toEqual(["–", "–"]);
+    expect(await page.locator('[data-testid="sweep"] th').allTextContents()).not.toContain("pass@1");
+    await runAll();
+    // the page polls every 5 s: six polls' worth of margin
+    await page.waitForFunction(() => document.querySelector('[data-testid="sweep-finished"]')?.textContent === "2/2", null, { timeout: 30_000 });
+    const report = (await (await api(`/v1/sweeps/${id}/report`)).json()) as any;
+    const seen = await readRows(page);
+    expect(seen.map((r) => [r.values[0], r.finished, r.accuracy, r.pass])).toEqual(report.rows.map((r: any) => [String(r.values.maxRounds), "1/1", pct(r.accuracy), null]));
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
