@@ -63,11 +63,14 @@ async function showSweep(id) {
     if (!current(gen)) return s;
     crumb.innerHTML = `sweep ${esc(s.sweep_id)} · ${esc(s.name)} (${esc(s.benchmark)})`;
     const ids = s.rows.map((r) => r.run_id);
+    // a redraw keeps where the reader had scrolled the wide table to
+    const scrolled = main.querySelector(".wide-table")?.scrollLeft ?? 0;
     main.innerHTML = `<h2>Sweep ${esc(s.sweep_id)} · ${esc(s.name)}</h2>${sweepSummary(s)}
       <div class="toolbar">${ids.length > 1 ? `<a href="#/compare/${ids.join(",")}" data-testid="compare-link">compare these runs →</a>` : ""}</div>
       <div class="wide-table">${sweepTable(s)}</div>
       <p class="muted defs">accuracy = correct / finished (failures count as wrong); the bar draws it (dot) and its 95% Wilson interval (whiskers) on a 0–100% scale ·
       n.s.: not significantly different from the best configuration (two-proportion test, 5%)${s.repeats > 1 ? ` · pass@${s.repeats}: a question right at least once in ${s.repeats} tries; pass^${s.repeats}: right every time` : ""}</p>`;
+    main.querySelector(".wide-table").scrollLeft = scrolled;
     return s;
   };
   const first = await render();
