@@ -19,7 +19,7 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     const lines = await Promise.all(
-      names.map(async (n) => `  ${n.padEnd(12)} ${((await import(join(dir, `${n}.ts`))) as Command).describe}`),
+      names.map(async (n) => `  ${n.padEnd(Math.max(...names.map((x) => x.length)))}  ${((await import(join(dir, `${n}.ts`))) as Command).describe}`),
     );
     console.log(`baton — evaluation runs that are never lost and never hang\n\nUsage: bun run baton <command> [options]\n\nCommands:\n${lines.join("\n")}\n\nRun 'bun run baton <command> --help' for a command's options.`);
     return name ? 0 : 2;
