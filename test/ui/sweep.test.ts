@@ -97,14 +97,14 @@ function readRows(page: Page) {
       return {
         run: one("run"),
         href: tr.querySelector('[data-k="run"]')?.getAttribute("href"),
-        values: [...tr.querySelectorAll('[data-k="value"]')].map((e) => e.textContent),
+        values: Array.from(tr.querySelectorAll('[data-k="value"]')).map((e) => e.textContent),
         finished: one("finished"),
         accuracy: one("accuracy"),
         interval: one("interval"),
         pass: one("pass"),
         passHat: one("pass-hat"),
         tokens: one("tokens"),
-        tools: Object.fromEntries([...tr.querySelectorAll<HTMLElement>('[data-k="tool"]')].map((e) => [e.dataset.tool, e.textContent])),
+        tools: Object.fromEntries(Array.from(tr.querySelectorAll<HTMLElement>('[data-k="tool"]')).map((e) => [e.dataset.tool, e.textContent])),
         vs: one("vs"),
         // where the whiskers and the dot are drawn, as shares of the bar's width
         drawn: {
