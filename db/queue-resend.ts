@@ -2,10 +2,10 @@
 // the fence finds nothing, the attempt history says whether this same lease already finished
 // the task, and the repeat answers `already` with the first outcome.
 import type { Db } from "./client";
-import { completeTask, completeTasks, failTask, type FailOutcome, type TaskResult } from "./queue";
+import { completeTask, completeTasks, failTask, type Backoff, type FailOutcome, type TaskResult } from "./queue";
 import { readAttemptOutcome } from "./runs";
 
-// failTask's arguments; the backoff is the queue's default
+// failTask's arguments (the backoff: the queue's default unless given)
 export type FailInput = Omit<Parameters<typeof failTask>[0], "db" | "backoff">;
 /**
  * Fenced completion that tolerates a re-send: when the fence finds nothing, the attempt
@@ -48,9 +48,10 @@ export async function completeManyIdempotent({
 
 export async function failIdempotent({
   db,
+  backoff,
   ...input
-}: FailInput & { db: Db }): Promise<{ outcome: FailOutcome; already: boolean }> {
-  const outcome = await failTask({ db, ...input, result: input.result ?? null });
+}: FailInput & { db: Db; backoff?: Backoff }): Promise<{ outcome: FailOutcome; already: boolean }> {
+  const outcome = await failTask({ db, ...input, result: input.result ?? null, backoff });
   if (outcome !== "lost") return { outcome, already: false };
   const previous = await readAttemptOutcome({ db, taskId: input.taskId, leaseToken: input.leaseToken });
   if (previous === "failed" || previous === "retry") return { outcome: previous, already: true };

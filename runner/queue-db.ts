@@ -3,10 +3,8 @@ import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { closeDb } from "../db/client";
 import {
-  completeTask,
   countOpenTasks,
   completeTasks,
-  failTask,
   heartbeatLeases,
   registerRunner,
   releaseTasks,
@@ -15,7 +13,7 @@ import {
 } from "../db/queue";
 import { claimReadyTasks, listEndpoints, listWaitingRuns } from "../db/endpoints";
 import { recordRows } from "../db/rows";
-import { readAttemptOutcome } from "../db/runs";
+import { completeIdempotent, failIdempotent } from "../db/queue-resend";
 import { runs } from "../db/schema";
 import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue, WaitingRun } from "./task-queue";
 
@@ -45,11 +43,10 @@ export class DbQueue implements TaskQueue {
     return heartbeatLeases({ db: this.db, ...opts });
   }
 
+  // A re-sent completion whose first try landed although its answer did not (a libSQL server
+  // over HTTP) learns so from the attempt history instead of reporting the lease lost.
   async complete(opts: Parameters<TaskQueue["complete"]>[0]): Promise<boolean> {
-    if (await completeTask({ db: this.db, ...opts })) return true;
-    // 0 rows: the lease is lost, or an earlier try of this write landed although its answer
-    // did not (possible on a libSQL server over HTTP): the history knows which.
-    return (await readAttemptOutcome({ db: this.db, taskId: opts.taskId, leaseToken: opts.leaseToken })) === "succeeded";
+    return (await completeIdempotent({ db: this.db, ...opts })).ok;
   }
 
   /** Not in TaskQueue (yet): many completions in one statement, each fenced. */
@@ -58,12 +55,9 @@ export class DbQueue implements TaskQueue {
   }
 
   async fail(opts: Parameters<TaskQueue["fail"]>[0]): Promise<FailOutcome> {
-    const outcome = await failTask({ db: this.db, ...opts, backoff: this.options.backoff });
-    if (outcome !== "lost") return outcome;
-    // as in complete: a retried write whose first try landed finds its outcome in the history
-    const previous = await readAttemptOutcome({ db: this.db, taskId: opts.taskId, leaseToken: opts.leaseToken });
-    return previous === "failed" || previous === "retry" ? previous : "lost";
+    return (await failIdempotent({ db: this.db, ...opts, backoff: this.options.backoff })).outcome;
   }
+
 
   release(opts: { runnerId: string; tokens: string[] }): Promise<number> {
     return releaseTasks({ db: this.db, ...opts });
