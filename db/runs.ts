@@ -455,55 +455,8 @@ export type TaskListItem = {
   updated_at: number;
 };
 
+/** The largest page of a run's tasks (db/task-list.ts) one request may ask for. */
 export const TASK_PAGE_MAX = 1_000;
-
-/** A page of a run's tasks in id order; `cursor` is the last id of the previous page. */
-export async function listTasks({
-  db,
-  ref,
-  status,
-  limit = 100,
-  cursor,
-  offset,
-}: {
-  db: Db;
-  ref: string | number;
-  status?: TaskStatus;
-  limit?: number;
-  cursor?: number;
-  offset?: number;
-}): Promise<{ run_id: number; tasks: TaskListItem[]; next_cursor: number | null }> {
-  const run = await findRun({ db, ref });
-  const n = Math.max(1, Math.min(TASK_PAGE_MAX, limit));
-  const where = and(
-    eq(tasks.runId, run.id),
-    status ? eq(tasks.status, status) : undefined,
-    cursor != null ? gt(tasks.id, cursor) : undefined,
-  );
-  const rows = await db
-    .select({
-      id: tasks.id,
-      external_id: tasks.externalId,
-      status: tasks.status,
-      attempt: tasks.attempt,
-      max_attempts: tasks.maxAttempts,
-      prediction: tasks.prediction,
-      correct: tasks.correct,
-      error_class: tasks.errorClass,
-      error_message: tasks.errorMessage,
-      lease_owner: tasks.leaseOwner,
-      started_at: tasks.startedAt,
-      finished_at: tasks.finishedAt,
-      updated_at: tasks.updatedAt,
-    })
-    .from(tasks)
-    .where(where)
-    .orderBy(asc(tasks.id))
-    .limit(n + 1)
-    .offset(cursor == null && offset ? offset : 0);
-  const page = rows.slice(0, n);
-  return { run_id: run.id, tasks: page, next_cursor: rows.length > n ? page[page.length - 1].id : null };
-}
 
 export type AttemptItem = {
   attempt: number;
