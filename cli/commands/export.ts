@@ -26,7 +26,8 @@ function openWriter(path: string | undefined): Writer {
   const toStdout = !path || path === "-";
   // written beside the target and renamed at the end: no half-written export on failure
   const tmp = toStdout ? "" : `${path}.partial`;
-  const stream = toStdout ? process.stdout : createWriteStream(tmp);
+  // results carry gold answers: readable by their owner only, like the database
+  const stream = toStdout ? process.stdout : createWriteStream(tmp, { mode: 0o600 });
   let buf = "";
   const flush = () =>
     new Promise<void>((res, rej) => {

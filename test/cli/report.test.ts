@@ -124,6 +124,8 @@ describe("baton export", () => {
     const [row] = (await db.$client.execute("SELECT count(*) AS n FROM latency_components WHERE run_id = 1")).rows as any;
     expect(lines[0].split(",")).toContain("component");
     expect(lines.length - 1).toBe(row.n);
+    // readable by its owner only, like the database it came from
+    expect((statSync(file).mode & 0o777).toString(8)).toBe("600");
   }, 20_000);
 
   test("--format jsonl --what results writes one line per task to stdout", async () => {
