@@ -3,7 +3,7 @@
 // attempt's tool calls, as the task_outcomes view does, so the page and the view agree.
 import type { InValue } from "@libsql/client";
 import type { Db } from "./client";
-import { findRun } from "./runs";
+import { findRun, type TaskListItem } from "./runs";
 import type { TaskStatus } from "./schema";
 
 export type TaskFilters = {
@@ -18,20 +18,8 @@ export type TaskFilters = {
   max_duration_ms?: number;
 };
 
-export type TaskPageItem = {
-  id: number;
-  external_id: string;
-  status: TaskStatus;
-  attempt: number;
-  max_attempts: number;
-  prediction: string | null;
-  correct: boolean | null;
-  error_class: string | null;
-  error_message: string | null;
-  lease_owner: string | null;
-  started_at: number | null;
-  finished_at: number | null;
-  updated_at: number;
+// a task as every list shows it, plus what the run's task table filters and sorts on
+export type TaskPageItem = TaskListItem & {
   question: string | null;
   steps: number;
   tools: string[];
