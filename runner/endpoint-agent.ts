@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { readJobEndTime, type SlurmContext } from "./slurm";
+import { readBody } from "./http-policy";
 
 export const AGENT_ROLES = ["orchestrator", "expert_llm", "query_llm", "retrieval", "judge"] as const;
 export type AgentRole = (typeof AGENT_ROLES)[number];
@@ -266,13 +267,7 @@ export class EndpointAgent {
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });
-    const text = await res.text();
-    let json: any = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = null;
-    }
+    const { text, json } = await readBody(res);
     if (res.status >= 500 || (res.status >= 400 && res.status !== 404))
       throw new Error(`${method} ${path}: ${res.status} ${json?.error?.message ?? text.slice(0, 200)}`);
     return { status: res.status, json };

@@ -155,3 +155,16 @@ export function describeFetchError(err: unknown): string {
   const msg = String(e?.message ?? e);
   return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
 }
+
+/**
+ * A response body as text and, when it is JSON, parsed (else null): Baton's own error shape
+ * and a proxy's HTML error page both have to come back as something the caller can report.
+ */
+export async function readBody(res: Response): Promise<{ text: string; json: any }> {
+  const text = await res.text();
+  try {
+    return { text, json: text ? JSON.parse(text) : null };
+  } catch {
+    return { text, json: null };
+  }
+}

@@ -6,6 +6,7 @@
 import { camelKeys, snakeKeys } from "../db/keys";
 import { incompatibility, VERSION } from "../version";
 import type { ClaimedTask, EndpointRow, FailOutcome, RunInfo, RunnerInfo, RowBatch, TaskQueue, WaitingRun } from "./task-queue";
+import { readBody } from "./http-policy";
 
 export type HttpQueueOptions = {
   baseUrl: string;
@@ -78,13 +79,7 @@ export class HttpQueue implements TaskQueue {
           signal: AbortSignal.timeout(this.timeoutMs),
         });
         this.checkServerVersion(res);
-        const text = await res.text();
-        let json: any = null;
-        try {
-          json = text ? JSON.parse(text) : null;
-        } catch {
-          json = null;
-        }
+        const { json } = await readBody(res);
         if (res.ok) return json as T;
         const code = json?.error?.code ?? `http.${res.status}`;
         const message = json?.error?.message ?? `${method} ${path}: HTTP ${res.status}`;

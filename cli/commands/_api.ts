@@ -8,6 +8,7 @@ import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, wri
 import { randomBytes } from "node:crypto";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { readBody } from "../../runner/http-policy";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:3000";
 
@@ -125,13 +126,7 @@ function makeCall(send: Send, token: string | null, from: "server" | "database")
       body = JSON.stringify(init.json);
     }
     const res = await send(path, { method, headers, body, signal: AbortSignal.timeout(init.timeoutMs ?? 60_000) });
-    const text = await res.text();
-    let json: any = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = null;
-    }
+    const { text, json } = await readBody(res);
     if (!res.ok) {
       const msg = json?.error?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`);
       const code = json?.error?.code ? ` [${json.error.code}]` : "";
