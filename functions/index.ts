@@ -17,7 +17,8 @@ import { DEFAULT_MAX_BODY_BYTES, parseJsonlSubmit, runsRoutes } from "./runs";
 import { tasksRoutes } from "./tasks";
 import { reportRoutes } from "./report";
 import { experimentsRoutes } from "./experiments";
-import { describeRoutes, TAGS } from "./openapi-doc";
+import { exportRoutes } from "./export";
+import { describeRoutes, setStreamedMediaTypes, TAGS } from "./openapi-doc";
 import { incompatibility, LICENSE, VERSION } from "../version";
 import { timelineRoutes } from "./timeline";
 import { SWAGGER_CSS, SWAGGER_JS, uiRoutes } from "./ui";
@@ -188,6 +189,10 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     // Never reached (the hook above answers every body); it tells the OpenAPI page that
     // bodies are JSON.
     .on("parse", { fn: "json" } as any)
+    // the document the plugin generates, with what it cannot express (streamed media types)
+    .onAfterHandle(({ request, response }) => {
+      if (request.url.endsWith(`${OPENAPI_PATH}/json`)) setStreamedMediaTypes(response);
+    })
     .use(
       openapi({
         path: OPENAPI_PATH,
@@ -218,6 +223,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(endpointsRoutes(deps))
     .use(inflightRoutes(deps))
     .use(reportRoutes(deps))
+    .use(exportRoutes(deps))
     .use(timelineRoutes(deps))
     .use(experimentsRoutes(deps))
     .use(uiRoutes(deps));

@@ -22,7 +22,7 @@ const TAG_RULES: [RegExp, Tag][] = [
   [/^GET \/healthz$/, "health"],
   [/^\w+ \/v1\/queue\//, "queue"],
   [/^\w+ \/v1\/(endpoints|waiting)/, "endpoints"],
-  [/^\w+ \/v1\/runs\/:id\/(report|latency|slowest|failed|timeline|inflight)$/, "report"],
+  [/^\w+ \/v1\/runs\/:id\/(report|latency|slowest|failed|timeline|inflight|export)$/, "report"],
   [/^\w+ \/v1\/(runs\/:id\/(rerun|controls|stats|links|parent-compare)|sweeps)/, "experiments"],
   [/^\w+ \/v1\/tasks\//, "tasks"],
   [/^\w+ \/v1\/runs/, "runs"],
@@ -67,6 +67,8 @@ export const DESCRIPTIONS: Record<string, string> = {
   "GET /v1/runs/:id/latency": "One distribution, shaped for charts; tool and component pick which one, points sizes the CDF.",
   "GET /v1/runs/:id/slowest": "The slowest tool calls, each with the latency components it was made of, to see where the time went.",
   "GET /v1/runs/:id/failed": "Each failed task with its error class and message, and whether the class counts as infrastructure (excluded from score_excluding_infra).",
+  "GET /v1/runs/:id/export":
+    "Streamed page by page as it is read (never held whole): format=jsonl|csv with what=results (one row per task) or latency (one row per tool-call component); format=toolorchestra gives one line per finished task, each the file the reference's eval_frames_oss.py / eval_hle_oss.py would have written for it.",
   "GET /v1/runs/:id/timeline": "Calls, errors and latency per endpoint and tool in equal time buckets, with finished tasks and runner joins and exits, for the run page's charts.",
   "POST /v1/runs/:id/rerun": "Creates a derived run from the selected tasks of this one; its config is merged onto this run's resolved configuration. An Idempotency-Key header makes a repeat return the first run.",
   "POST /v1/runs/:id/controls": "Takes effect at the next claim, also while the run is running.",
@@ -77,6 +79,25 @@ export const DESCRIPTIONS: Record<string, string> = {
   "GET /v1/sweeps/:id/report": "Compares the sweep's configurations side by side.",
   "POST /ui/login": "The web page's login form posts the token here; later requests from the page carry the cookie instead of a bearer header.",
 };
+
+// Answers that are not JSON. The generator can only say text/plain for a string body, so the
+// document is corrected after generation (setStreamedMediaTypes).
+const STREAMED_ANSWERS: Record<string, { description: string; types: string[] }> = {
+  "GET /v1/runs/{id}/export": {
+    description: "The export, streamed: JSONL for format=jsonl and format=toolorchestra, CSV with a header row for format=csv",
+    types: ["application/x-ndjson", "text/csv"],
+  },
+};
+
+/** The generated document with the media types of streamed answers set. Idempotent. */
+export function setStreamedMediaTypes(doc: any): void {
+  for (const [key, { description, types }] of Object.entries(STREAMED_ANSWERS)) {
+    const [method, path] = key.split(" ");
+    const op = doc?.paths?.[path]?.[method.toLowerCase()];
+    if (!op?.responses) continue;
+    op.responses["200"] = { description, content: Object.fromEntries(types.map((t) => [t, { schema: { type: "string" } }])) };
+  }
+}
 
 type RouteLike = { method: string; path: string; hooks: { detail?: Record<string, any>; response?: Record<string | number, unknown> } };
 

@@ -93,6 +93,8 @@ export function usageError(message: string): CliError {
 export type Api = {
   server: string;
   call<T = any>(method: string, path: string, init?: { json?: unknown; body?: BodyInit; headers?: Record<string, string>; timeoutMs?: number }): Promise<T>;
+  /** A GET whose answer is read as a stream (an export): no timeout once the answer has begun. */
+  open(path: string): Promise<Response>;
 };
 
 export function serverUrl(flag?: string): string {
@@ -109,7 +111,7 @@ export function createApi({ server, token }: { server?: string; token?: string |
       throw new CliError(`cannot reach the Baton server at ${base}: ${(err as Error).message} (start it with 'baton serve', or set --server / BATON_SERVER)`, 1, 0);
     }
   };
-  return { server: base, call: makeCall(send, token, "server") };
+  return { server: base, call: makeCall(send, token, "server"), open: makeOpen(send, token, "server") };
 }
 
 type Send = (path: string, init: RequestInit) => Promise<Response>;
@@ -127,12 +129,33 @@ function makeCall(send: Send, token: string | null, from: "server" | "database")
     }
     const res = await send(path, { method, headers, body, signal: AbortSignal.timeout(init.timeoutMs ?? 60_000) });
     const { text, json } = await readBody(res);
-    if (!res.ok) {
-      const msg = json?.error?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`);
-      const code = json?.error?.code ? ` [${json.error.code}]` : "";
-      throw new CliError(from === "server" ? `server answered ${res.status}${code}: ${msg}` : `${msg}${code}`, 1, res.status);
-    }
+    if (!res.ok) throw refusal(res.status, text, json, from);
     return json;
+  };
+}
+
+function refusal(status: number, text: string, json: any, from: "server" | "database"): CliError {
+  const msg = json?.error?.message ?? (text.slice(0, 200) || `HTTP ${status}`);
+  const code = json?.error?.code ? ` [${json.error.code}]` : "";
+  return new CliError(from === "server" ? `server answered ${status}${code}: ${msg}` : `${msg}${code}`, 1, status);
+}
+
+// The answer must begin within a minute; reading it then takes as long as the export does.
+function makeOpen(send: Send, token: string | null, from: "server" | "database"): Api["open"] {
+  return async (path) => {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error("no answer within 60 s")), 60_000);
+    let res: Response;
+    try {
+      res = await send(path, { method: "GET", headers, signal: abort.signal });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (res.ok) return res;
+    const { text, json } = await readBody(res);
+    throw refusal(res.status, text, json, from);
   };
 }
 
@@ -179,7 +202,7 @@ export async function openReader({ server, db }: { server?: string; db?: string 
   }
   const app = createApp({ db: handle, token: null }, { hosts: "loopback" });
   const send: Send = (path, init) => app.handle(new Request(`http://127.0.0.1${path}`, init));
-  return { server: dbUrl, call: makeCall(send, null, "database"), close: () => closeDb(handle) };
+  return { server: dbUrl, call: makeCall(send, null, "database"), open: makeOpen(send, null, "database"), close: () => closeDb(handle) };
 }
 
 /**

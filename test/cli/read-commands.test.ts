@@ -2,7 +2,7 @@
 // is created), a name two runs share is ambiguous everywhere, `--server` and `--db` answer
 // alike, and `export | head` ends quietly.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateRun } from "../../bench/gen-latency-rows";
@@ -101,7 +101,6 @@ describe("a name two runs share", () => {
       expect(viaDb.code).toBe(1);
       expect(viaDb.stderr).toContain('run name "twice" matches several runs; use the numeric id');
       expect(viaDb.stdout).toBe("");
-      if (args[0] === "export") return; // export reads the file only
       const viaServer = await baton(...args, "--server", server.base);
       expect(viaServer.code).toBe(1);
       expect(viaServer.stderr).toContain("[runs.ambiguous]");
@@ -118,6 +117,33 @@ test("reading a run with --db leaves the file byte for byte as it was", async ()
   expect(readFileSync(copyPath).equals(before)).toBe(true);
   expect(existsSync(`${copyPath}-wal`)).toBe(false);
 }, 60_000);
+
+test("export --db and export --server write the same bytes, files included", async () => {
+  for (const args of [["big", "--format", "jsonl"], ["big", "--format", "csv", "--what", "latency"]]) {
+    const a = await baton("export", ...args, "--db", dbPath);
+    const b = await baton("export", ...args, "--server", server.base);
+    expect({ args, a: a.code, b: b.code }).toEqual({ args, a: 0, b: 0 });
+    expect(a.stdout.length).toBeGreaterThan(1000);
+    expect(b.stdout).toBe(a.stdout);
+  }
+  const viaDb = join(dir, "to-db");
+  const viaServer = join(dir, "to-server");
+  expect((await baton("export", "big", "--format", "toolorchestra", viaDb, "--db", dbPath)).code).toBe(0);
+  expect((await baton("export", "big", "--format", "toolorchestra", viaServer, "--server", server.base)).code).toBe(0);
+  const files = readdirSync(viaDb).sort();
+  expect(files.length).toBeGreaterThan(100);
+  expect(readdirSync(viaServer).sort()).toEqual(files);
+  for (const f of files) expect(readFileSync(join(viaServer, f), "utf8")).toBe(readFileSync(join(viaDb, f), "utf8"));
+}, 60_000);
+
+test("export --out from a server that is not there leaves no file behind", async () => {
+  const out = join(dir, "never.csv");
+  const r = await baton("export", "big", "--format", "csv", "--out", out, "--server", "http://127.0.0.1:9");
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain("cannot reach the Baton server at http://127.0.0.1:9");
+  expect(existsSync(out)).toBe(false);
+  expect(existsSync(`${out}.partial`)).toBe(false);
+}, 20_000);
 
 test("--db and --server print the same JSON", async () => {
   for (const args of [["inflight", "big"], ["task", "7"], ["runs"], ["report", "2"]]) {

@@ -34,7 +34,8 @@ test("every declared status of a JSON route has a schema, and every error status
       const responses = Object.entries<any>(op.responses ?? {});
       if (!responses.some(([s]) => s.startsWith("2"))) problems.push(`${method} ${path}: no success status`);
       for (const [status, r] of responses) {
-        const schema = r.content?.["application/json"]?.schema;
+        // a streamed export is JSONL or CSV; every other answer, and every error, is JSON
+        const schema = r.content?.["application/json"]?.schema ?? (status.startsWith("2") ? Object.values<any>(r.content ?? {})[0]?.schema : undefined);
         if (!schema) problems.push(`${method} ${path} ${status}: no schema`);
         else if (Number(status) >= 400 && !schema.properties?.error) problems.push(`${method} ${path} ${status}: not the error shape`);
       }
@@ -56,4 +57,9 @@ test("routes that read a body show its schema, and guarded routes declare their 
     }
   }
   expect(problems).toEqual([]);
+});
+
+test("the streamed export documents the media types it answers, not JSON", () => {
+  const ok = doc.paths["/v1/runs/{id}/export"].get.responses["200"];
+  expect(Object.keys(ok.content).sort()).toEqual(["application/x-ndjson", "text/csv"]);
 });
