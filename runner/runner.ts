@@ -218,7 +218,10 @@ export class Runner {
     }
     await this.q.setRunnerState(this.id, "stopped").catch((err) => this.log(`could not set state stopped: ${err.message}`));
     this.logProgress();
-    this.log(`stopped (${this.stopping ?? "done"})`);
+    // this process's own CPU (sandboxed code runs in child processes and is not in it), so a
+    // benchmark can tell the runner's cost from the code it ran
+    const cpu = process.cpuUsage();
+    this.log(`stopped (${this.stopping ?? "done"}); own cpu ${Math.round((cpu.user + cpu.system) / 1000)} ms`);
   }
 
   private async claimLoop(): Promise<void> {

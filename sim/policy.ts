@@ -72,7 +72,23 @@ export function countSteps(messages: ChatMessage[]): number {
   return Math.max(toolResults, callTurns);
 }
 
+// keywords of the same question are asked for on every turn of its task: remembered (bounded;
+// whole prompts are not kept)
+const keywordCache = new Map<string, string[]>();
+const KEYWORD_CACHE_MAX = 4096;
+
 export function keywords(text: string, max = 8): string[] {
+  if (text.length > 2000) return extractKeywords(text, max);
+  const key = `${max}\u0000${text}`;
+  const hit = keywordCache.get(key);
+  if (hit) return [...hit];
+  const found = extractKeywords(text, max);
+  if (keywordCache.size >= KEYWORD_CACHE_MAX) keywordCache.clear();
+  keywordCache.set(key, found);
+  return [...found];
+}
+
+function extractKeywords(text: string, max: number): string[] {
   const words = text.match(/[\p{L}\p{N}][\p{L}\p{N}'’-]*/gu) ?? [];
   const seen = new Set<string>();
   const capitalised: string[] = [];
@@ -177,7 +193,41 @@ export function decideOrchestratorTurn(opts: {
 
 // ---- experts ---------------------------------------------------------------------------
 
-const sortedQuestions = new WeakMap<Record<string, string>, [string, string][]>();
+type QuestionIndex = {
+  // longest first; ties keep the answers' order
+  list: [string, string][];
+  // questions by their last SUFFIX characters: one scan of the text per distinct ending finds
+  // where any of them can end (variants of one question share it) instead of one per question
+  bySuffix: Map<string, number[]>;
+  // questions shorter than SUFFIX, searched one by one
+  short: number[];
+};
+const SUFFIX = 8;
+const questionIndexes = new WeakMap<Record<string, string>, QuestionIndex>();
+
+function questionIndex(answers: Record<string, string>): QuestionIndex {
+  let index = questionIndexes.get(answers);
+  if (!index) {
+    const list = Object.entries(answers)
+      .map(([q, a]) => [q.trim(), a] as [string, string])
+      .filter(([q]) => q.length > 0)
+      .sort((a, b) => b[0].length - a[0].length);
+    const bySuffix = new Map<string, number[]>();
+    const short: number[] = [];
+    list.forEach(([q], i) => {
+      if (q.length < SUFFIX) short.push(i);
+      else {
+        const key = q.slice(-SUFFIX);
+        const group = bySuffix.get(key);
+        if (group) group.push(i);
+        else bySuffix.set(key, [i]);
+      }
+    });
+    index = { list, bySuffix, short };
+    questionIndexes.set(answers, index);
+  }
+  return index;
+}
 
 /**
  * The gold answer of the known question the text asks. Retrieved documents earlier in the
@@ -185,22 +235,29 @@ const sortedQuestions = new WeakMap<Record<string, string>, [string, string][]>(
  * question ending last wins; among those ending at the same place, the longest.
  */
 export function findGold(answers: Record<string, string>, text: string): { question: string; answer: string } | null {
-  let list = sortedQuestions.get(answers);
-  if (!list) {
-    list = Object.entries(answers)
-      .map(([q, a]) => [q.trim(), a] as [string, string])
-      .filter(([q]) => q.length > 0)
-      .sort((a, b) => b[0].length - a[0].length);
-    sortedQuestions.set(answers, list);
+  const { list, bySuffix, short } = questionIndex(answers);
+  // where each question last ends in the text (-1: absent)
+  const ends = new Map<number, number>();
+  for (const i of short) {
+    const at = text.lastIndexOf(list[i]![0]);
+    if (at >= 0) ends.set(i, at + list[i]![0].length);
+  }
+  for (const [suffix, group] of bySuffix) {
+    for (let at = text.indexOf(suffix); at >= 0; at = text.indexOf(suffix, at + 1)) {
+      const end = at + SUFFIX;
+      for (const i of group) {
+        const q = list[i]![0];
+        if (end >= q.length && text.startsWith(q, end - q.length)) ends.set(i, end);
+      }
+    }
   }
   let best: { question: string; answer: string } | null = null;
   let bestEnd = -1;
-  for (const [q, a] of list) {
-    const at = text.lastIndexOf(q);
+  for (const [i, end] of [...ends].sort((a, b) => a[0] - b[0])) {
     // The list is longest first, so ">" keeps the longest among equal ends.
-    if (at >= 0 && at + q.length > bestEnd) {
-      best = { question: q, answer: a };
-      bestEnd = at + q.length;
+    if (end > bestEnd) {
+      best = { question: list[i]![0], answer: list[i]![1] };
+      bestEnd = end;
     }
   }
   return best;
@@ -215,10 +272,16 @@ export function normaliseAnswer(s: string): string {
     .trim();
 }
 
+// every answer beside its normalised form, computed once per answer set (not per wrong answer)
+const normalisedAnswers = new WeakMap<Record<string, string>, [string, string][]>();
+
 function wrongAnswer(gold: string, answers: Record<string, string>, rng: () => number): string {
   const num = Number(gold.replace(/,/g, ""));
   if (gold.trim() !== "" && Number.isFinite(num)) return String(num + 1 + Math.floor(rng() * 9));
-  const others = Object.values(answers).filter((a) => normaliseAnswer(a) !== normaliseAnswer(gold));
+  let normalised = normalisedAnswers.get(answers);
+  if (!normalised) normalisedAnswers.set(answers, (normalised = Object.values(answers).map((a) => [a, normaliseAnswer(a)])));
+  const g = normaliseAnswer(gold);
+  const others = normalised.filter(([, n]) => n !== g).map(([a]) => a);
   return others.length > 0 ? pickOne(rng, others) : `Not ${gold}`;
 }
 
