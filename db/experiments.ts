@@ -2,6 +2,7 @@
 // repeats and their statistics, sweeps, the claim controls, and a task's last model calls.
 // The statistics are plain functions so the report and the tests share them.
 import { sql } from "drizzle-orm";
+import { writeConfigDocument, writeConfigPath } from "./config-wire";
 import { DbError } from "./errors";
 import { resolveRunConfig } from "./run-config";
 import type { Db } from "./client";
@@ -464,9 +465,9 @@ const CONFIG_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 /** Every combination of the varied values, the first --vary changing slowest. */
 export function expandSweep(vary: Vary[]): Record<string, unknown>[] {
   vary.forEach((v, i) => {
-    if (!CONFIG_PATH.test(v.path)) throw new DbError("invalid", "sweeps.invalid", `vary[${i}].path: expected a dotted configuration path like orchestrator.temperature, got ${JSON.stringify(v.path)}`);
+    if (!CONFIG_PATH.test(v.path)) throw new DbError("invalid", "sweeps.invalid", `vary[${i}].path: expected a dotted configuration path like orchestrator.temperature, got ${JSON.stringify(writeConfigPath(v.path))}`);
     if (!Array.isArray(v.values) || v.values.length === 0) throw new DbError("invalid", "sweeps.invalid", `vary[${i}].values: expected at least one value`);
-    if (vary.findIndex((w) => w.path === v.path) !== i) throw new DbError("invalid", "sweeps.invalid", `vary[${i}].path: ${v.path} is varied twice`);
+    if (vary.findIndex((w) => w.path === v.path) !== i) throw new DbError("invalid", "sweeps.invalid", `vary[${i}].path: ${writeConfigPath(v.path)} is varied twice`);
   });
   if (vary.length === 0) throw new DbError("invalid", "sweeps.invalid", "vary: expected at least one path to vary");
   const total = vary.reduce((n, v) => n * v.values.length, 1);
@@ -474,8 +475,13 @@ export function expandSweep(vary: Vary[]): Record<string, unknown>[] {
   return vary.reduce<Record<string, unknown>[]>((acc, v) => acc.flatMap((p) => v.values.map((x) => ({ ...p, [v.path]: x }))), [{}]);
 }
 
+// A point's paths and values as the user wrote them (snake_case, db/config-wire.ts): the
+// vary paths here are the code's.
+const wireSetting = (path: string, value: unknown, quote: boolean) =>
+  `${writeConfigPath(path)}=${typeof value === "string" && !quote ? value : JSON.stringify(writeConfigDocument(value, path))}`;
+
 export function pointName(sweepName: string, point: Record<string, unknown>): string {
-  return `${sweepName} ${Object.entries(point).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ")}`;
+  return `${sweepName} ${Object.entries(point).map(([k, v]) => wireSetting(k, v, false)).join(" ")}`;
 }
 
 export type SweepInput = {
@@ -505,7 +511,7 @@ export async function createSweep({ db, input }: { db: Db; input: SweepInput }):
   const base = input.config ?? {};
   const points = expandSweep(input.vary).map((values) => {
     const config = Object.entries(values).reduce((c, [path, v]) => mergeConfig(c, configAtPath(path, v)), base);
-    const label = Object.entries(values).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ");
+    const label = Object.entries(values).map(([k, v]) => wireSetting(k, v, true)).join(", ");
     resolveOrThrow(input.benchmark, config, `config (at ${label})`);
     return { values, name: pointName(input.name, values), config, run_id: null as number | null };
   });

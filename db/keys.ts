@@ -46,3 +46,13 @@ export function camelKeysDeep(value: unknown, dataKeys: ReadonlySet<string> = RE
 
 // SlowCall.components: { [component name]: ms }
 const REPORT_DATA_KEYS: ReadonlySet<string> = new Set(["components"]);
+
+/** One key in snake_case (`maxTokens` → `max_tokens`); a snake_case key is returned as is. */
+export function snakeCaseKey(k: string): string {
+  return toSnake(k);
+}
+
+/** One key in camelCase (`max_tokens` → `maxTokens`); a camelCase key is returned as is. */
+export function camelCaseKey(k: string): string {
+  return toCamel(k);
+}

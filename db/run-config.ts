@@ -5,6 +5,7 @@
 // benchmark; `baton` is Baton's own protocol. Fields given in the config override the profile.
 import * as v from "valibot";
 
+import { normalizeConfigDocument, writeConfigPath } from "./config-wire";
 import {
   BATON_PROFILE,
   benchmarkKeyOf,
@@ -275,9 +276,11 @@ function issueMessage(issue: v.BaseIssue<unknown>): string {
   return issue.kind === "schema" && issue.type === "strict_object" ? "unknown setting" : issue.message;
 }
 
+// Issue paths name fields as the user wrote them (snake_case, db/config-wire.ts); the
+// schema's keys are the code's.
 function issuePath(issue: v.BaseIssue<unknown>): string {
-  const keys = (issue.path ?? []).map((p: any) => String(p.key));
-  return ["config", ...keys].join(".");
+  const keys = (issue.path ?? []).map((p: any) => p.key as string | number);
+  return keys.length ? `config.${writeConfigPath(keys)}` : "config";
 }
 
 /** The profile a run resolves to: an explicit sub-profile, or toolorchestra/baton by benchmark. */
@@ -422,7 +425,7 @@ export function resolveRunConfig({ benchmark, config }: { benchmark: string; con
     aliases.forEach((a, i) => {
       if (!models[a])
         issues.push({
-          path: `config.toolModels.${tool}.${i}`,
+          path: `config.${writeConfigPath(["toolModels", tool, i])}`,
           message: `model alias '${a}' has no served model in config.models`,
         });
     });
@@ -430,7 +433,7 @@ export function resolveRunConfig({ benchmark, config }: { benchmark: string; con
   const prompts: PromptSet = { ...d.prompts, ...input.prompts };
   for (const [name, text] of Object.entries(prompts))
     if (!text.includes("{question}") && name !== "orchestratorSystem")
-      issues.push({ path: `config.prompts.${name}`, message: "must contain the {question} placeholder" });
+      issues.push({ path: `config.${writeConfigPath(["prompts", name])}`, message: "must contain the {question} placeholder" });
 
   if (issues.length > 0) return { ok: false, issues };
 
@@ -480,11 +483,12 @@ export function resolveRunConfig({ benchmark, config }: { benchmark: string; con
 }
 
 /**
- * Reads a stored run config back. A run stored before profiles existed (a resolved config,
- * so it has prompts, but no profile) was submitted under Baton's protocol and keeps it.
+ * Reads a stored run config back, or one the API answered (snake_case, as a runner over HTTP
+ * and `baton preflight` get it). A run stored before profiles existed (a resolved config, so it
+ * has prompts, but no profile) was submitted under Baton's protocol and keeps it.
  */
 export function loadRunConfig({ benchmark, config }: { benchmark: string; config: unknown }): RunConfig {
-  let stored = config;
+  let stored = normalizeConfigDocument(config);
   if (stored && typeof stored === "object" && !Array.isArray(stored) && !("profile" in stored) && "prompts" in stored)
     stored = { ...stored, profile: "baton" };
   const res = resolveRunConfig({ benchmark, config: stored });

@@ -16,16 +16,16 @@ import {
   setRunControls,
   type Selector,
 } from "../db/experiments";
+import { formatConfigIssues, readConfigDocument, readConfigPath, writeConfigDocument, writeConfigPath } from "../db/config-wire";
 import { Benchmark, MAX_ATTEMPTS_LIMIT, MAX_REPEATS, RunName, validateTasks } from "../db/runs";
 import type { AppDeps } from "./deps";
-import { ErrorBody } from "./errors";
-import { RunRef } from "./runs";
+import { ApiError, ErrorBody } from "./errors";
+import { ConfigDocument, readConfigInput, RunRef } from "./runs";
 import { TaskRef } from "./tasks";
 
 const Int = (lo: number, hi: number) => v.pipe(v.number(), v.integer(), v.minValue(lo), v.maxValue(hi));
 const Priority = Int(-MAX_PRIORITY, MAX_PRIORITY);
 const MaxConcurrency = v.nullable(Int(1, 100_000));
-const ConfigObject = v.record(v.string(), v.unknown());
 
 // "failed" | "not_succeeded" | { error_class } | { ids: [...] }
 export const SelectInput = v.union(
@@ -39,7 +39,7 @@ export const SelectInput = v.union(
 
 export const RerunInput = v.object({
   select: SelectInput,
-  config: v.optional(v.nullable(ConfigObject)),
+  config: v.optional(v.nullable(ConfigDocument)),
   name: v.optional(RunName),
   max_attempts: v.optional(Int(1, MAX_ATTEMPTS_LIMIT)),
   priority: v.optional(Priority),
@@ -54,7 +54,7 @@ export const ControlsInput = v.pipe(
 export const SweepInputBody = v.object({
   name: RunName,
   benchmark: Benchmark,
-  config: v.optional(v.nullable(ConfigObject)),
+  config: v.optional(v.nullable(ConfigDocument)),
   vary: v.pipe(
     v.array(v.object({ path: v.pipe(v.string(), v.minLength(1)), values: v.pipe(v.array(v.unknown()), v.minLength(1, "expected at least one value")) })),
     v.minLength(1, "expected at least one path to vary"),
@@ -69,6 +69,14 @@ export const SweepInputBody = v.object({
 
 export const SweepRef = v.object({ id: v.pipe(v.string(), v.regex(/^\d+$/, "expected a numeric sweep id"), v.transform(Number)) });
 
+function writeSweepReport(r: Awaited<ReturnType<typeof readSweepReport>>) {
+  return {
+    ...r,
+    vary: r.vary.map((x) => ({ path: writeConfigPath(x.path), values: x.values.map((value) => writeConfigDocument(value, x.path)) })),
+    rows: r.rows.map((row) => ({ ...row, values: writeSweepValues(row.values) ?? {} })),
+  };
+}
+
 function toSelector(s: v.InferOutput<typeof SelectInput>): Selector {
   if (typeof s === "string") return { kind: s };
   if ("error_class" in s) return { kind: "error_class", error_class: s.error_class };
@@ -76,6 +84,33 @@ function toSelector(s: v.InferOutput<typeof SelectInput>): Selector {
 }
 
 const Loose = v.looseObject({});
+
+// Sweeps: paths and values arrive and leave snake_case (orchestrator.max_tokens); db/experiments.ts
+// merges and stores them in the code's spelling (orchestrator.maxTokens).
+
+/** The vary list in the code's spelling; a camelCase field is a 400 with its snake_case spelling. */
+export function readVary(vary: { path: string; values: unknown[] }[]): { path: string; values: unknown[] }[] {
+  return vary.map((item, i) => {
+    const path = readConfigPath(item.path);
+    if (!path.ok) throw new ApiError(400, "sweeps.invalid", `vary[${i}].path: ${path.message}`);
+    const values = item.values.map((value, j) => {
+      const read = readConfigDocument({ document: value, at: path.path, where: `vary[${i}].values.${j}` });
+      if (!read.ok) throw new ApiError(400, "sweeps.invalid", formatConfigIssues(read.issues));
+      return read.config;
+    });
+    return { path: path.path, values };
+  });
+}
+
+/** A sweep point's { path: value } as the user wrote it. */
+export function writeSweepValues(values: Record<string, unknown> | null): Record<string, unknown> | null {
+  if (values == null) return values;
+  return Object.fromEntries(Object.entries(values).map(([path, value]) => [writeConfigPath(path), writeConfigDocument(value, path)]));
+}
+
+function writeLineage<T extends { sweep_values: Record<string, unknown> | null }>(lineage: T): T {
+  return { ...lineage, sweep_values: writeSweepValues(lineage.sweep_values) };
+}
 
 export const experimentsRoutes = (deps: AppDeps) =>
   new Elysia({ name: "experiments" })
@@ -92,7 +127,7 @@ export const experimentsRoutes = (deps: AppDeps) =>
           input: {
             parent: params.id,
             select: toSelector(body.select),
-            config: body.config ?? null,
+            config: readConfigInput(body.config) ?? null,
             name: body.name ?? null,
             maxAttempts: body.max_attempts,
             priority: body.priority,
@@ -109,6 +144,9 @@ export const experimentsRoutes = (deps: AppDeps) =>
         response: { 200: Loose, 201: Loose, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody },
         detail: {
           summary: "A new run of the selected tasks of this run (failed, not_succeeded, {error_class}, {ids}), with config merged onto this run's resolved configuration",
+          description:
+            "Creates a derived run from the selected tasks of this one; its config (snake_case, e.g. {\"orchestrator\": {\"max_tokens\": 32000}}) is merged onto this run's resolved configuration. " +
+            "An Idempotency-Key header makes a repeat return the first run.",
         },
       },
     )
@@ -124,14 +162,14 @@ export const experimentsRoutes = (deps: AppDeps) =>
     )
     .get(
       "/v1/runs/:id/stats",
-      async ({ params }) => ({ ...(await readRunStats({ db: deps.db, ref: params.id })), lineage: await readLineage({ db: deps.db, ref: params.id }) }),
+      async ({ params }) => ({ ...(await readRunStats({ db: deps.db, ref: params.id })), lineage: writeLineage(await readLineage({ db: deps.db, ref: params.id })) }),
       {
         params: RunRef,
         response: { 200: Loose, 404: ErrorBody, 409: ErrorBody },
         detail: { summary: "Accuracy with its 95% Wilson interval, pass@k and pass^k over repeats, per-question consistency, parent/children/sweep links" },
       },
     )
-    .get("/v1/runs/:id/links", ({ params }) => readLineage({ db: deps.db, ref: params.id }), {
+    .get("/v1/runs/:id/links", async ({ params }) => writeLineage(await readLineage({ db: deps.db, ref: params.id })), {
       params: RunRef,
       response: { 200: Loose, 404: ErrorBody, 409: ErrorBody },
       detail: { summary: "A run's parent, the runs derived from it, its sweep and values, repeats, priority and max_concurrency" },
@@ -149,8 +187,8 @@ export const experimentsRoutes = (deps: AppDeps) =>
           input: {
             name: body.name,
             benchmark: body.benchmark,
-            config: body.config ?? null,
-            vary: body.vary,
+            config: readConfigInput(body.config) ?? null,
+            vary: readVary(body.vary),
             tasks: validateTasks({ rows: body.tasks }),
             repeats: body.repeats,
             maxAttempts: body.max_attempts,
@@ -159,16 +197,21 @@ export const experimentsRoutes = (deps: AppDeps) =>
             dryRun: body.dry_run ?? false,
           },
         });
-        const out = { sweep_id: res.sweep_id, runs: res.runs.map((r) => ({ run_id: r.run_id, name: r.name, values: r.values })) };
+        const out = { sweep_id: res.sweep_id, runs: res.runs.map((r) => ({ run_id: r.run_id, name: r.name, values: writeSweepValues(r.values) })) };
         return body.dry_run ? status(200, out) : status(201, out);
       },
       {
         body: SweepInputBody,
         response: { 200: Loose, 201: Loose, 400: ErrorBody, 401: ErrorBody, 413: ErrorBody },
-        detail: { summary: `One run per combination of the varied configuration values (at most ${MAX_SWEEP_POINTS}) under one sweep id; dry_run only lists them` },
+        detail: {
+          summary: `One run per combination of the varied configuration values (at most ${MAX_SWEEP_POINTS}) under one sweep id; dry_run only lists them`,
+          description:
+            "Creates the runs of a sweep in one request; dry_run answers the combinations without creating anything. " +
+            "config and the vary paths are snake_case (orchestrator.max_tokens, max_rounds); a camelCase field is refused with its snake_case spelling.",
+        },
       },
     )
-    .get("/v1/sweeps/:id/report", ({ params }) => readSweepReport({ db: deps.db, sweepId: params.id }), {
+    .get("/v1/sweeps/:id/report", async ({ params }) => writeSweepReport(await readSweepReport({ db: deps.db, sweepId: params.id })), {
       params: SweepRef,
       response: { 200: Loose, 400: ErrorBody, 404: ErrorBody },
       detail: { summary: "One row per configuration: accuracy and interval, pass@k, tokens, p50/p95 per tool, and whether it differs significantly from the best" },

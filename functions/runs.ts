@@ -15,6 +15,7 @@ import {
   validateJsonlTasks,
   validateTasks,
 } from "../db/runs";
+import { formatConfigIssues, readConfigDocument, writeConfigDocument } from "../db/config-wire";
 import { MAX_PRIORITY } from "../db/experiments";
 import { TASK_STATUSES } from "../db/schema";
 import { listTaskPage } from "../db/task-list";
@@ -24,10 +25,27 @@ import { ApiError, ErrorBody } from "./errors";
 
 const MaxAttempts = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_ATTEMPTS_LIMIT));
 
+// The run configuration document, snake_case like every other field (README "Configuration").
+export const ConfigDocument = v.pipe(
+  v.record(v.string(), v.unknown()),
+  v.description("run configuration, snake_case (max_rounds, orchestrator.max_tokens, tool_models, …); omitted settings take the profile's defaults"),
+);
+
+/**
+ * A submitted configuration in the code's spelling; a camelCase field is a 400 naming it and
+ * its snake_case spelling (`config.maxRounds: unknown field, did you mean max_rounds?`).
+ */
+export function readConfigInput<T>(document: T, where = "config"): T {
+  if (document == null) return document;
+  const read = readConfigDocument({ document, where });
+  if (!read.ok) throw new ApiError(400, "runs.invalid_config", formatConfigIssues(read.issues));
+  return read.config;
+}
+
 export const RunInput = v.object({
   name: RunName,
   benchmark: Benchmark,
-  config: v.optional(v.nullable(v.record(v.string(), v.unknown()))),
+  config: v.optional(v.nullable(ConfigDocument)),
   // Each row is checked by validateTasks so errors name tasks[i] and the field.
   tasks: v.array(v.unknown()),
   max_attempts: v.optional(MaxAttempts),
@@ -78,7 +96,8 @@ export type RunList = v.InferOutput<typeof RunList>;
 
 export const RunSummary = v.object({
   ...RunListItem.entries,
-  config: v.record(v.string(), v.unknown()),
+  // the resolved configuration, snake_case as submitted (the profile's defaults filled in)
+  config: v.pipe(v.record(v.string(), v.unknown()), v.description("the resolved run configuration, snake_case")),
   now: v.number(),
 });
 export type RunSummary = v.InferOutput<typeof RunSummary>;
@@ -217,6 +236,12 @@ export async function parseJsonlSubmit(request: Request, maxBodyBytes: number): 
   };
 }
 
+/** A run's summary as the API answers it: the stored (camelCase) config in snake_case. */
+export async function readRunSummary({ db, ref }: { db: AppDeps["db"]; ref: string | number }): Promise<RunSummary> {
+  const summary = await getRunSummary({ db, ref });
+  return { ...summary, config: writeConfigDocument(summary.config) };
+}
+
 /** A page of runs, newest first, each with the numbers of its summary. */
 export async function listRunPage({ db, limit, cursor }: { db: AppDeps["db"]; limit: number; cursor?: number }): Promise<RunList> {
   const list = await listRuns({ db, limit: limit + 1, before: cursor });
@@ -240,7 +265,7 @@ export const runsRoutes = (deps: AppDeps) =>
           db: deps.db,
           name: body.name,
           benchmark: body.benchmark,
-          config: body.config ?? undefined,
+          config: readConfigInput(body.config) ?? undefined,
           tasks: validateTasks({ rows: body.tasks }),
           maxAttempts: body.max_attempts,
           idempotencyKey: key,
@@ -257,6 +282,7 @@ export const runsRoutes = (deps: AppDeps) =>
           description:
             "JSON body { name, benchmark, config?, tasks: [{id, question, answer?, ...}], max_attempts?, repeats?, priority?, max_concurrency? }, or a JSONL body " +
             "(Content-Type application/x-ndjson) with ?name=&benchmark=&max_attempts=&repeats=&priority=&max_concurrency=&config=<json>. " +
+            "config is snake_case (max_rounds, orchestrator.max_tokens); a camelCase field is refused with its snake_case spelling. " +
             "An Idempotency-Key header makes a repeat return the first run (200) instead of creating another.",
         },
       },
@@ -269,7 +295,7 @@ export const runsRoutes = (deps: AppDeps) =>
           "List runs, newest first, with counts, accuracy, score, rate and ETA; ?limit= (default 50), pass next_cursor as ?cursor= for the next page",
       },
     })
-    .get("/v1/runs/:id", ({ params }) => getRunSummary({ db: deps.db, ref: params.id }), {
+    .get("/v1/runs/:id", async ({ params }) => readRunSummary({ db: deps.db, ref: params.id }), {
       params: RunRef,
       response: { 200: RunSummary, 404: ErrorBody, 409: ErrorBody },
       detail: { summary: "Run summary (id or unique name): counts; finished, not_finished, missing; accuracy = correct/finished, score = correct/all tasks, score_excluding_infra; rate, ETA; resolved config" },

@@ -97,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
         // budgets); only the judge is a simulated model instead of gpt-5 over the OpenAI API.
         config: {
           judge: { model: oss },
-          sandbox: { timeoutMs: 10_000, memoryMb: 512 },
+          sandbox: { timeout_ms: 10_000, memory_mb: 512 },
         },
       }),
     });

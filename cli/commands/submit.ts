@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { validateJsonlTasks, validateTasks } from "../../db/runs";
 import { toApiError } from "../../functions/errors";
+import { formatConfigIssues, readConfigDocument } from "../../db/config-wire";
 import { configAtPath, mergeConfig } from "../../db/experiments";
 import { resolveRunConfig } from "../../runner/config";
 import { defineCommand, JSON_OUTPUT, SERVER } from "../define-command";
@@ -17,7 +18,8 @@ export const { describe, run } = defineCommand({
   usage: ["FILE.jsonl --name NAME --benchmark frames|hle", "--from RUN (--failed | --not-succeeded | --error-class C | --ids FILE)"],
   intro: `FILE is JSONL (one task per line) or a JSON array; each task needs id and question, all other
 fields (answer, answer_type, image, ...) are kept. --config is the run configuration (models,
-budgets, prompts); omitted settings take the defaults. With --idempotency-key, submitting again
+budgets, prompts; snake_case like the API: max_rounds, orchestrator.max_tokens); omitted
+settings take the defaults. With --idempotency-key, submitting again
 returns the first run instead of creating a second one.`,
   options: {
     name: S("NAME", "run name (status, report and the UI accept it instead of the id)"),
@@ -29,7 +31,7 @@ returns the first run instead of creating a second one.`,
       type: "string",
       multiple: true,
       value: "PATH=VALUE",
-      help: "one configuration setting (repeatable), merged over --config:\n--set orchestrator.maxTokens=32000 (VALUE is JSON where it parses, else a string)",
+      help: "one configuration setting (repeatable), merged over --config:\n--set orchestrator.max_tokens=32000 (VALUE is JSON where it parses, else a string)",
     },
     repeats: S("K", "attempt each question K times (K tasks, repeat 0..K-1 beside the id);\nthe report gives accuracy with its interval, pass@k and pass^k"),
     priority: S("P", "higher is claimed first (default 0; FIFO within a priority)"),
@@ -38,7 +40,7 @@ returns the first run instead of creating a second one.`,
       "RUN",
       `a derived run: re-run a subset of RUN's tasks with RUN's resolved
 configuration; --config then holds only the overrides merged onto it
-(e.g. {"orchestrator": {"maxTokens": 32000}}). Pick the subset with
+(e.g. {"orchestrator": {"max_tokens": 32000}}). Pick the subset with
 --failed, --not-succeeded, --error-class C or --ids FILE (one id a line)`,
     ),
     failed: { type: "boolean", default: false, help: "with --from: the tasks that failed" },
@@ -96,7 +98,10 @@ configuration; --config then holds only the overrides merged onto it
     }
     const api = createApi({ server: values.server });
     if (values.preflight) {
-      const resolved = resolveRunConfig({ benchmark: values.benchmark, config });
+      // the file is in the API's snake_case; resolving is done in the code's spelling
+      const read = readConfigDocument({ document: config });
+      if (!read.ok) throw new CliError(`--config: ${formatConfigIssues(read.issues)}`);
+      const resolved = resolveRunConfig({ benchmark: values.benchmark, config: read.config });
       if (!resolved.ok) throw new CliError(`--config: ${resolved.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`);
       const missing = await preflightConfig(api, resolved.config);
       if (missing.length) throw new CliError(`preflight: ${missing.length} missing; nothing submitted (launch what is missing, or submit without --preflight: the run waits for it)`);

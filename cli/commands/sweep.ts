@@ -33,7 +33,7 @@ export const { describe, run } = defineCommand({
   describe: "one run per combination of configuration values (--vary path=a,b), under one sweep id",
   usage: "FILE.jsonl --benchmark frames|hle --vary PATH=V1,V2",
   intro: `Every combination of the --vary values becomes one run of FILE with BASE.json and those
-values set (PATH is a dotted configuration path: orchestrator.temperature, maxRounds, ...;
+values set (PATH is a dotted configuration path: orchestrator.temperature, max_rounds, ...;
 values are JSON where they parse as JSON, else strings). 'baton report --sweep ID' shows one
 row per configuration with accuracy, its 95% interval, pass@k, tokens and p50/p95 per tool.`,
   options: {

@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { writeConfigDocument } from "../../db/config-wire";
 import { q, readJsonl, REPO, simRunConfig, startWorld, type World } from "../runner/_harness";
 import { runBaton } from "./_helpers";
 
@@ -55,7 +56,8 @@ const worlds: World[] = [];
 async function freshWorld(): Promise<World> {
   const w = await startWorld({ rows, sim: { latency: { ttftMs: 2, jitter: 0 } } });
   writeFileSync(join(w.dir, "frames.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"));
-  writeFileSync(join(w.dir, "run.json"), JSON.stringify(simRunConfig()));
+  // run.json as a user writes it: the API's snake_case
+  writeFileSync(join(w.dir, "run.json"), JSON.stringify(writeConfigDocument(simRunConfig())));
   writeFileSync(join(w.dir, "model_config.json"), JSON.stringify(w.cluster.config));
   worlds.push(w);
   return w;

@@ -36,7 +36,7 @@ function file(name: string, text: string): string {
 
 test("submit, status, runs, cancel and retry work against the server", async () => {
   const data = file("frames.jsonl", '{"id":1,"question":"a","answer":"x"}\n{"id":2,"question":"b"}\n{"id":3,"question":"c"}\n');
-  const config = file("config.json", JSON.stringify({ maxRounds: 9 }));
+  const config = file("config.json", JSON.stringify({ max_rounds: 9 }));
   const sub = await baton(["submit", data, "--name", "cli-run", "--benchmark", "frames", "--config", config, "--json"]);
   expect(sub.code).toBe(0);
   const run = JSON.parse(sub.stdout);
@@ -49,12 +49,21 @@ test("submit, status, runs, cancel and retry work against the server", async () 
 
   const st = await baton(["status", "cli-run", "--json"]);
   expect(st.code).toBe(0);
-  expect(JSON.parse(st.stdout)).toMatchObject({ id: run.id, counts: { queued: 3 }, config: { maxRounds: 9 } });
+  expect(JSON.parse(st.stdout)).toMatchObject({ id: run.id, counts: { queued: 3 }, config: { max_rounds: 9 } });
+  // the config file speaks the API's snake_case; a camelCase field is refused with its spelling
+  const camel = await baton(["submit", data, "--name", "camel", "--benchmark", "frames", "--config", file("camel.json", JSON.stringify({ maxRounds: 9 }))]);
+  expect(camel.code).not.toBe(0);
+  expect(camel.stderr).toContain("config.maxRounds: unknown field, did you mean max_rounds?");
+  const set = await baton(["submit", data, "--name", "cli-set", "--benchmark", "frames", "--set", "orchestrator.max_tokens=1234", "--json"]);
+  expect(set.code).toBe(0);
+  expect(JSON.parse((await baton(["status", "cli-set", "--json"])).stdout).config.orchestrator.max_tokens).toBe(1234);
+  const viaDb = await baton(["status", "cli-run", "--db", join(dir, "baton.db"), "--json"]);
+  expect(JSON.parse(viaDb.stdout).config).toEqual(JSON.parse(st.stdout).config);
   const human = await baton(["status", String(run.id)]);
   expect(human.stdout).toContain("queued 3");
 
   const list = await baton(["runs", "--json"]);
-  expect(JSON.parse(list.stdout).map((r: any) => r.name)).toEqual(["cli-run2", "cli-run"]);
+  expect(JSON.parse(list.stdout).map((r: any) => r.name)).toEqual(["cli-set", "cli-run2", "cli-run"]);
 
   const cancel = await baton(["cancel", String(run.id)]);
   expect(cancel.stdout).toContain("3 tasks canceled");

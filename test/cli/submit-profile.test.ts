@@ -26,13 +26,13 @@ test("a run gets the reference profile by default, --profile baton picks Baton's
   const data = join(dir, "hle.jsonl");
   writeFileSync(data, '{"id":"a","question":"q?","answer":"x"}\n');
   const config = join(dir, "run.json");
-  writeFileSync(config, JSON.stringify({ maxRounds: 9 }));
+  writeFileSync(config, JSON.stringify({ max_rounds: 9 }));
   const plain = await baton(["submit", data, "--name", "plain", "--benchmark", "hle", "--json"]);
   const mine = await baton(["submit", data, "--name", "mine", "--benchmark", "hle", "--config", config, "--profile", "baton", "--json"]);
   expect([plain.code, mine.code]).toEqual([0, 0]);
   const stored = async (name: string) => JSON.parse((await baton(["status", name, "--json"])).stdout).config;
   expect((await stored("plain")).profile).toBe("toolorchestra-hle");
-  expect(await stored("mine")).toMatchObject({ profile: "baton", maxRounds: 9 });
+  expect(await stored("mine")).toMatchObject({ profile: "baton", max_rounds: 9 });
   const bad = await baton(["submit", data, "--name", "bad", "--benchmark", "hle", "--profile", "reference"]);
   expect(bad.code).not.toBe(0);
   expect(bad.stderr).toContain("config.profile");

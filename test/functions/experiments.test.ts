@@ -81,7 +81,8 @@ describe("bad input names its field and writes nothing", () => {
       [{ select: { ids: [] } }, 400, /select/],
       [{ select: "failed" }, 409, /no task of run \d+ matches failed/],
       [{ select: { ids: ["t0", "nope"] } }, 400, /^ids: 1 not in run \d+ \(first: "nope"\)/],
-      [{ select: "not_succeeded", config: { maxRounds: 0 } }, 400, /config\.maxRounds/],
+      [{ select: "not_succeeded", config: { max_rounds: 0 } }, 400, /config\.max_rounds: /],
+      [{ select: "not_succeeded", config: { orchestrator: { maxTokens: 9 } } }, 400, /^config\.orchestrator\.maxTokens: unknown field, did you mean max_tokens\?$/],
       [{ select: "not_succeeded", priority: 1.5 }, 400, /^priority/],
       [{ select: "not_succeeded", max_concurrency: 0 }, 400, /^max_concurrency/],
     ];
@@ -113,12 +114,14 @@ describe("bad input names its field and writes nothing", () => {
   });
 
   test("sweeps", async () => {
-    const body = { name: "sw", benchmark: "frames", tasks: tasksOf(2), vary: [{ path: "maxRounds", values: [5, 6] }] };
+    const body = { name: "sw", benchmark: "frames", tasks: tasksOf(2), vary: [{ path: "max_rounds", values: [5, 6] }] };
     const cases: [unknown, RegExp][] = [
       [{ ...body, vary: [] }, /^vary: expected at least one/],
       [{ ...body, vary: [{ path: "a..b", values: [1] }] }, /^vary\[0\]\.path: expected a dotted configuration path/],
-      [{ ...body, vary: [{ path: "maxRounds", values: [5, -1] }] }, /config \(at maxRounds=-1\)\.maxRounds/],
-      [{ ...body, vary: [{ path: "maxRounds", values: [1] }, { path: "maxRounds", values: [2] }] }, /varied twice/],
+      [{ ...body, vary: [{ path: "max_rounds", values: [5, -1] }] }, /config \(at max_rounds=-1\)\.max_rounds/],
+      [{ ...body, vary: [{ path: "max_rounds", values: [1] }, { path: "max_rounds", values: [2] }] }, /max_rounds is varied twice/],
+      [{ ...body, vary: [{ path: "maxRounds", values: [1] }] }, /^vary\[0\]\.path: maxRounds: unknown field, did you mean max_rounds\?$/],
+      [{ ...body, config: { queryLlm: {} } }, /^config\.queryLlm: unknown field, did you mean query_llm\?$/],
       [{ ...body, vary: [{ path: "a", values: Array.from({ length: 9 }, (_, i) => i) }, { path: "b", values: Array.from({ length: 9 }, (_, i) => i) }] }, /81 combinations; at most 64/],
       [{ ...body, repeats: 0 }, /^repeats/],
       [{ ...body, tasks: [{ id: "x" }] }, /^tasks\[0\]\.question/],
@@ -132,7 +135,7 @@ describe("bad input names its field and writes nothing", () => {
     const [dry, planned] = await t.req("/v1/sweeps", { method: "POST", headers: AUTH, json: { ...body, dry_run: true } });
     expect(dry.status).toBe(200);
     expect(planned.sweep_id).toBeNull();
-    expect(planned.runs.map((r: any) => r.name)).toEqual(["sw maxRounds=5", "sw maxRounds=6"]);
+    expect(planned.runs.map((r: any) => r.name)).toEqual(["sw max_rounds=5", "sw max_rounds=6"]);
     expect(await countRows({ db: t.db })).toEqual({ runs: 0, tasks: 0 });
     const [made, created] = await t.req("/v1/sweeps", { method: "POST", headers: AUTH, json: { ...body, repeats: 3 } });
     expect(made.status).toBe(201);
@@ -140,8 +143,8 @@ describe("bad input names its field and writes nothing", () => {
     const [rep, report] = await t.req(`/v1/sweeps/${created.sweep_id}/report`, { headers: AUTH });
     expect(rep.status).toBe(200);
     expect(report.rows.map((r: any) => [r.values, r.tasks, r.finished, r.accuracy])).toEqual([
-      [{ maxRounds: 5 }, 6, 0, null],
-      [{ maxRounds: 6 }, 6, 0, null],
+      [{ max_rounds: 5 }, 6, 0, null],
+      [{ max_rounds: 6 }, 6, 0, null],
     ]);
     const [nf] = await t.req("/v1/sweeps/999/report", { headers: AUTH });
     expect(nf.status).toBe(404);

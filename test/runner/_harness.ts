@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeDb, openDb, type Db } from "../../db/client";
+import { writeConfigDocument } from "../../db/config-wire";
 import { importToolOrchestraConfig } from "../../db/endpoints";
 import { createApp } from "../../functions/index";
 import { startSimCluster, type SimCluster, type SimClusterSpec } from "../../sim/cluster";
@@ -106,7 +107,8 @@ export async function submitRun(
   const res = await fetch(`${world.server.url}/v1/runs`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ name, benchmark, config, tasks: rows, max_attempts: maxAttempts }),
+    // the configs here are in the code's spelling; the API takes snake_case
+    body: JSON.stringify({ name, benchmark, config: writeConfigDocument(config), tasks: rows, max_attempts: maxAttempts }),
   });
   const body = (await res.json()) as any;
   if (res.status >= 300) throw new Error(`submit failed: ${res.status} ${JSON.stringify(body)}`);

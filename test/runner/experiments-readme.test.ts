@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CliResult, runBaton } from "../cli/_helpers";
+import { writeConfigDocument } from "../../db/config-wire";
 import { q, readJsonl, REPO, simRunConfig, startWorld, type World } from "./_harness";
 
 const rows = readJsonl("data/frames-sample.jsonl").slice(0, 6);
@@ -14,7 +15,7 @@ let world: World;
 beforeAll(async () => {
   world = await startWorld({ rows, sim: { latency: { ttftMs: 5, jitter: 0 } } });
   writeFileSync(join(world.dir, "frames.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"));
-  writeFileSync(join(world.dir, "run.json"), JSON.stringify(simRunConfig()));
+  writeFileSync(join(world.dir, "run.json"), JSON.stringify(writeConfigDocument(simRunConfig())));
 });
 
 afterAll(async () => {

@@ -12,6 +12,7 @@ import { claimTasks, completeTask, failTask } from "../../db/queue";
 import { DbQueue } from "../../runner/queue-db";
 import { Runner } from "../../runner/runner";
 import { runBaton } from "../cli/_helpers";
+import { writeConfigDocument } from "../../db/config-wire";
 import { q, readJsonl, simRunConfig, startWorld, submitRun, type World } from "./_harness";
 
 const rows = readJsonl("data/frames-sample.jsonl").slice(0, 6);
@@ -122,7 +123,7 @@ describe("derived runs", () => {
   }, 30_000);
 
   test("the override is merged onto the parent's resolved configuration and nothing else changes", async () => {
-    const overrides = file("more-tokens.json", JSON.stringify({ orchestrator: { maxTokens: 12345 } }));
+    const overrides = file("more-tokens.json", JSON.stringify({ orchestrator: { max_tokens: 12345 } }));
     const { created } = await childOf(["--failed", "--config", overrides, "--priority", "10", "--max-concurrency", "1", "--name", "hard ones"]);
     const [p] = await q(world.db, "SELECT config FROM runs WHERE id = ?", [parent]);
     const [c] = await q(world.db, "SELECT config, parent_run_id, priority, max_concurrency, name FROM runs WHERE id = ?", [created.id]);
@@ -156,9 +157,9 @@ describe("derived runs", () => {
     expect(two.stderr).toContain("exactly one of");
     const unknown = await baton(["submit", "--from", String(parent), "--ids", file("bad-ids.txt", "nope\n")]);
     expect(unknown.stderr).toContain('ids: 1 not in run');
-    const badConfig = await baton(["submit", "--from", String(parent), "--failed", "--config", file("bad.json", '{"maxRounds": -1}')]);
+    const badConfig = await baton(["submit", "--from", String(parent), "--failed", "--config", file("bad.json", '{"max_rounds": -1}')]);
     expect(badConfig.code).toBe(1);
-    expect(badConfig.stderr).toContain("maxRounds");
+    expect(badConfig.stderr).toContain("config.max_rounds: ");
     const [{ n: after }] = await q(world.db, "SELECT count(*) AS n FROM runs");
     expect(Number(after)).toBe(Number(before));
   }, 30_000);
@@ -167,7 +168,7 @@ describe("derived runs", () => {
 describe("repeats and sweeps on simulated runs", () => {
   test("repeats: K tasks per question; accuracy, interval, pass@k and pass^k agree with the per-question outcomes", async () => {
     const data = file("six.jsonl", rows.map((r) => JSON.stringify(r)).join("\n"));
-    const cfg = file("sim.json", JSON.stringify(simRunConfig()));
+    const cfg = file("sim.json", JSON.stringify(writeConfigDocument(simRunConfig())));
     const out = await baton(["submit", data, "--name", "rep3", "--benchmark", "frames", "--config", cfg, "--repeats", "3", "--json"]);
     expect(out.stderr).toBe("");
     const { id, tasks } = JSON.parse(out.stdout);
@@ -205,13 +206,13 @@ describe("repeats and sweeps on simulated runs", () => {
 
   test("a sweep creates one run per combination; --dry-run creates none; the report has one row per configuration", async () => {
     const data = file("four.jsonl", rows.slice(0, 4).map((r) => JSON.stringify(r)).join("\n"));
-    const cfg = file("base.json", JSON.stringify(simRunConfig()));
-    const args = ["sweep", data, "--benchmark", "frames", "--config", cfg, "--vary", "orchestrator.temperature=0.6,1.0", "--vary", "maxRounds=10,12", "--repeats", "2", "--name", "temps"];
+    const cfg = file("base.json", JSON.stringify(writeConfigDocument(simRunConfig())));
+    const args = ["sweep", data, "--benchmark", "frames", "--config", cfg, "--vary", "orchestrator.temperature=0.6,1.0", "--vary", "max_rounds=10,12", "--repeats", "2", "--name", "temps"];
     const [{ n: runsBefore }] = await q(world.db, "SELECT count(*) AS n FROM runs");
     const dry = await baton([...args, "--dry-run"]);
     expect(dry.stderr).toBe("");
     expect(dry.stdout).toContain("dry run: 4 runs of 8 tasks would be created");
-    expect(dry.stdout).toContain("temps orchestrator.temperature=1 maxRounds=12");
+    expect(dry.stdout).toContain("temps orchestrator.temperature=1 max_rounds=12");
     const [{ n: runsAfterDry }] = await q(world.db, "SELECT count(*) AS n FROM runs");
     expect(Number(runsAfterDry)).toBe(Number(runsBefore));
 

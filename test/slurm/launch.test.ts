@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { closeDb, type Db, openDb } from "../../db/client";
+import { writeConfigDocument } from "../../db/config-wire";
 import { createApp } from "../../functions/index";
 import { HttpQueue } from "../../runner/queue-http";
 import { resolveDeployment } from "../../runner/launch/deploy";
@@ -96,6 +97,7 @@ const RETRIEVAL = { name: "wiki", role: "retrieval", backend: "wiki_retrieval", 
 const BROKEN = { name: "broken", role: "retrieval", command: `echo "index file 'missing index' not found" >&2; exit 3 # {port}` };
 
 const FAST = { attempts: 4, perAttemptTimeoutMs: 5_000, deadlineMs: 20_000, baseDelayMs: 20, maxDelayMs: 200 };
+// in the code's spelling; sent through writeConfigDocument (the API takes snake_case)
 const RUN_CONFIG = {
   maxRounds: 8,
   orchestrator: { history: "messages", policy: FAST },
@@ -195,7 +197,7 @@ describe.skipIf(!!SKIP)("baton launch on Slurm", () => {
     const sub = await fetch(`${server}/v1/runs`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
-      body: JSON.stringify({ name: "waits", benchmark: "frames", config: RUN_CONFIG, tasks, max_attempts: 3 }),
+      body: JSON.stringify({ name: "waits", benchmark: "frames", config: writeConfigDocument(RUN_CONFIG), tasks, max_attempts: 3 }),
     });
     expect(sub.status).toBe(201);
     const runId = ((await sub.json()) as any).id as number;

@@ -7,7 +7,11 @@ import { join, resolve } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { DbQueue } from "../../runner/queue-db";
 import { Runner } from "../../runner/runner";
-import { readJsonl, simRunConfig, startWorld, type World } from "../runner/_harness";
+import { writeConfigDocument } from "../../db/config-wire";
+import { readJsonl, simRunConfig as simRunConfigInCode, startWorld, type World } from "../runner/_harness";
+
+// the API's spelling of the simulators' run config
+const simRunConfig = () => writeConfigDocument(simRunConfigInCode());
 
 const ROOT = resolve(import.meta.dir, "../..");
 const SCREENSHOTS = join(ROOT, "test-results");
@@ -180,7 +184,7 @@ describe("the sweep page", () => {
   test("a sweep still working is followed live: its rows fill in without a reload, and one repeat shows no pass@k", async () => {
     const res = await api("/v1/sweeps", {
       method: "POST",
-      body: JSON.stringify({ name: "rounds", benchmark: "frames", config: simRunConfig(), vary: [{ path: "maxRounds", values: [10, 12] }], tasks: rows.slice(0, 1) }),
+      body: JSON.stringify({ name: "rounds", benchmark: "frames", config: simRunConfig(), vary: [{ path: "max_rounds", values: [10, 12] }], tasks: rows.slice(0, 1) }),
     });
     expect(res.status).toBe(201);
     const { sweep_id: id } = (await res.json()) as { sweep_id: number };
@@ -193,7 +197,7 @@ describe("the sweep page", () => {
     await page.waitForFunction(() => document.querySelector('[data-testid="sweep-finished"]')?.textContent === "2/2", null, { timeout: 30_000 });
     const report = (await (await api(`/v1/sweeps/${id}/report`)).json()) as any;
     const seen = await readRows(page);
-    expect(seen.map((r) => [r.values[0], r.finished, r.accuracy, r.pass])).toEqual(report.rows.map((r: any) => [String(r.values.maxRounds), "1/1", pct(r.accuracy), null]));
+    expect(seen.map((r) => [r.values[0], r.finished, r.accuracy, r.pass])).toEqual(report.rows.map((r: any) => [String(r.values.max_rounds), "1/1", pct(r.accuracy), null]));
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
