@@ -57,6 +57,16 @@ test("submit, status, runs, cancel and retry work against the server", async () 
   const set = await baton(["submit", data, "--name", "cli-set", "--benchmark", "frames", "--set", "orchestrator.max_tokens=1234", "--json"]);
   expect(set.code).toBe(0);
   expect(JSON.parse((await baton(["status", "cli-set", "--json"])).stdout).config.orchestrator.max_tokens).toBe(1234);
+  // a sweep's paths are snake_case too; the dry run names each run by them
+  const sweep = await baton(["sweep", data, "--benchmark", "frames", "--config", config, "--vary", "orchestrator.max_tokens=1000,2000", "--dry-run", "--json"]);
+  expect(sweep.stderr).toBe("");
+  expect(JSON.parse(sweep.stdout).runs.map((r: any) => [r.name, r.values])).toEqual([
+    ["sweep-frames orchestrator.max_tokens=1000", { "orchestrator.max_tokens": 1000 }],
+    ["sweep-frames orchestrator.max_tokens=2000", { "orchestrator.max_tokens": 2000 }],
+  ]);
+  const camelSweep = await baton(["sweep", data, "--benchmark", "frames", "--vary", "orchestrator.maxTokens=1000", "--dry-run"]);
+  expect(camelSweep.code).not.toBe(0);
+  expect(camelSweep.stderr).toContain("vary[0].path: orchestrator.maxTokens: unknown field, did you mean orchestrator.max_tokens?");
   const viaDb = await baton(["status", "cli-run", "--db", join(dir, "baton.db"), "--json"]);
   expect(JSON.parse(viaDb.stdout).config).toEqual(JSON.parse(st.stdout).config);
   const human = await baton(["status", String(run.id)]);

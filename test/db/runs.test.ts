@@ -67,7 +67,8 @@ describe("createRun", () => {
   test("a rejected config names its path and writes nothing", async () => {
     const err = await createRun({ db, name: "x", benchmark: "frames", config: { maxRounds: -1 }, tasks: validateTasks({ rows: [{ id: 1, question: "q" }] }) }).catch((e) => e);
     expect(err).toBeInstanceOf(DbError);
-    expect(err.message).toMatch(/^config\.maxRounds/);
+    // paths are named as users write them (snake_case), though db callers pass camelCase
+    expect(err.message).toMatch(/^config\.max_rounds: /);
     expect(await countRows({ db })).toEqual({ runs: 0, tasks: 0 });
   });
 

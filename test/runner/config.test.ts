@@ -68,10 +68,11 @@ describe("resolveRunConfig", () => {
     }
     const key = resolveRunConfig({ benchmark: "frames", config: { judge: { apiKey: "sk-123" } } });
     expect(key.ok).toBe(false);
-    if (!key.ok) expect(key.issues).toEqual([{ path: "config.judge.apiKey", message: "unknown setting" }]);
+    // issue paths name fields as users write them (snake_case)
+    if (!key.ok) expect(key.issues).toEqual([{ path: "config.judge.api_key", message: "unknown setting" }]);
     const env = resolveRunConfig({ benchmark: "frames", config: { judge: { apiKeyEnv: "sk-123 oops" } } });
     expect(env.ok).toBe(false);
-    if (!env.ok) expect(env.issues[0]!.path).toBe("config.judge.apiKeyEnv");
+    if (!env.ok) expect(env.issues[0]!.path).toBe("config.judge.api_key_env");
     const ok = resolveRunConfig({ benchmark: "frames", config: { judge: { endpoint: "http://127.0.0.1:8000", apiKeyEnv: "MY_JUDGE_KEY" } } });
     expect(ok.ok && ok.config.judge).toMatchObject({ endpoint: "http://127.0.0.1:8000", apiKeyEnv: "MY_JUDGE_KEY" });
   });
@@ -99,9 +100,9 @@ describe("resolveRunConfig", () => {
     expect(r.ok).toBe(false);
     if (r.ok) return;
     const paths = r.issues.map((i) => i.path);
-    expect(paths).toContain("config.maxRounds");
+    expect(paths).toContain("config.max_rounds");
     expect(paths).toContain("config.retrieval.topk");
-    expect(r.issues.find((i) => i.path === "config.maxRound")?.message).toBe("unknown setting");
+    expect(r.issues.find((i) => i.path === "config.max_round")?.message).toBe("unknown setting");
   });
 
   test("accepts a ToolOrchestra tools.json and takes the allowed aliases from its Choices", () => {
@@ -123,6 +124,6 @@ describe("resolveRunConfig", () => {
   test("an alias without a served model is an error naming it", () => {
     const r = resolveRunConfig({ benchmark: "frames", config: { toolModels: { search: ["nope"] } } });
     expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.issues[0]).toEqual({ path: "config.toolModels.search.0", message: "model alias 'nope' has no served model in config.models" });
+    if (!r.ok) expect(r.issues[0]).toEqual({ path: "config.tool_models.search.0", message: "model alias 'nope' has no served model in config.models" });
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeDb, openDb, type Db } from "../../db/client";
 import { createRun, getTask, validateTasks } from "../../db/runs";
+import { loadRunConfig } from "../../db/run-config";
 import { endpoints } from "../../db/schema";
 import { createApp } from "../../functions/index";
 import { HttpQueue, QueueHttpError } from "../../runner/queue-http";
@@ -73,7 +74,9 @@ test("claim, heartbeat and complete round-trip with the bearer token", async () 
   expect((await getTask({ db, taskId: claimed[0].id })).status).toBe("succeeded");
   const run = await q.getRun(runId);
   expect(run).toMatchObject({ id: runId, name: "h", benchmark: "frames", canceledAt: null });
-  expect(run!.config.maxRounds).toBe(7);
+  // the API answers the config in snake_case; the runner loads it like the stored row
+  expect(run!.config.max_rounds).toBe(7);
+  expect(loadRunConfig({ benchmark: run!.benchmark, config: run!.config }).maxRounds).toBe(7);
   expect(await q.getRun(999)).toBeNull();
 });
 
