@@ -88,12 +88,17 @@ export function keywords(text: string, max = 8): string[] {
   return [...found];
 }
 
+const WORD = /[\p{L}\p{N}][\p{L}\p{N}'’-]*/gu;
+
 function extractKeywords(text: string, max: number): string[] {
-  const words = text.match(/[\p{L}\p{N}][\p{L}\p{N}'’-]*/gu) ?? [];
   const seen = new Set<string>();
   const capitalised: string[] = [];
   const rest: string[] = [];
-  for (const w of words) {
+  const re = new RegExp(WORD);
+  // capitalised words come first: once `max` of them are found the rest of a long prompt
+  // cannot change the answer
+  for (let m = re.exec(text); m !== null && capitalised.length < max; m = re.exec(text)) {
+    const w = m[0];
     const lower = w.toLowerCase();
     if (STOPWORDS.has(lower) || seen.has(lower) || w.length < 2) continue;
     seen.add(lower);

@@ -4,10 +4,39 @@
 // for budget arithmetic (~4 characters per token on English text).
 const TOKEN = /\p{L}{1,6}|\p{N}|[^\s\p{L}\p{N}]/gu;
 
+// classes of one code point for countTokens: letter, number, space, other
+const LETTER = /^\p{L}$/u;
+const NUMBER = /^\p{N}$/u;
+const SPACE = /^\s$/u;
+
+/** The number of TOKEN matches, counted by one pass over the code points (the regex per token costs 10x). */
 export function countTokens(text: string): number {
-  TOKEN.lastIndex = 0;
   let n = 0;
-  while (TOKEN.exec(text) !== null) n++;
+  // letters in the current run: TOKEN takes them 6 at a time
+  let run = 0;
+  for (let i = 0; i < text.length; i++) {
+    let c = text.charCodeAt(i);
+    let kind: number;
+    if (c < 128) {
+      kind = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) ? 0 : c >= 48 && c <= 57 ? 1 : c === 32 || (c >= 9 && c <= 13) ? 2 : 3;
+    } else {
+      let ch = text[i]!;
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+        const d = text.charCodeAt(i + 1);
+        if (d >= 0xdc00 && d <= 0xdfff) {
+          ch = text.slice(i, i + 2);
+          i++;
+        }
+      }
+      kind = LETTER.test(ch) ? 0 : NUMBER.test(ch) ? 1 : SPACE.test(ch) ? 2 : 3;
+    }
+    if (kind === 0) {
+      if (run++ % 6 === 0) n++;
+      continue;
+    }
+    run = 0;
+    if (kind !== 2) n++;
+  }
   return n;
 }
 
