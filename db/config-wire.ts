@@ -35,10 +35,13 @@ export const CONFIG_DATA_PATHS = { keys: [...DATA_KEYS], verbatim: [...VERBATIM]
 
 type Kind = "fields" | "keys" | "verbatim";
 
+// By prefix: a sweep value can sit below a data position (`endpoints.my_model`).
 function kindAt(path: readonly string[]): Kind {
-  const p = path.join(".");
-  if (VERBATIM.has(p)) return "verbatim";
-  if (DATA_KEYS.has(p)) return "keys";
+  for (let i = 1; i <= path.length; i++) {
+    const p = path.slice(0, i).join(".");
+    if (VERBATIM.has(p)) return "verbatim";
+    if (DATA_KEYS.has(p)) return i === path.length ? "keys" : "verbatim";
+  }
   return "fields";
 }
 

@@ -100,10 +100,16 @@ describe("the conversion", () => {
     expect(readConfigPath("orchestrator.max_tokens")).toEqual({ ok: true, path: "orchestrator.maxTokens" });
     expect(readConfigPath("tool_models.enhance_reasoning")).toEqual({ ok: true, path: "toolModels.enhance_reasoning" });
     expect(readConfigPath("models.search_alias")).toEqual({ ok: true, path: "models.search_alias" });
+    expect(readConfigPath("models.camelAlias")).toEqual({ ok: true, path: "models.camelAlias" });
     expect(readConfigPath("retrieval.policy.perAttemptTimeoutMs")).toEqual({ ok: false, message: "retrieval.policy.perAttemptTimeoutMs: unknown field, did you mean retrieval.policy.per_attempt_timeout_ms?" });
     expect(writeConfigPath("toolModels.enhance_reasoning.0")).toBe("tool_models.enhance_reasoning.0");
     expect(writeConfigPath(["models", "camelAlias"])).toBe("models.camelAlias");
     expect(writeConfigPath(["tools", 0, "function", "name"])).toBe("tools.0.function.name");
+    // a value set below a data position is data all the way down
+    const endpoint = [{ ip_addr: "127.0.0.1", port: 1 }];
+    expect(readConfigDocument({ document: endpoint, at: "endpoints.my_model" })).toEqual({ ok: true, config: endpoint });
+    expect(writeConfigDocument(endpoint, "endpoints.my_model")).toEqual(endpoint);
+    expect(readConfigDocument({ document: { maxTokens: 1 }, at: "orchestrator" })).toMatchObject({ ok: false });
   });
 
   test("validation messages name snake_case paths", () => {
