@@ -136,7 +136,7 @@ function fieldCases(): Case[] {
     runs("max_attempts 0", run({ max_attempts: 0 }), /^max_attempts: /),
     runs("max_attempts 1e999", null, /^max_attempts: /, '{"name":"h","benchmark":"frames","tasks":[{"id":1,"question":"q"}],"max_attempts":1e999}'),
     runs("config a list", run({ config: [1] }), /^config/),
-    runs("config field of the wrong type", run({ config: { maxRounds: "many" } }), /^config\.maxRounds: /),
+    runs("config field of the wrong type", run({ config: { max_rounds: "many" } }), /^config\.max_rounds: /),
     runs("judge endpoint file://", run({ config: { judge: { endpoint: "file:///etc/passwd" } } }), /^config\.judge\.endpoint/),
     jsonl("empty JSONL body", "name=h&benchmark=hle", "", /^tasks: /),
     jsonl("bad JSONL line", "name=h&benchmark=hle", '{"id":1,"question":"q"}\n{nope\n', /^line 2: /),

@@ -148,7 +148,7 @@ test("a server that is not there fails after the capped retries", async () => {
 });
 
 test("runner and server exchange versions: an incompatible server is refused by the runner, naming the side to upgrade, without retries", async () => {
-  fault.serverVersion = "0.9.0"; // this checkout is 0.1.x: a different minor below 1.0
+  fault.serverVersion = "0.9.0"; // not this checkout's minor: below 1.0 a different minor is incompatible
   const before = seen.length;
   const err = await queue().claim({ runnerId: "r", limit: 1, leaseMs: 60_000 }).catch((e) => e);
   expect(err).toBeInstanceOf(QueueHttpError);
