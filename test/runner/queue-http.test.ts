@@ -164,7 +164,7 @@ test("the server refuses a runner whose version it cannot work with, before regi
     body: JSON.stringify({ runner_id: "r", limit: 1, lease_ms: 60_000 }),
   });
   expect(res.status).toBe(409);
-  expect(((await res.json()) as any).error.message).toMatch(/^server 0\.1\.\d+ is older than runner 1\.2\.0: upgrade the server/);
+  expect(((await res.json()) as any).error.message).toBe(`server ${VERSION} is older than runner 1.2.0: upgrade the server (baton serve) to 1.x`);
   expect(res.headers.get("x-baton-version")).toBe(VERSION);
   // nothing was claimed
   expect((await getTask({ db, taskId: 1 }))?.status).toBe("queued");
