@@ -9,7 +9,9 @@ import { existsSync, writeFileSync } from "node:fs";
 
 const [path, a, b, mode = "single"] = process.argv.slice(2);
 const db = new Database(path, { create: true, strict: true });
-db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000");
+// busy_timeout first: four workers switching the file to WAL at once otherwise meet
+// "database is locked" and one dies before it says it is ready (the bench then waited forever)
+db.exec("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
 if (a === "--seed") {
   db.exec("CREATE TABLE jobs (id INTEGER PRIMARY KEY, status TEXT NOT NULL, lease TEXT, payload TEXT NOT NULL, result TEXT)");
   db.exec("CREATE INDEX jobs_queued ON jobs (id) WHERE status = 'queued'");

@@ -64,7 +64,15 @@ async function once(impl: string, procs: number, mode: string): Promise<number> 
       Bun.spawn([process.execPath, join(import.meta.dir, WORKERS[impl]), target, `w${i}`, String(batch), mode], { stdout: "pipe", stderr: "inherit", env }),
     );
     // every worker has opened the database before the start signal
-    while (!Array.from({ length: procs }, (_, i) => existsSync(`${goFile}.ready.w${i}`)).every(Boolean)) await Bun.sleep(5);
+    while (!Array.from({ length: procs }, (_, i) => existsSync(`${goFile}.ready.w${i}`)).every(Boolean)) {
+      // a worker that died before it was ready would otherwise be waited for forever
+      const dead = workers.find((w) => w.exitCode !== null);
+      if (dead) {
+        for (const w of workers) w.kill();
+        throw new Error(`${impl}: a worker exited (code ${dead.exitCode}) before it was ready`);
+      }
+      await Bun.sleep(5);
+    }
     const start = Date.now();
     writeFileSync(goFile, "go");
     const outs = await Promise.all(workers.map(async (w) => ((await w.exited), await new Response(w.stdout).text())));

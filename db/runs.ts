@@ -6,6 +6,7 @@ import { DbError } from "./errors";
 import { checkJsonValue } from "./json-value";
 import { resolveRunConfig } from "./run-config";
 import { countInfraFailed } from "./analysis";
+import type { InArgs, InStatement, InValue } from "@libsql/client";
 import type { Db } from "./client";
 import { dbNowMs, runs, TASK_STATUSES, taskAttempts, tasks, type TaskStatus } from "./schema";
 
@@ -111,15 +112,9 @@ export function validateTasks({
     const row = rows[i];
     if (row === null || typeof row !== "object" || Array.isArray(row))
       throw new DbError("invalid", "tasks.invalid", `${label(i)}: expected an object with id and question`);
-    const parsed = v.safeParse(TaskRow, row);
-    if (!parsed.success) {
-      const issue = parsed.issues[0];
-      const field = v.getDotPath(issue) ?? "";
-      // valibot reports a missing key as an object issue; say what the field should be.
-      const message = /object$/.test(issue.type) && issue.received === "undefined" ? (MISSING[field] ?? "required") : issue.message;
-      throw new DbError("invalid", "tasks.invalid", `${label(i)}${field ? `.${field}` : ""}: ${message}`);
-    }
-    const externalId = parsed.output.id;
+    // what TaskRow accepts, checked inline (100k rows through valibot cost more than the
+    // inserts); anything it does not pass goes through TaskRow for the exact message
+    const externalId = quickTaskId(row as Record<string, unknown>) ?? checkTaskRow(row, label(i));
     const first = seen.get(externalId);
     if (first !== undefined)
       throw new DbError(
@@ -131,6 +126,29 @@ export function validateTasks({
     out[i] = { externalId, input: row as Record<string, unknown> };
   }
   return out;
+}
+
+/** The row's id as stored when the row is valid by TaskRow's rules, else null. */
+function quickTaskId(row: Record<string, unknown>): string | null {
+  const id = row.id;
+  let text: string;
+  if (typeof id === "string") text = id;
+  else if (typeof id === "number" && Number.isSafeInteger(id)) text = String(id);
+  else return null;
+  if (text.length === 0 || text.length > MAX_EXTERNAL_ID_LENGTH || CONTROL_CHARS.test(text)) return null;
+  const question = row.question;
+  return typeof question === "string" && question.length > 0 ? text : null;
+}
+
+/** A row quickTaskId refused, through TaskRow: its first issue, named by the row's position. */
+function checkTaskRow(row: unknown, where: string): string {
+  const parsed = v.safeParse(TaskRow, row);
+  if (parsed.success) return parsed.output.id;
+  const issue = parsed.issues[0];
+  const field = v.getDotPath(issue) ?? "";
+  // valibot reports a missing key as an object issue; say what the field should be.
+  const message = /object$/.test(issue.type) && issue.received === "undefined" ? (MISSING[field] ?? "required") : issue.message;
+  throw new DbError("invalid", "tasks.invalid", `${where}${field ? `.${field}` : ""}: ${message}`);
 }
 
 /** JSONL text → rows; blank lines are skipped but keep their place in the line count. */
@@ -169,9 +187,32 @@ export function validateJsonlTasks(text: string): ValidTask[] {
 
 export type RunRecord = typeof runs.$inferSelect;
 
-// 2 bound values per row; 5,000 rows stays well under SQLite's 32,766-variable limit, and
+// 4 bound values per row; 5,000 rows stays well under SQLite's 32,766-variable limit, and
 // few large statements are what makes 100k tasks fast.
 const INSERT_CHUNK = 5_000;
+
+// The tasks' INSERT for a chunk of `rows` rows, built once per size: the same text each time
+// means the file driver prepares it once per connection (db/sqlite-client.ts keeps it) and
+// the 100k-row submit spends nothing on building SQL. The run is found as max(id): the batch
+// holds the write lock from its first insert, and AUTOINCREMENT ids only grow. SELECT over
+// VALUES so that subquery is evaluated once per statement, not per row.
+const insertTasksSql = new Map<number, string>();
+function insertTasksText(rows: number): string {
+  let text = insertTasksSql.get(rows);
+  if (!text) {
+    text =
+      "INSERT INTO tasks (run_id, external_id, input, repeat, parent_task_id, max_attempts, available_at, created_at, updated_at) " +
+      "SELECT (SELECT max(id) FROM runs), column1, column2, column3, column4, ?, ?, ?, ? FROM (VALUES " +
+      "(?, ?, ?, ?), ".repeat(rows - 1) +
+      "(?, ?, ?, ?))";
+    insertTasksSql.set(rows, text);
+  }
+  return text;
+}
+
+// The inserted tasks are all queued: counted once here instead of by a per-row trigger
+// (migration 0013), in the same transaction, so the counters are never seen without them.
+const COUNT_QUEUED_SQL = "UPDATE run_counts SET queued = queued + ? WHERE run_id = (SELECT max(id) FROM runs)";
 
 /**
  * Creates a run with all its tasks in one write transaction: either every task is queued or
@@ -215,17 +256,15 @@ export async function createRun({
       resolved.issues.map((i) => `${i.path.startsWith("config") ? i.path : `config.${i.path}`}: ${i.message}`).join("; "),
     );
   const now = Date.now();
+  const total = rows.length * repeats;
   // One batch, not an interactive transaction: the file driver runs a batch synchronously
   // on one connection, so nothing else in this process can interleave. An interactive
   // transaction that awaits between chunks lets a second writer on another pooled
   // connection block the event loop in SQLite's busy handler until both time out.
-  // The tasks find their run as max(id): the batch holds the write lock from its first
-  // insert, and AUTOINCREMENT ids only grow.
-  const runId = sql`(SELECT max(id) FROM runs)`;
-  const statements: any[] = [];
+  const statements: InStatement[] = [];
   if (db.$client.protocol === "file") {
-    // 100k tasks update six indexes; the default 2 MB page cache would spill and re-read.
-    statements.push(db.run(sql`PRAGMA cache_size = -131072`));
+    // 100k tasks update five indexes; the default 2 MB page cache would spill and re-read.
+    statements.push({ sql: "PRAGMA cache_size = -131072", args: [] });
   }
   const insertRun = db
     .insert(runs)
@@ -234,7 +273,7 @@ export async function createRun({
       benchmark,
       config: resolved.config,
       maxAttempts,
-      taskCount: rows.length * repeats,
+      taskCount: total,
       idempotencyKey,
       createdAt: now,
       parentRunId: links.parentRunId ?? null,
@@ -244,25 +283,32 @@ export async function createRun({
       priority: links.priority ?? 0,
       maxConcurrency: links.maxConcurrency ?? null,
     })
-    .returning();
-  statements.push(insertRun);
+    .returning({ id: runs.id })
+    .toSQL();
+  const runStatement = statements.push({ sql: insertRun.sql, args: insertRun.params as InArgs }) - 1;
   // repeats: question-major, so the K attempts at one question are neighbours in the queue
-  const expanded = repeats === 1 ? rows.map((t) => ({ t, repeat: t.repeat ?? 0 })) : rows.flatMap((t) => Array.from({ length: repeats }, (_, repeat) => ({ t, repeat })));
-  for (let i = 0; i < expanded.length; i += INSERT_CHUNK) {
-    const chunk = expanded.slice(i, i + INSERT_CHUNK);
-    statements.push(
-      // SELECT over VALUES so the run-id subquery is evaluated once per statement, not per row.
-      db.run(sql`INSERT INTO tasks (run_id, external_id, input, repeat, parent_task_id, max_attempts, available_at, created_at, updated_at)
-        SELECT ${runId}, column1, column2, column3, column4, ${maxAttempts}, ${now}, ${now}, ${now} FROM (VALUES ${sql.join(
-          chunk.map(({ t, repeat }) => sql`(${t.externalId}, ${JSON.stringify(t.input)}, ${repeat}, ${t.parentTaskId ?? null})`),
-          sql`, `,
-        )})`),
-    );
+  for (let i = 0; i < total; i += INSERT_CHUNK) {
+    const n = Math.min(INSERT_CHUNK, total - i);
+    const args: InValue[] = new Array(4 + n * 4);
+    args[0] = maxAttempts;
+    args[1] = now;
+    args[2] = now;
+    args[3] = now;
+    for (let k = 0, a = 4; k < n; k++, a += 4) {
+      const j = i + k;
+      const t = repeats === 1 ? rows[j] : rows[Math.floor(j / repeats)];
+      args[a] = t.externalId;
+      args[a + 1] = JSON.stringify(t.input);
+      args[a + 2] = repeats === 1 ? (t.repeat ?? 0) : j % repeats;
+      args[a + 3] = t.parentTaskId ?? null;
+    }
+    statements.push({ sql: insertTasksText(n), args });
   }
+  statements.push({ sql: COUNT_QUEUED_SQL, args: [total] });
+  let runId: number;
   try {
-    const results = await db.batch(statements as [any, ...any[]]);
-    const run = results[statements.indexOf(insertRun)][0] as RunRecord;
-    return { run, created: true };
+    const results = await db.$client.batch(statements, "write");
+    runId = Number((results[runStatement].rows[0] as any).id);
   } catch (err) {
     // Two requests with one key raced: the loser returns the winner's run.
     if (idempotencyKey && isUniqueViolation(err)) {
@@ -271,6 +317,8 @@ export async function createRun({
     }
     throw err;
   }
+  const [run] = await db.select().from(runs).where(eq(runs.id, runId)).limit(1);
+  return { run, created: true };
 }
 
 function isUniqueViolation(err: unknown): boolean {

@@ -87,7 +87,8 @@ export const tasks = sqliteTable(
   },
   (t) => [
     uniqueIndex("tasks_run_external_idx").on(t.runId, t.externalId, t.repeat),
-    index("tasks_parent_idx").on(t.parentTaskId),
+    // partial (migration 0013): only derived runs have a parent task
+    index("tasks_parent_idx").on(t.parentTaskId).where(sql`parent_task_id IS NOT NULL`),
     // the claim's lane per run (priority, max_concurrency): migration 0012
     index("tasks_run_queue_idx").on(t.runId, t.availableAt, t.id).where(sql`status = 'queued'`),
     // claim: queued tasks whose time has come, and running tasks whose lease ran out.

@@ -102,6 +102,26 @@ describe("per-run counters", () => {
     expectCountersExact(other.run.id);
   });
 
+  test("a submit counts its tasks once (chunks, repeats); rows inserted finished are counted by the trigger", async () => {
+    // more than one insert chunk (5,000 rows), with repeats, beside another run
+    const { run } = await createRun({ db, name: "big", benchmark: "frames", tasks: tasks(2_600), links: { repeats: 2 } });
+    const small = await createRun({ db, name: "small", benchmark: "frames", tasks: tasks(3, "s") });
+    expect(run.taskCount).toBe(5_200);
+    expectCountersExact(run.id);
+    expectCountersExact(small.run.id);
+    expect(countersAndTruth(run.id).counters).toMatchObject({ queued: 5_200 });
+    // an import or a fixture inserting finished tasks directly (migration 0013 keeps that trigger)
+    const now = Date.now();
+    for (const [status, correct] of [["succeeded", 1], ["succeeded", 0], ["failed", null], ["queued", null]] as const)
+      await db.$client.execute({
+        sql: "INSERT INTO tasks (run_id, external_id, input, status, correct, created_at, updated_at) VALUES (?, ?, '{}', ?, ?, ?, ?)",
+        args: [small.run.id, `x-${status}-${correct}`, status, correct, now, now],
+      });
+    const { counters } = countersAndTruth(small.run.id);
+    // only a queued row inserted outside createRun is not counted: createRun is the one place that does
+    expect(counters).toEqual({ queued: 3, running: 0, succeeded: 2, failed: 1, canceled: 0, correct: 1 });
+  });
+
   test("the summary reads the counters and the rate, the same as counting the tasks", async () => {
     const { run } = await createRun({ db, name: "s", benchmark: "frames", tasks: tasks(12) });
     const claimed = await claimTasks({ db, runnerId: "r1", limit: 8, leaseMs: 60_000 });
