@@ -2,6 +2,7 @@
 // batch) so that a process killed at any instant leaves the queue consistent, and every
 // finishing write is fenced by the lease token: 0 rows changed = the caller lost the task.
 import { sql } from "drizzle-orm";
+import type { InValue } from "@libsql/client";
 import type { Db } from "./client";
 import { dbNowMs } from "./schema";
 import type { TaskInput, TaskProgress } from "./schema";
@@ -67,61 +68,19 @@ export async function claimTasks({
   excludeRunIds?: number[];
 }): Promise<ClaimedTask[]> {
   if (limit <= 0) return [];
-  const exclude = excludeRunIds.length > 0 ? sql`AND t.run_id NOT IN (${sql.join(excludeRunIds, sql`, `)})` : sql``;
-  const runFilter = runId != null ? sql`AND t.run_id = ${runId} ${exclude}` : exclude;
-  const laneExclude = excludeRunIds.length > 0 ? sql`AND r.id NOT IN (${sql.join(excludeRunIds, sql`, `)})` : sql``;
-  const laneFilter = runId != null ? sql`AND r.id = ${runId} ${laneExclude}` : laneExclude;
+  // pre-built text (no sql builder per claim), prepared once per connection by the file driver
+  const excluding = excludeRunIds.length > 0;
+  // as many values as the highest parameter the shape uses (?4 may be a gap: bound to null)
+  const args: InValue[] = [runnerId, leaseMs, limit, runId ?? null, JSON.stringify(excludeRunIds)].slice(0, excluding ? 5 : runId != null ? 4 : 3);
+  const variant = claimSqlFor(runId != null, excluding);
   // one transaction: the exhausted leases are failed first, so the claim never takes them
-  const [, res] = await db.batch([db.run(expireExhaustedSql(runId)), db.run(sql`
-    UPDATE tasks SET
-      status = 'running',
-      attempt = attempt + 1,
-      lease_owner = ${runnerId},
-      lease_token = lower(hex(randomblob(16))),
-      progress = NULL,
-      lease_expires_at = ${dbNowMs} + ${leaseMs},
-      started_at = coalesce(started_at, ${dbNowMs}),
-      updated_at = ${dbNowMs}
-    WHERE id IN (
-      -- Two index walks, each stopping after \`limit\` rows: one ORDER BY over an OR of both
-      -- made SQLite collect and sort every queued task on each claim (O(n log n) per claim,
-      -- seconds with 100k queued). Expired leases first (the oldest work), then queued
-      -- tasks in the order they became available (FIFO across runs; a retry's backoff puts
-      -- it behind what is already waiting).
-      SELECT id FROM (
-        SELECT t.id FROM tasks t
-        WHERE t.status = 'running' AND t.lease_expires_at < ${dbNowMs} AND t.attempt < t.max_attempts
-          ${runFilter}
-          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.canceled_at IS NOT NULL)
-        ORDER BY t.lease_expires_at
-        LIMIT ${limit}
-      )
-      UNION ALL
-      -- Queued tasks: higher run priority first, then FIFO within a priority. One lane per
-      -- run with queued work (run_counts.queued > 0): its first \`limit\` tasks by its own
-      -- index walk (tasks_run_queue_idx), cut to the room its max_concurrency leaves
-      -- (run_counts.running, kept by triggers inside this statement). The cost is the number
-      -- of runs with queued work, never the queue's depth: a capped run's backlog is not walked.
-      SELECT id FROM (
-        SELECT id FROM (
-          SELECT t.id, r.priority AS p, t.available_at AS a,
-            row_number() OVER (PARTITION BY r.id ORDER BY t.available_at, t.id) AS k,
-            CASE WHEN r.max_concurrency IS NULL THEN ${limit} ELSE r.max_concurrency - c.running END AS room
-          FROM run_counts c JOIN runs r ON r.id = c.run_id,
-            json_each((SELECT json_group_array(qid) FROM (
-              SELECT x.id AS qid FROM tasks x
-              WHERE x.run_id = r.id AND x.status = 'queued' AND x.available_at <= ${dbNowMs}
-              ORDER BY x.available_at, x.id LIMIT ${limit}))) j
-            JOIN tasks t ON t.id = j.value
-          WHERE c.queued > 0 AND r.canceled_at IS NULL ${laneFilter}
-        )
-        WHERE k <= room
-        ORDER BY p DESC, a, id
-        LIMIT ${limit}
-      )
-      LIMIT ${limit}
-    )
-    RETURNING id, run_id, external_id, input, attempt, max_attempts, lease_token, lease_expires_at`)]);
+  const [, res] = await db.$client.batch(
+    [
+      { sql: variant.expire, args: runId != null ? [runId] : [] },
+      { sql: variant.claim, args },
+    ],
+    "write",
+  );
   const claimed = rowsOf(res).map(toClaimed);
   const known = startedRuns.get(db) ?? startedRuns.set(db, new Set()).get(db)!;
   const runIds = [...new Set(claimed.map((t) => t.runId))].filter((id) => !known.has(id));
@@ -137,23 +96,92 @@ export async function claimTasks({
 
 const startedRuns = new WeakMap<Db, Set<number>>();
 
+const NOW = "(cast(unixepoch('subsec') * 1000 as integer))";
+
+// The claim's SQL in its four shapes (a run or all runs; runs excluded or not), built once.
+// Parameters: ?1 runner, ?2 lease ms, ?3 limit, ?4 run id, ?5 JSON array of excluded run ids.
+const claimSqlCache = new Map<string, { expire: string; claim: string }>();
+function claimSqlFor(byRun: boolean, excluding: boolean): { expire: string; claim: string } {
+  const key = `${byRun}:${excluding}`;
+  const hit = claimSqlCache.get(key);
+  if (hit) return hit;
+  const exclude = excluding ? "AND t.run_id NOT IN (SELECT value FROM json_each(?5))" : "";
+  const runFilter = byRun ? `AND t.run_id = ?4 ${exclude}` : exclude;
+  const laneExclude = excluding ? "AND r.id NOT IN (SELECT value FROM json_each(?5))" : "";
+  const laneFilter = byRun ? `AND r.id = ?4 ${laneExclude}` : laneExclude;
+  const built = {
+    expire: expireExhaustedText(byRun),
+    claim: `
+    UPDATE tasks SET
+      status = 'running',
+      attempt = attempt + 1,
+      lease_owner = ?1,
+      lease_token = lower(hex(randomblob(16))),
+      progress = NULL,
+      lease_expires_at = ${NOW} + ?2,
+      started_at = coalesce(started_at, ${NOW}),
+      updated_at = ${NOW}
+    WHERE id IN (
+      -- Two index walks, each stopping after \`limit\` rows: one ORDER BY over an OR of both
+      -- made SQLite collect and sort every queued task on each claim (O(n log n) per claim,
+      -- seconds with 100k queued). Expired leases first (the oldest work), then queued
+      -- tasks in the order they became available (FIFO across runs; a retry's backoff puts
+      -- it behind what is already waiting).
+      SELECT id FROM (
+        SELECT t.id FROM tasks t
+        WHERE t.status = 'running' AND t.lease_expires_at < ${NOW} AND t.attempt < t.max_attempts
+          ${runFilter}
+          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.canceled_at IS NOT NULL)
+        ORDER BY t.lease_expires_at
+        LIMIT ?3
+      )
+      UNION ALL
+      -- Queued tasks: higher run priority first, then FIFO within a priority. One lane per
+      -- run with queued work (run_counts.queued > 0): its first \`limit\` tasks by its own
+      -- index walk (tasks_run_queue_idx), cut to the room its max_concurrency leaves
+      -- (run_counts.running, kept by triggers inside this statement). The cost is the number
+      -- of runs with queued work, never the queue's depth: a capped run's backlog is not walked.
+      SELECT id FROM (
+        SELECT id FROM (
+          SELECT t.id, r.priority AS p, t.available_at AS a,
+            row_number() OVER (PARTITION BY r.id ORDER BY t.available_at, t.id) AS k,
+            CASE WHEN r.max_concurrency IS NULL THEN ?3 ELSE r.max_concurrency - c.running END AS room
+          FROM run_counts c JOIN runs r ON r.id = c.run_id,
+            json_each((SELECT json_group_array(qid) FROM (
+              SELECT x.id AS qid FROM tasks x
+              WHERE x.run_id = r.id AND x.status = 'queued' AND x.available_at <= ${NOW}
+              ORDER BY x.available_at, x.id LIMIT ?3))) j
+            JOIN tasks t ON t.id = j.value
+          WHERE c.queued > 0 AND r.canceled_at IS NULL ${laneFilter}
+        )
+        WHERE k <= room
+        ORDER BY p DESC, a, id
+        LIMIT ?3
+      )
+      LIMIT ?3
+    )
+    RETURNING id, run_id, external_id, input, attempt, max_attempts, lease_token, lease_expires_at`,
+  };
+  claimSqlCache.set(key, built);
+  return built;
+}
+
 /**
  * A running task whose lease expired and has no attempts left would otherwise sit in
  * `running` forever: fail it with the class `lease_expired`.
  */
 export async function expireExhaustedLeases({ db, runId }: { db: Db; runId?: number | null }): Promise<number> {
-  const res = await db.run(expireExhaustedSql(runId));
-  return Number((res as any).rowsAffected ?? 0);
+  const res = await db.$client.execute({ sql: expireExhaustedText(runId != null), args: runId != null ? [runId] : [] });
+  return Number(res.rowsAffected ?? 0);
 }
 
-function expireExhaustedSql(runId?: number | null) {
-  const runFilter = runId != null ? sql`AND run_id = ${runId}` : sql``;
-  return sql`
+function expireExhaustedText(byRun: boolean): string {
+  return `
     UPDATE tasks SET status = 'failed', error_class = 'lease_expired', error_infra = 1,
       error_message = 'lease expired on the last attempt (runner died or stalled)',
       lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
-      finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
-    WHERE status = 'running' AND lease_expires_at < ${dbNowMs} AND attempt >= max_attempts ${runFilter}`;
+      finished_at = ${NOW}, updated_at = ${NOW}
+    WHERE status = 'running' AND lease_expires_at < ${NOW} AND attempt >= max_attempts ${byRun ? "AND run_id = ?" : ""}`;
 }
 
 /**
@@ -222,12 +250,11 @@ export async function heartbeatLeases({
   return { held: [...held], lost: tokens.filter((t) => !held.has(t)) };
 }
 
-const NOW_MS = "(cast(unixepoch('subsec') * 1000 as integer))";
 const COMPLETE_SQL = `
     UPDATE tasks SET status = 'succeeded', result = ?, prediction = ?, correct = ?,
       error_class = NULL, error_message = NULL, error_infra = NULL,
       lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
-      finished_at = ${NOW_MS}, updated_at = ${NOW_MS}
+      finished_at = ${NOW}, updated_at = ${NOW}
     WHERE id = ? AND lease_token = ? AND status = 'running'`;
 
 /** Fenced success. Returns false when the lease was lost: the result is discarded. */
@@ -263,22 +290,37 @@ export async function completeTasks({
   items: { taskId: number; leaseToken: string; result: TaskResult }[];
 }): Promise<boolean[]> {
   if (items.length === 0) return [];
-  const values = items.map((it) => {
-    const prediction = it.result.prediction == null ? null : String(it.result.prediction);
-    const correct = it.result.correct == null ? null : it.result.correct ? 1 : 0;
-    return sql`(${it.taskId}, ${it.leaseToken}, ${JSON.stringify(it.result)}, ${prediction}, ${correct})`;
-  });
-  const res = await db.run(sql`
+  const args: InValue[] = new Array(items.length * 5);
+  for (let i = 0, a = 0; i < items.length; i++, a += 5) {
+    const r = items[i].result;
+    args[a] = items[i].taskId;
+    args[a + 1] = items[i].leaseToken;
+    args[a + 2] = JSON.stringify(r);
+    args[a + 3] = r.prediction == null ? null : String(r.prediction);
+    args[a + 4] = r.correct == null ? null : r.correct ? 1 : 0;
+  }
+  const res = await db.$client.execute({ sql: completeManyText(items.length), args });
+  const written = new Set(rowsOf(res).map((r) => Number(r.id)));
+  return items.map((it) => written.has(it.taskId));
+}
+
+// completeTasks' statement for n items, built once per n (a runner's batches take few sizes)
+const completeManySql = new Map<number, string>();
+function completeManyText(n: number): string {
+  let text = completeManySql.get(n);
+  if (!text) {
+    text = `
     UPDATE tasks SET status = 'succeeded', result = v.result, prediction = v.prediction, correct = v.correct,
       error_class = NULL, error_message = NULL, error_infra = NULL,
       lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
-      finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
+      finished_at = ${NOW}, updated_at = ${NOW}
     FROM (SELECT column1 AS id, column2 AS token, column3 AS result, column4 AS prediction, column5 AS correct
-          FROM (VALUES ${sql.join(values, sql`, `)})) AS v
+          FROM (VALUES ${"(?, ?, ?, ?, ?), ".repeat(n - 1)}(?, ?, ?, ?, ?))) AS v
     WHERE tasks.id = v.id AND tasks.lease_token = v.token AND tasks.status = 'running'
-    RETURNING tasks.id`);
-  const written = new Set(rowsOf(res).map((r) => Number(r.id)));
-  return items.map((it) => written.has(it.taskId));
+    RETURNING tasks.id`;
+    completeManySql.set(n, text);
+  }
+  return text;
 }
 
 /**
