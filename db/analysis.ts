@@ -226,13 +226,13 @@ const logBinSql = (col: string) =>
  * WHERE clause; each percentile is one LIMIT 1 OFFSET walk, from the top for the tail so
  * p99 touches 1% of the range, not 99%.
  */
-async function percentilesOf(db: Db, n: number, col: string, from: string, args: InValue[]): Promise<Percentiles & { min: number | null; max: number | null }> {
+async function percentilesOf(db: Db, n: number, col: string, from: string, args: InValue[], ps: readonly number[] = [0, ...PERCENTILES, 100]): Promise<Percentiles & { min: number | null; max: number | null }> {
   const out = { p50: null, p80: null, p90: null, p95: null, p99: null, min: null, max: null } as Percentiles & { min: number | null; max: number | null };
   if (n === 0) return out;
   const parts: string[] = [];
   const allArgs: InValue[] = [];
   // p0 and p100 are the min and max: one index step each, cheaper than aggregating them
-  for (const p of [0, ...PERCENTILES, 100]) {
+  for (const p of ps) {
     const k = rankOf(p, n);
     const asc = k <= n / 2;
     parts.push(
@@ -279,6 +279,147 @@ async function histogramsOf(db: Db, n: number, col: string, from: string, args: 
     else counts[binOf(Number(r.v), lo, hi)]++;
   }
   return { counts, logCounts };
+}
+
+/**
+ * The value bucket of migration 0014 (latency_step_buckets, latency_component_buckets): 0
+ * below 1 ms, else the digits of the integer part * 100 + its first two digits — about 90
+ * buckets per decade, monotonic in the value. Must equal the SQL expression there.
+ */
+export function bucketOf(ms: number): number {
+  if (!(ms >= 1)) return 0;
+  // SQLite's CAST(x AS INTEGER) saturates at the largest 64-bit integer
+  const s = ms >= 9223372036854775807 ? "9223372036854775807" : BigInt(Math.trunc(ms)).toString();
+  return s.length * 100 + Number(s.slice(0, 2));
+}
+
+/** The smallest value in bucket b (null: no lower bound) and the first value above it. */
+export function bucketEdges(b: number): { lo: number | null; hi: number } {
+  if (b === 0) return { lo: null, hi: 1 };
+  const digits = Math.floor(b / 100);
+  const lead = b % 100;
+  const scale = digits === 1 ? 1 : 10 ** (digits - 2);
+  return { lo: lead * scale, hi: (lead + 1) * scale };
+}
+
+type Bucket = { b: number; n: number; total: number };
+
+/** Bucket rows (bucket, calls, total_ms) as sorted buckets, empty ones dropped, equal buckets merged. */
+function toBuckets(rs: Row[]): Bucket[] {
+  const m = new Map<number, Bucket>();
+  for (const r of rs) {
+    const n = Number(r.calls);
+    if (n <= 0) continue;
+    const b = Number(r.bucket);
+    const x = m.get(b);
+    if (x) {
+      x.n += n;
+      x.total += Number(r.total_ms);
+    } else m.set(b, { b, n, total: Number(r.total_ms) });
+  }
+  return [...m.values()].sort((a, b) => a.b - b.b);
+}
+
+/**
+ * The values at 1-based ranks `ranks` of a bucketed distribution (see bucketedLatency): each
+ * is one walk inside the bucket holding it, from that bucket's nearer edge.
+ */
+async function bucketedRanks(db: Db, buckets: Bucket[], col: string, from: string, args: InValue[], ranks: number[]): Promise<(number | null)[]> {
+  const before: number[] = [];
+  let c = 0;
+  for (const x of buckets) {
+    before.push(c);
+    c += x.n;
+  }
+  const acc: InValue[] = [];
+  const bound = (cond: string, v: number | null) => {
+    if (v == null) return "";
+    acc.push(v);
+    return ` AND ${col} ${cond} ?`;
+  };
+  const rankSql = (k: number) => {
+    let j = 0;
+    while (before[j] + buckets[j].n < k) j++;
+    const { lo, hi } = bucketEdges(buckets[j].b);
+    const fromLow = k - before[j] - 1;
+    const fromHigh = before[j] + buckets[j].n - k;
+    acc.push(...args);
+    if (fromLow <= fromHigh) return `(SELECT ${col} FROM ${from}${bound(">=", lo)} ORDER BY ${col} ASC LIMIT 1 OFFSET ${fromLow})`;
+    return `(SELECT ${col} FROM ${from}${bound("<", hi)} ORDER BY ${col} DESC LIMIT 1 OFFSET ${fromHigh})`;
+  };
+  const [r] = await rows(db, `SELECT ${ranks.map((k, i) => `${rankSql(k)} AS r${i}`).join(", ")}`, acc);
+  // null only if rows changed between reading the buckets and the walk (a live run)
+  return ranks.map((_, i) => (r[`r${i}`] == null ? null : Number(r[`r${i}`])));
+}
+
+/**
+ * Stats and both histograms of one distribution from its value buckets and its sorted index
+ * (`from` = table and WHERE clause selecting exactly the bucketed values, `col` its sorted
+ * column): every order statistic is a walk inside one bucket from its nearer edge, every
+ * range count a count inside the bucket holding the range's end. Exact: the buckets are
+ * kept in the statements that write the rows, and the values are read from the index.
+ */
+async function bucketedLatency(db: Db, buckets: Bucket[], col: string, from: string, args: InValue[], histograms = true): Promise<ToolLatency> {
+  const n = buckets.reduce((a, x) => a + x.n, 0);
+  const logCounts = new Array(LOG_BINS.length).fill(0);
+  const counts = new Array(10).fill(0);
+  if (n === 0) return { count: 0, mean: null, min: null, max: null, under5s: null, p50: null, p80: null, p90: null, p95: null, p99: null, histogram: { loMs: 0, hiMs: 0, counts }, logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: 0 })) };
+  const bound = (cond: string, v: number | null, acc: InValue[]) => {
+    if (v == null) return "";
+    acc.push(v);
+    return ` AND ${col} ${cond} ?`;
+  };
+  /** SQL for how many values are below v. */
+  const belowSql = (v: number, acc: InValue[]) => {
+    const b = bucketOf(v);
+    const base = buckets.filter((x) => x.b < b).reduce((a, x) => a + x.n, 0);
+    if (!buckets.some((x) => x.b === b)) return `${base}`;
+    acc.push(...args);
+    const lo = bucketEdges(b).lo;
+    const cond = bound(">=", lo, acc);
+    acc.push(v);
+    return `(${base} + (SELECT count(*) FROM ${from}${cond} AND ${col} < ?))`;
+  };
+  const v = await bucketedRanks(db, buckets, col, from, args, [1, ...PERCENTILES.map((p) => rankOf(p, n)), n]);
+  const lo = v[0] ?? 0;
+  const hi = v[v.length - 1] ?? 0;
+  for (const x of buckets) logCounts[x.b === 0 ? 0 : Math.min(LOG_BINS.length - 1, Math.floor(x.b / 100))] += x.n;
+  if (hi === lo || !histograms) counts[0] = n;
+  else {
+    // the equal-width bins as in histogramsOf: ranges clear of the edges by count, values
+    // within a hair of an edge fetched and binned with binOf
+    const w = hi - lo;
+    const delta = w * 1e-9;
+    const edge = (i: number) => lo + (w * i) / 10;
+    const args2: InValue[] = [];
+    const cols: string[] = [];
+    for (let i = 1; i < 10; i++) cols.push(`${belowSql(edge(i) - delta, args2)} AS a${i}`, `${belowSql(edge(i) + delta, args2)} AS b${i}`);
+    const [r] = await rows(db, `SELECT ${cols.join(", ")}`, args2);
+    const below = (i: number, side: "a" | "b") => (i === 0 ? 0 : i === 10 ? n : Number(r[`${side}${i}`]));
+    for (let i = 0; i < 10; i++) counts[i] += below(i + 1, "a") - below(i, "b");
+    const args3: InValue[] = [];
+    const near: string[] = [];
+    for (let i = 1; i < 10; i++) {
+      args3.push(...args, edge(i) - delta, edge(i) + delta);
+      near.push(`SELECT ${col} AS v FROM ${from} AND ${col} >= ? AND ${col} < ?`);
+    }
+    for (const x of await rows(db, near.join(" UNION ALL "), args3)) counts[binOf(Number(x.v), lo, hi)]++;
+  }
+  const underBucket = bucketOf(UNDER_MS);
+  return {
+    count: n,
+    mean: buckets.reduce((a, x) => a + x.total, 0) / n,
+    min: v[0],
+    max: v[v.length - 1],
+    under5s: buckets.filter((x) => x.b < underBucket).reduce((a, x) => a + x.n, 0) / n,
+    p50: v[1],
+    p80: v[2],
+    p90: v[3],
+    p95: v[4],
+    p99: v[5],
+    histogram: { loMs: lo, hiMs: hi, counts },
+    logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: logCounts[i] })),
+  };
 }
 
 export type RunRow = Report["run"];
@@ -376,51 +517,113 @@ function logBinOf(ms: number): number {
 }
 
 /**
- * Every tool step's own latency and every orchestrator call of the run, by tool (one grouped
- * pass over a covering index; values come back as one JSON array per tool rather than a row
- * each, which is most of the cost at a million rows). JSON carries 15 significant digits,
- * so values can differ from the stored doubles in the last place.
+ * Every tool step's own latency and every orchestrator call of the run, by tool, from
+ * latency_steps (migration 0014: one row per step, kept by triggers as components are
+ * written). Values come back as one JSON array per tool rather than a row each; JSON carries
+ * 15 significant digits, so values can differ from the stored doubles in the last place
+ * (the report's percentiles are read from the index and are exact).
  */
 export async function listOwnLatencies(db: Db, runId: number, abandoned: string | null): Promise<Map<string, Float64Array>> {
-  const args: InValue[] = [runId];
-  // filtered after grouping: a third as many rows to test as components
-  const filter = finalOnly(abandoned, args);
-  const grouped = await rows(
-    db,
-    `SELECT tool, json_group_array(own) FILTER (WHERE llm > 0 AND (tool <> 'search' OR ret > 0)) AS own,
-       json_group_array(orch) FILTER (WHERE orch IS NOT NULL) AS orch
-     FROM (SELECT task_id, attempt, tool, sum(CASE WHEN component <> 'orchestrator' THEN ms END) AS own,
-             max(CASE WHEN component = 'orchestrator' THEN ms END) AS orch,
-             sum(CASE WHEN component IN ('query_llm', 'expert_llm') THEN ms END) AS llm,
-             sum(CASE WHEN component = 'retrieval' THEN ms END) AS ret
-           FROM latency_components WHERE run_id = ? GROUP BY task_id, attempt, step)
-     WHERE 1${filter}
-     GROUP BY tool ORDER BY tool`,
-    args,
-  );
+  const ownArgs: InValue[] = [runId];
+  const ownFilter = finalOnly(abandoned, ownArgs);
+  const orchArgs: InValue[] = [runId];
+  const orchFilter = finalOnly(abandoned, orchArgs);
+  const [own, orch] = await Promise.all([
+    rows(db, `SELECT tool, json_group_array(ms) AS v FROM latency_steps WHERE run_id = ? AND ms IS NOT NULL${ownFilter} GROUP BY tool ORDER BY tool`, ownArgs),
+    rows(db, `SELECT json_group_array(orch) AS v FROM latency_steps WHERE run_id = ? AND orch IS NOT NULL${orchFilter}`, orchArgs),
+  ]);
   const out = new Map<string, Float64Array>();
-  const orchestrator: number[] = [];
-  for (const r of grouped) {
-    const own: number[] = JSON.parse(r.own ?? "[]");
-    if (own.length && r.tool !== ORCHESTRATOR_ROW) out.set(r.tool, Float64Array.from(own));
-    for (const ms of JSON.parse(r.orch ?? "[]") as number[]) orchestrator.push(ms);
-  }
-  if (orchestrator.length) out.set(ORCHESTRATOR_ROW, Float64Array.from(orchestrator));
+  for (const r of own) out.set(r.tool, Float64Array.from(JSON.parse(r.v) as number[]));
+  const o: number[] = JSON.parse(orch[0]?.v ?? "[]");
+  if (o.length) out.set(ORCHESTRATOR_ROW, Float64Array.from(o));
   return out;
 }
 
-/** Per tool latency (own time, see the top of this file), the orchestrator row, and all tools. */
+/**
+ * Stats and both histograms of one ordered index range of latency_steps, read from the index
+ * (percentiles and bins as walks and range counts; nothing is fetched row by row).
+ */
+async function indexedLatency(db: Db, agg: Row, col: string, from: string, args: InValue[]): Promise<ToolLatency> {
+  const n = Number(agg.n);
+  const lo = n ? Number(agg.lo) : 0;
+  const hi = n ? Number(agg.hi) : 0;
+  const [pct, { counts, logCounts }] = await Promise.all([percentilesOf(db, n, col, from, args), histogramsOf(db, n, col, from, args, lo, hi)]);
+  return {
+    count: n,
+    mean: n ? Number(agg.total) / n : null,
+    under5s: n ? Number(agg.under) / n : null,
+    ...pct,
+    min: n ? lo : null,
+    max: n ? hi : null,
+    histogram: { loMs: lo, hiMs: hi, counts },
+    logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: logCounts[i] })),
+  };
+}
+
+/**
+ * Per tool latency (own time, see the top of this file), the orchestrator row, and all tools:
+ * aggregates in one grouped pass over latency_steps' sorted index, percentiles as index walks
+ * (exact nearest-rank, the stored doubles), histograms as range counts.
+ */
 async function toolLatencies(db: Db, runId: number, abandoned: string | null): Promise<{ tools: (ToolLatency & { tool: string })[]; all: ToolLatency }> {
-  const values = await listOwnLatencies(db, runId, abandoned);
-  const tools = [...values.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([tool, v]) => ({ tool, ...describeValues(v) }));
-  const toolValues = [...values.entries()].filter(([t]) => t !== ORCHESTRATOR_ROW).map(([, v]) => v);
-  const all = new Float64Array(toolValues.reduce((n, v) => n + v.length, 0));
-  let at = 0;
-  for (const v of toolValues) {
-    all.set(v, at);
-    at += v.length;
+  if (abandoned == null) return bucketedToolLatencies(db, runId);
+  const aggSql = `count(*) AS n, total(%) AS total, sum(% < ${UNDER_MS}) AS under, min(%) AS lo, max(%) AS hi`;
+  const ownArgs: InValue[] = [runId];
+  const ownFilter = finalOnly(abandoned, ownArgs);
+  const orchArgs: InValue[] = [runId];
+  const orchFilter = finalOnly(abandoned, orchArgs);
+  const [own, orch] = await Promise.all([
+    rows(db, `SELECT tool, ${aggSql.replaceAll("%", "ms")} FROM latency_steps WHERE run_id = ? AND ms IS NOT NULL${ownFilter} GROUP BY tool`, ownArgs),
+    rows(db, `SELECT ${aggSql.replaceAll("%", "orch")} FROM latency_steps WHERE run_id = ? AND orch IS NOT NULL${orchFilter}`, orchArgs),
+  ]);
+  const ranged = (extra: string, col: string) => {
+    const args: InValue[] = [runId, ...(extra ? [extra] : [])];
+    const where = `latency_steps WHERE run_id = ?${extra ? " AND tool = ?" : ""} AND ${col} IS NOT NULL${finalOnly(abandoned, args)}`;
+    return { where, args };
+  };
+  const all = { n: 0, total: 0, under: 0, lo: Infinity, hi: -Infinity };
+  for (const r of own) {
+    all.n += Number(r.n);
+    all.total += Number(r.total);
+    all.under += Number(r.under);
+    all.lo = Math.min(all.lo, Number(r.lo));
+    all.hi = Math.max(all.hi, Number(r.hi));
   }
-  return { tools, all: describeValues(all) };
+  const jobs: Promise<ToolLatency & { tool: string }>[] = own.map(async (r) => {
+    const { where, args } = ranged(r.tool, "ms");
+    return { tool: r.tool as string, ...(await indexedLatency(db, r, "ms", where, args)) };
+  });
+  if (Number(orch[0]?.n ?? 0) > 0) {
+    const { where, args } = ranged("", "orch");
+    jobs.push(indexedLatency(db, orch[0], "orch", where, args).then((l) => ({ tool: ORCHESTRATOR_ROW, ...l })));
+  }
+  const { where, args } = ranged("", "ms");
+  const [tools, allStats] = await Promise.all([Promise.all(jobs), indexedLatency(db, all, "ms", where, args)]);
+  return { tools: tools.sort((a, b) => (a.tool < b.tool ? -1 : a.tool > b.tool ? 1 : 0)), all: allStats };
+}
+
+/** toolLatencies when every row of the run is from a final attempt: from latency_step_buckets. */
+async function bucketedToolLatencies(db: Db, runId: number): Promise<{ tools: (ToolLatency & { tool: string })[]; all: ToolLatency }> {
+  const byTool = new Map<string, Row[]>();
+  for (const r of await rows(db, "SELECT tool, bucket, calls, total_ms FROM latency_step_buckets WHERE run_id = ?", [runId])) {
+    const list = byTool.get(r.tool) ?? [];
+    list.push(r);
+    byTool.set(r.tool, list);
+  }
+  const jobs: Promise<ToolLatency & { tool: string }>[] = [];
+  const allRows: Row[] = [];
+  for (const [tool, rs] of byTool) {
+    const buckets = toBuckets(rs);
+    if (!buckets.length) continue;
+    if (tool === ORCHESTRATOR_ROW) {
+      jobs.push(bucketedLatency(db, buckets, "orch", "latency_steps WHERE run_id = ? AND orch IS NOT NULL", [runId]).then((l) => ({ tool, ...l })));
+      continue;
+    }
+    allRows.push(...rs);
+    jobs.push(bucketedLatency(db, buckets, "ms", "latency_steps WHERE run_id = ? AND tool = ? AND ms IS NOT NULL", [runId, tool]).then((l) => ({ tool, ...l })));
+  }
+  const [tools, all] = await Promise.all([Promise.all(jobs), bucketedLatency(db, toBuckets(allRows), "ms", "latency_steps WHERE run_id = ? AND ms IS NOT NULL", [runId])]);
+  return { tools: tools.sort((a, b) => (a.tool < b.tool ? -1 : a.tool > b.tool ? 1 : 0)), all };
 }
 
 async function componentStats(db: Db, runId: number, abandoned: string | null): Promise<(ComponentStats & { tool: string })[]> {
@@ -431,22 +634,67 @@ async function componentStats(db: Db, runId: number, abandoned: string | null): 
   const rareArgs: InValue[] = [runId];
   const rareFilter = finalOnly(abandoned, rareArgs);
   const [aggs, rare] = await Promise.all([
-    rows(db, `SELECT tool, component, count(*) AS n, sum(ms) AS total, sum(ms < ${UNDER_MS}) AS under FROM latency_components WHERE run_id = ?${aggFilter} GROUP BY tool, component`, aggArgs),
-    rows(
-      db,
-      `SELECT tool, component, status, retries > 0 AS retried, count(*) AS n, sum(retries) AS retries
-       FROM latency_components WHERE run_id = ? AND (status <> 'ok' OR retries > 0)${rareFilter} GROUP BY 1, 2, 3, 4`,
-      rareArgs,
-    ),
+    // no abandoned rows: the value buckets kept by migration 0014's triggers hold every row
+    abandoned == null
+      ? rows(db, "SELECT * FROM latency_component_buckets WHERE run_id = ? ORDER BY tool, component", [runId])
+      : rows(db, `SELECT tool, component, count(*) AS n, total(ms) AS total, sum(ms < ${UNDER_MS}) AS under FROM latency_components WHERE run_id = ?${aggFilter} GROUP BY tool, component`, aggArgs),
+    abandoned == null
+      ? []
+      : rows(
+          db,
+          `SELECT tool, component, status, retries > 0 AS retried, count(*) AS n, sum(retries) AS retries
+           FROM latency_components WHERE run_id = ? AND (status <> 'ok' OR retries > 0)${rareFilter} GROUP BY 1, 2, 3, 4`,
+          rareArgs,
+        ),
   ]);
+  const counts = (tool: string, component: string) => {
+    const mine = rare.filter((r) => r.tool === tool && r.component === component);
+    const count = (f: (r: Row) => boolean) => mine.filter(f).reduce((x, r) => x + Number(r.n), 0);
+    return {
+      retries: mine.reduce((x, r) => x + Number(r.retries), 0),
+      callsWithRetries: count((r) => Number(r.retried) === 1),
+      timeouts: count((r) => r.status === "timeout"),
+      fallbacks: count((r) => r.status === "fallback"),
+      unavailable: count((r) => r.status === "retrieval_unavailable"),
+      errors: count((r) => r.status !== "ok" && r.status !== "fallback"),
+    };
+  };
+  if (abandoned == null) {
+    const groups = new Map<string, Row[]>();
+    for (const r of aggs) {
+      const key = `${r.tool}\u0000${r.component}`;
+      const list = groups.get(key) ?? [];
+      list.push(r);
+      groups.set(key, list);
+    }
+    const out: (ComponentStats & { tool: string })[] = [];
+    for (const rs of groups.values()) {
+      const buckets = toBuckets(rs);
+      if (!buckets.length) continue;
+      const { tool, component } = rs[0];
+      const { histogram: _h, logHistogram: _l, ...stats } = await bucketedLatency(db, buckets, "ms", "latency_components WHERE run_id = ? AND tool = ? AND component = ?", [runId, tool, component], false);
+      const sum = (k: string) => rs.reduce((a, r) => a + Number(r[k]), 0);
+      out.push({
+        tool,
+        component,
+        ...stats,
+        totalMs: buckets.reduce((a, x) => a + x.total, 0),
+        retries: sum("retries"),
+        callsWithRetries: sum("retried"),
+        timeouts: sum("timeouts"),
+        fallbacks: sum("fallbacks"),
+        unavailable: sum("unavailable"),
+        errors: sum("errors"),
+      });
+    }
+    return out;
+  }
   return Promise.all(
     aggs.map(async (a) => {
       const n = Number(a.n);
       const args: InValue[] = [runId, a.tool, a.component];
       const filter = finalOnly(abandoned, args);
       const pct = await percentilesOf(db, n, "ms", `latency_components WHERE run_id = ? AND tool = ? AND component = ?${filter}`, args);
-      const mine = rare.filter((r) => r.tool === a.tool && r.component === a.component);
-      const count = (f: (r: Row) => boolean) => mine.filter(f).reduce((x, r) => x + Number(r.n), 0);
       return {
         tool: a.tool,
         component: a.component,
@@ -455,12 +703,7 @@ async function componentStats(db: Db, runId: number, abandoned: string | null): 
         under5s: Number(a.under) / n,
         ...pct,
         totalMs: Number(a.total),
-        retries: mine.reduce((x, r) => x + Number(r.retries), 0),
-        callsWithRetries: count((r) => Number(r.retried) === 1),
-        timeouts: count((r) => r.status === "timeout"),
-        fallbacks: count((r) => r.status === "fallback"),
-        unavailable: count((r) => r.status === "retrieval_unavailable"),
-        errors: count((r) => r.status !== "ok" && r.status !== "fallback"),
+        ...counts(a.tool, a.component),
       };
     }),
   );
@@ -495,64 +738,46 @@ async function retryCounts(db: Db, runId: number): Promise<(Omit<ComponentStats,
 }
 
 type TokenRow = Report["tokens"][number];
+// the endpoint table shows p50, p95 and max only: the other walks would be wasted
+const ENDPOINT_PERCENTILES = [50, 95, 100] as const;
 
 /** Per endpoint latency and errors, and (from the same pass over llm_calls) tokens per model. */
 async function endpointStats(db: Db, runId: number): Promise<{ endpoints: EndpointReport[]; tokens: TokenRow[] }> {
-  const [llm, llmRare, retrieval, retrievalRare] = await Promise.all([
+  const [llmBuckets, retrieval] = await Promise.all([
+    // kept per (run, endpoint, role, model, value bucket) by migration 0014's triggers
+    rows(db, "SELECT * FROM llm_call_buckets WHERE run_id = ? AND calls > 0 ORDER BY endpoint, role, model", [runId]),
+    // one pass over the retrieval index for counts, sums and statuses
     rows(
       db,
-      `SELECT endpoint, role, model, count(*) AS n, sum(total_ms) AS total, avg(ttft_ms) AS ttft,
-         sum(prompt_tokens) AS p, sum(completion_tokens) AS c
-       FROM llm_calls WHERE run_id = ? GROUP BY endpoint, role, model`,
-      [runId],
-    ),
-    // errors, retries and truncations are rare: aggregated from only the rows that have them
-    rows(
-      db,
-      `SELECT endpoint, role, model, outcome, http_attempt > 1 AS retry, finish_reason = 'length' AS truncated, count(*) AS n
-       FROM llm_calls WHERE run_id = ? AND (outcome <> 'ok' OR http_attempt > 1 OR finish_reason = 'length') GROUP BY 1, 2, 3, 4, 5, 6`,
-      [runId],
-    ),
-    rows(
-      db,
-      `SELECT endpoint, backend, count(*) AS n, sum(ms) AS total FROM latency_components
-       WHERE run_id = ? AND component = 'retrieval' AND endpoint IS NOT NULL GROUP BY endpoint, backend`,
-      [runId],
-    ),
-    rows(
-      db,
-      `SELECT endpoint, backend, status, retries > 0 AS retried, count(*) AS n FROM latency_components
-       WHERE run_id = ? AND (status <> 'ok' OR retries > 0) AND component = 'retrieval' AND endpoint IS NOT NULL GROUP BY 1, 2, 3, 4`,
+      `SELECT endpoint, backend, count(*) AS n, total(ms) AS total, sum(status NOT IN ('ok', 'fallback')) AS errors,
+         sum(status = 'timeout') AS timeouts, sum(retries > 0) AS retries
+       FROM latency_components WHERE run_id = ? AND component = 'retrieval' AND endpoint IS NOT NULL GROUP BY endpoint, backend`,
       [runId],
     ),
   ]);
-  for (const r of llm) {
-    const mine = llmRare.filter((x) => x.endpoint === r.endpoint && x.role === r.role && x.model === r.model);
-    const count = (f: (x: Row) => boolean) => mine.filter(f).reduce((a, x) => a + Number(x.n), 0);
-    r.mean = Number(r.total) / Number(r.n);
-    r.errors = count((x) => x.outcome !== "ok");
-    r.timeouts = count((x) => String(x.outcome).includes("timeout"));
-    r.retries = count((x) => Number(x.retry) === 1);
-    r.truncated = count((x) => Number(x.truncated) === 1);
-    r.p = r.p ?? 0;
-    r.c = r.c ?? 0;
+  const groups = new Map<string, Row[]>();
+  for (const r of llmBuckets) {
+    const key = `${r.endpoint}\u0000${r.role}\u0000${r.model}`;
+    const list = groups.get(key) ?? [];
+    list.push(r);
+    groups.set(key, list);
   }
+  const llm: Row[] = [];
   const out: EndpointReport[] = [];
-  for (const r of llm) {
-    const n = Number(r.n);
-    const p = await percentilesOf(db, n, "total_ms", "llm_calls WHERE run_id = ? AND endpoint = ? AND role = ? AND model = ?", [runId, r.endpoint, r.role, r.model]);
-    out.push({ kind: "llm", endpoint: r.endpoint, role: r.role, name: r.model, calls: n, errors: Number(r.errors), errorRate: Number(r.errors) / n, timeouts: Number(r.timeouts), retries: Number(r.retries), mean: Number(r.mean), p50: p.p50, p95: p.p95, max: p.max, meanTtft: r.ttft == null ? null : Number(r.ttft) });
+  for (const rs of groups.values()) {
+    const sum = (k: string) => rs.reduce((a, r) => a + Number(r[k]), 0);
+    const { endpoint, role, model } = rs[0];
+    const n = sum("calls");
+    const ttftCalls = sum("ttft_calls");
+    const errors = sum("errors");
+    llm.push({ role, model, n, p: sum("prompt_tokens"), c: sum("completion_tokens"), truncated: sum("truncated") });
+    const [p50, p95, max] = await bucketedRanks(db, toBuckets(rs), "total_ms", "llm_calls WHERE run_id = ? AND endpoint = ? AND role = ? AND model = ?", [runId, endpoint, role, model], [rankOf(50, n), rankOf(95, n), n]);
+    out.push({ kind: "llm", endpoint, role, name: model, calls: n, errors, errorRate: errors / n, timeouts: sum("timeouts"), retries: sum("retries"), mean: sum("total_ms") / n, p50, p95, max, meanTtft: ttftCalls ? sum("ttft_ms") / ttftCalls : null });
   }
   for (const r of retrieval) {
     const n = Number(r.n);
-    const mine = retrievalRare.filter((x) => x.endpoint === r.endpoint && x.backend === r.backend);
-    const count = (f: (x: Row) => boolean) => mine.filter(f).reduce((a, x) => a + Number(x.n), 0);
-    r.errors = count((x) => x.status !== "ok" && x.status !== "fallback");
-    r.timeouts = count((x) => x.status === "timeout");
-    r.retries = count((x) => Number(x.retried) === 1);
-    r.mean = Number(r.total) / n;
-    const p = await percentilesOf(db, n, "ms", "latency_components WHERE run_id = ? AND component = 'retrieval' AND endpoint = ? AND backend IS ?", [runId, r.endpoint, r.backend]);
-    out.push({ kind: "retrieval", endpoint: r.endpoint, role: "retrieval", name: r.backend, calls: n, errors: Number(r.errors), errorRate: Number(r.errors) / n, timeouts: Number(r.timeouts), retries: Number(r.retries), mean: Number(r.mean), p50: p.p50, p95: p.p95, max: p.max, meanTtft: null });
+    const p = await percentilesOf(db, n, "ms", "latency_components WHERE run_id = ? AND component = 'retrieval' AND endpoint = ? AND backend IS ?", [runId, r.endpoint, r.backend], ENDPOINT_PERCENTILES);
+    out.push({ kind: "retrieval", endpoint: r.endpoint, role: "retrieval", name: r.backend, calls: n, errors: Number(r.errors), errorRate: Number(r.errors) / n, timeouts: Number(r.timeouts), retries: Number(r.retries), mean: Number(r.total) / n, p50: p.p50, p95: p.p95, max: p.max, meanTtft: null });
   }
   const tokens = new Map<string, TokenRow>();
   for (const r of llm) {
