@@ -5,7 +5,9 @@
 //                         [--tokenizer chars|file] [--json]
 //
 // `--llm-ms 0 --retrieval-ms 0 --tools search,answer` is issue #12's "runner CPU per task at zero
-// model latency" setting; BENCH_RUNNER_PROF=DIR writes the runner's CPU profile there.
+// model latency" setting; BENCH_RUNNER_PROF=DIR writes the runner's CPU profile there;
+// BENCH_BATON=path/to/cli/baton.ts runs another checkout's runner against the same simulators
+// (before/after comparisons in one session).
 //
 // The simulated cluster (orchestrator, experts, retrieval) runs in this process; the runner is a
 // real `baton runner` process on the same database file, so its CPU time and peak RSS are its own.
@@ -74,7 +76,7 @@ try {
   const started = performance.now();
   const runner = Bun.spawn(
     // BENCH_RUNNER_PROF=DIR: a CPU profile of the runner process, to see where its time goes
-    [process.execPath, ...(process.env.BENCH_RUNNER_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RUNNER_PROF}`] : []), join(import.meta.dir, "../cli/baton.ts"), "runner", "--db", url, "--run", String(run.id), "--concurrency", String(C), "--exit-when-idle", "--poll-ms", "50", "--progress-ms", "600000"],
+    [process.execPath, ...(process.env.BENCH_RUNNER_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RUNNER_PROF}`] : []), process.env.BENCH_BATON ?? join(import.meta.dir, "../cli/baton.ts"), "runner", "--db", url, "--run", String(run.id), "--concurrency", String(C), "--exit-when-idle", "--poll-ms", "50", "--progress-ms", "600000"],
     { stdout: "pipe", stderr: "pipe" },
   );
   const simCpu0 = process.cpuUsage();
@@ -112,6 +114,7 @@ try {
   const where = {
     startupMs: Math.round(Number(span.s) - wallStart),
     insideTasksBeyondWorkMsPerTask: Math.round((Number(span.busy) - totalWork) / N),
+    // a finished task's slot is refilled while its writes finish, so this can dip below 0
     emptySlotShare: Number((1 - Number(span.busy) / (C * (Number(span.f) - Number(span.s)))).toFixed(3)),
   };
   closeDb(db);

@@ -2,6 +2,11 @@
 // runner and sends them through TaskQueue.recordRows in batches: every flushMs, sooner when
 // a batch is full, and on demand before a task's result is written. A crash therefore loses
 // at most the rows of the last flush interval, i.e. the step in flight.
+//
+// A finishing task's "write my rows now" waits coalesceMs for the others finishing at about the
+// same time (flushSoon): one statement per table for all of them instead of one each. On a file
+// database a batch of one task's rows took ~3 ms of the event loop and ~1.1 ms CPU; a batch of
+// many, ~1.4 ms and ~0.75 ms per task (mostly the commit and the statement building per batch).
 import type { LlmAttempt } from "./llm-client";
 import { toLlmCallRow } from "./llm-client";
 import { encodeTranscript } from "../db/rows";
@@ -27,12 +32,15 @@ export class Recorder {
   private transcripts: StepTranscriptRow[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
   private inFlight: Promise<void> = Promise.resolve();
+  // the last flush started (rejects when it failed), and the coalesced one waiting to start
+  private current: Promise<void> = Promise.resolve();
+  private scheduled: Promise<void> | null = null;
   private failures = 0;
   written = 0;
 
   constructor(
     private readonly queue: Pick<TaskQueue, "recordRows">,
-    private readonly opts: { flushMs?: number; maxRows?: number; log?: Log } = {},
+    private readonly opts: { flushMs?: number; maxRows?: number; coalesceMs?: number; log?: Log } = {},
   ) {
     const ms = opts.flushMs ?? 250;
     this.timer = setInterval(() => void this.flush().catch(() => {}), ms);
@@ -64,7 +72,26 @@ export class Recorder {
       while (this.size > 0) await this.sendOne();
     });
     this.inFlight = next.catch(() => {});
+    this.current = next;
     return next;
+  }
+
+  /**
+   * Resolves once every row buffered now is written (rejects if that write failed), like
+   * flush(), but joins the flush of whoever asks within the next coalesceMs.
+   */
+  flushSoon(): Promise<void> {
+    if (this.scheduled) return this.scheduled;
+    // nothing buffered: this task's rows are written, or in the flush under way
+    if (this.size === 0) return this.current;
+    const ms = this.opts.coalesceMs ?? 10;
+    const p = Bun.sleep(ms).then(() => {
+      this.scheduled = null;
+      return this.flush();
+    });
+    p.catch(() => {});
+    this.scheduled = p;
+    return p;
   }
 
   private async sendOne(): Promise<void> {
@@ -148,7 +175,8 @@ export class TaskRecorder {
     this.sink.add({ transcripts: [{ taskId, attempt, step: t.step, body: encodeTranscript(t), createdAt: Date.now() }] });
   }
 
+  /** This task's rows written (coalesced with other tasks finishing within a few ms). */
   flush(): Promise<void> {
-    return this.sink.flush();
+    return this.sink.flushSoon();
   }
 }

@@ -63,7 +63,7 @@ export class ShuttingDown extends Error {
 
 // leaseUntil: local time by which the lease surely ends unless renewed (claim or last
 // heartbeat that held it, plus the lease length)
-type Active = { task: ClaimedTask; ctrl: AbortController; progress: TaskProgress; startedAt: number; leaseUntil: number };
+type Active = { task: ClaimedTask; ctrl: AbortController; progress: TaskProgress; startedAt: number; leaseUntil: number; slotFreed?: boolean };
 
 type RunContext = { config: RunConfig; deps: ProtocolDeps; registry: EndpointRegistry };
 
@@ -101,7 +101,11 @@ export class Runner {
   private readonly q: TaskQueue;
   private readonly o: Required<Omit<RunnerOptions, "runId" | "taskBudgetMs" | "endsAt" | "slurm" | "protocolDeps" | "runnerId" | "idleGraceMs">> &
     Pick<RunnerOptions, "runId" | "taskBudgetMs" | "endsAt" | "slurm" | "protocolDeps"> & { idleGraceMs: number | null };
+  // leases held: tasks running their protocol, and finished ones whose result is being written
   private readonly active = new Map<string, Active>();
+  // tasks running their protocol: what concurrency limits. A finished task's writes (rows,
+  // completion) wait a few ms to share a statement with others; its slot is refilled meanwhile.
+  private running = 0;
   private readonly runs = new Map<number, Promise<RunContext>>();
   private readonly durations: number[] = [];
   private readonly recorder: Recorder;
@@ -228,12 +232,12 @@ export class Runner {
     let idleSince: number | null = null;
     let errors = 0;
     while (!this.stopping) {
-      let free = this.o.concurrency - this.active.size;
-      if (free > 0 && free < REFILL_BATCH && this.active.size > 0) {
+      let free = this.freeSlots();
+      if (free > 0 && free < REFILL_BATCH && this.running > 0) {
         // a slot just freed while others are busy: give the tasks finishing in the same few
         // milliseconds their slots too, and claim them in one statement instead of one each
         await Bun.sleep(REFILL_WAIT_MS);
-        free = this.o.concurrency - this.active.size;
+        free = this.freeSlots();
       }
       if (free > 0) {
         if (!this.canFinishBeforeEnd()) {
@@ -317,14 +321,33 @@ export class Runner {
     const now = Date.now();
     const entry: Active = { task, ctrl: new AbortController(), progress: { step: 0, since: now }, startedAt: now, leaseUntil: now + this.o.leaseMs };
     this.active.set(task.leaseToken, entry);
+    this.running++;
     const p = this.execute(entry)
       .catch((err) => this.log(`task ${task.id}: unexpected error: ${(err as Error)?.stack ?? err}`))
       .finally(() => {
+        this.freeSlot(entry);
         this.active.delete(task.leaseToken);
         this.finished = this.finished.filter((f) => f !== p);
         this.wake?.();
       });
     this.finished.push(p);
+  }
+
+  /**
+   * Slots for new tasks: concurrency minus the tasks running their protocol; and, should
+   * finishing writes pile up (a queue that takes claims but not results), never more than
+   * twice the concurrency in leases held.
+   */
+  private freeSlots(): number {
+    return Math.min(this.o.concurrency - this.running, 2 * this.o.concurrency - this.active.size);
+  }
+
+  /** The task's protocol is over (its writes may still be under way): its slot can be refilled. */
+  private freeSlot(entry: Active): void {
+    if (entry.slotFreed) return;
+    entry.slotFreed = true;
+    this.running--;
+    this.wake?.();
   }
 
   private runContext(runId: number): Promise<RunContext> {
@@ -391,6 +414,7 @@ export class Runner {
       }
     }
     const secs = ((Date.now() - entry.startedAt) / 1000).toFixed(1);
+    this.freeSlot(entry);
     if (outcome.kind === "aborted") {
       if (outcome.reason instanceof ShuttingDown) {
         const n = await this.persist(entry, "release", () => this.q.release({ runnerId: this.id, tokens: [task.leaseToken] })).catch(() => 0);
@@ -404,7 +428,7 @@ export class Runner {
     }
     // Rows first, so a succeeded task always has its rows (if they cannot be written before
     // the lease ends, they stay buffered and the result still goes in).
-    await this.persist(entry, "writing its rows", () => this.recorder.flush()).catch(() => {});
+    await this.persist(entry, "writing its rows", () => this.recorder.flushSoon()).catch(() => {});
     try {
       await this.finish(entry, outcome, label, secs);
     } catch (err) {
