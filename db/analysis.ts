@@ -1,8 +1,13 @@
 // The queries behind `baton report`, GET /v1/runs/:id/report and the web page's charts.
 // The SQL views (migrations/0002_analysis_views.sql) answer the same questions for ad-hoc
-// use; these queries are shaped for speed instead: aggregates read only covering indexes,
-// and each nearest-rank percentile is one ordered index walk from whichever end is nearer.
-// Tests check both give the same numbers.
+// use; these queries are shaped for speed instead. Migration 0014 keeps, inside the
+// statements that write the rows, one row per tool step (latency_steps) and per-value-bucket
+// counts of every distribution the report shows; a nearest-rank percentile is then a walk
+// inside the one bucket that holds it (exact: the value is read from the sorted index), and
+// counts, means and the decade histogram are sums over buckets. When a run has rows from an
+// abandoned attempt the buckets (which count every attempt) are not used: aggregates and
+// walks then filter the covering indexes. Tests check both give the same numbers as the
+// views and as a brute-force computation.
 //
 // Latency per tool is defined as the ToolOrchestra reference defines it
 // (evaluation/analyze_tool_latency.py): the tool's own time, the sum of its components

@@ -41,7 +41,10 @@ CREATE INDEX `latency_steps_ms_idx` ON `latency_steps` (`run_id`, `ms`, `task_id
 CREATE INDEX `latency_steps_orch_idx` ON `latency_steps` (`run_id`, `orch`, `task_id`, `attempt`) WHERE `orch` IS NOT NULL;
 --> statement-breakpoint
 -- A component adds itself to its step (the first one creates it). Rows that already exist are
--- not re-inserted (the writers use ON CONFLICT DO NOTHING, which fires no trigger).
+-- not re-inserted (the writers use ON CONFLICT DO NOTHING, which fires no trigger). The
+-- indexed columns (ms, orch) are written only when their value changes: an UPDATE naming an
+-- indexed column rewrites that index's entry even when the value stays, and those random
+-- index pages were most of this trigger's cost.
 CREATE TRIGGER `latency_steps_insert` AFTER INSERT ON `latency_components` BEGIN
   INSERT INTO `latency_steps` (`task_id`, `attempt`, `step`, `run_id`, `tool`, `own`, `orch`, `llm`, `ret`, `ms`)
   VALUES (new.`task_id`, new.`attempt`, new.`step`, new.`run_id`, new.`tool`,
@@ -54,12 +57,14 @@ CREATE TRIGGER `latency_steps_insert` AFTER INSERT ON `latency_components` BEGIN
   -- a sum over NULLs is NULL, as sum() over no rows: coalesce(a + b, a, b)
   ON CONFLICT (`task_id`, `attempt`, `step`) DO UPDATE SET
     `own` = coalesce(`own` + excluded.`own`, `own`, excluded.`own`),
-    `orch` = CASE WHEN `orch` IS NULL OR excluded.`orch` > `orch` THEN coalesce(excluded.`orch`, `orch`) ELSE `orch` END,
     `llm` = coalesce(`llm` + excluded.`llm`, `llm`, excluded.`llm`),
-    `ret` = coalesce(`ret` + excluded.`ret`, `ret`, excluded.`ret`),
-    `ms` = CASE WHEN `tool` <> 'orchestrator' AND coalesce(`llm` + excluded.`llm`, `llm`, excluded.`llm`) > 0
-        AND (`tool` <> 'search' OR coalesce(`ret` + excluded.`ret`, `ret`, excluded.`ret`) > 0)
-      THEN coalesce(`own` + excluded.`own`, `own`, excluded.`own`) END;
+    `ret` = coalesce(`ret` + excluded.`ret`, `ret`, excluded.`ret`);
+  UPDATE `latency_steps` SET `orch` = new.`ms`
+  WHERE new.`component` = 'orchestrator' AND `task_id` = new.`task_id` AND `attempt` = new.`attempt` AND `step` = new.`step`
+    AND (`orch` IS NULL OR new.`ms` > `orch`);
+  UPDATE `latency_steps` SET `ms` = CASE WHEN `tool` <> 'orchestrator' AND `llm` > 0 AND (`tool` <> 'search' OR `ret` > 0) THEN `own` END
+  WHERE new.`component` <> 'orchestrator' AND `task_id` = new.`task_id` AND `attempt` = new.`attempt` AND `step` = new.`step`
+    AND `ms` IS NOT (CASE WHEN `tool` <> 'orchestrator' AND `llm` > 0 AND (`tool` <> 'search' OR `ret` > 0) THEN `own` END);
 END;
 --> statement-breakpoint
 -- Deletes and updates are rare (a migration fixing rows, a cleanup): the step is recomputed
