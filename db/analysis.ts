@@ -326,66 +326,98 @@ function toBuckets(rs: Row[]): Bucket[] {
 }
 
 /**
- * The values at 1-based ranks `ranks` of a bucketed distribution (see bucketedLatency): each
- * is one walk inside the bucket holding it, from that bucket's nearer edge.
+ * Where a bucketed distribution's values are: one or more sorted index ranges (`from` = table
+ * and WHERE clause, `col` the sorted column), together holding exactly the bucketed values.
+ * A distribution over several ranges (all tools; the orchestrator's calls of every tool)
+ * needs no index of its own: its values inside one bucket are few and are merged here.
  */
-async function bucketedRanks(db: Db, buckets: Bucket[], col: string, from: string, args: InValue[], ranks: number[]): Promise<(number | null)[]> {
+type Parts = { col: string; parts: { from: string; args: InValue[] }[] };
+
+/**
+ * The values at 1-based ranks `ranks` of a bucketed distribution (see bucketedLatency): each
+ * is one walk inside the bucket holding it, from that bucket's nearer edge (one range), or
+ * that bucket's values of every range sorted together (several).
+ */
+async function bucketedRanks(db: Db, buckets: Bucket[], { col, parts }: Parts, ranks: number[]): Promise<(number | null)[]> {
   const before: number[] = [];
   let c = 0;
   for (const x of buckets) {
     before.push(c);
     c += x.n;
   }
-  const acc: InValue[] = [];
-  const bound = (cond: string, v: number | null) => {
-    if (v == null) return "";
-    acc.push(v);
-    return ` AND ${col} ${cond} ?`;
-  };
-  const rankSql = (k: number) => {
+  const find = (k: number) => {
     let j = 0;
     while (before[j] + buckets[j].n < k) j++;
-    const { lo, hi } = bucketEdges(buckets[j].b);
-    const fromLow = k - before[j] - 1;
-    const fromHigh = before[j] + buckets[j].n - k;
-    acc.push(...args);
-    if (fromLow <= fromHigh) return `(SELECT ${col} FROM ${from}${bound(">=", lo)} ORDER BY ${col} ASC LIMIT 1 OFFSET ${fromLow})`;
-    return `(SELECT ${col} FROM ${from}${bound("<", hi)} ORDER BY ${col} DESC LIMIT 1 OFFSET ${fromHigh})`;
+    return j;
   };
-  const [r] = await rows(db, `SELECT ${ranks.map((k, i) => `${rankSql(k)} AS r${i}`).join(", ")}`, acc);
-  // null only if rows changed between reading the buckets and the walk (a live run)
-  return ranks.map((_, i) => (r[`r${i}`] == null ? null : Number(r[`r${i}`])));
+  if (parts.length === 1) {
+    const { from, args } = parts[0];
+    const acc: InValue[] = [];
+    const bound = (cond: string, v: number | null) => {
+      if (v == null) return "";
+      acc.push(v);
+      return ` AND ${col} ${cond} ?`;
+    };
+    const rankSql = (k: number) => {
+      const j = find(k);
+      const { lo, hi } = bucketEdges(buckets[j].b);
+      const fromLow = k - before[j] - 1;
+      const fromHigh = before[j] + buckets[j].n - k;
+      acc.push(...args);
+      if (fromLow <= fromHigh) return `(SELECT ${col} FROM ${from}${bound(">=", lo)} ORDER BY ${col} ASC LIMIT 1 OFFSET ${fromLow})`;
+      return `(SELECT ${col} FROM ${from}${bound("<", hi)} ORDER BY ${col} DESC LIMIT 1 OFFSET ${fromHigh})`;
+    };
+    const [r] = await rows(db, `SELECT ${ranks.map((k, i) => `${rankSql(k)} AS r${i}`).join(", ")}`, acc);
+    // null only if rows changed between reading the buckets and the walk (a live run)
+    return ranks.map((_, i) => (r[`r${i}`] == null ? null : Number(r[`r${i}`])));
+  }
+  const values = new Map<number, Float64Array>();
+  for (const j of new Set(ranks.map(find))) {
+    const { lo, hi } = bucketEdges(buckets[j].b);
+    const acc: InValue[] = [];
+    const sql = parts
+      .map(({ from, args }) => {
+        acc.push(...args);
+        if (lo != null) acc.push(lo);
+        acc.push(hi);
+        return `SELECT ${col} AS v FROM ${from}${lo != null ? ` AND ${col} >= ?` : ""} AND ${col} < ?`;
+      })
+      .join(" UNION ALL ");
+    values.set(j, Float64Array.from((await rows(db, sql, acc)).map((r) => Number(r.v))).sort());
+  }
+  return ranks.map((k) => {
+    const j = find(k);
+    return values.get(j)![k - before[j] - 1] ?? null;
+  });
 }
 
 /**
  * Stats and both histograms of one distribution from its value buckets and its sorted index
- * (`from` = table and WHERE clause selecting exactly the bucketed values, `col` its sorted
- * column): every order statistic is a walk inside one bucket from its nearer edge, every
- * range count a count inside the bucket holding the range's end. Exact: the buckets are
- * kept in the statements that write the rows, and the values are read from the index.
+ * ranges: every order statistic is found inside one bucket (bucketedRanks), every range
+ * count is a count inside the bucket holding the range's end. Exact: the buckets are kept in
+ * the statements that write the rows, and the values are read from the index.
  */
-async function bucketedLatency(db: Db, buckets: Bucket[], col: string, from: string, args: InValue[], histograms = true): Promise<ToolLatency> {
+async function bucketedLatency(db: Db, buckets: Bucket[], where: Parts, histograms = true): Promise<ToolLatency> {
+  const { col, parts } = where;
   const n = buckets.reduce((a, x) => a + x.n, 0);
   const logCounts = new Array(LOG_BINS.length).fill(0);
   const counts = new Array(10).fill(0);
   if (n === 0) return { count: 0, mean: null, min: null, max: null, under5s: null, p50: null, p80: null, p90: null, p95: null, p99: null, histogram: { loMs: 0, hiMs: 0, counts }, logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: 0 })) };
-  const bound = (cond: string, v: number | null, acc: InValue[]) => {
-    if (v == null) return "";
-    acc.push(v);
-    return ` AND ${col} ${cond} ?`;
-  };
   /** SQL for how many values are below v. */
   const belowSql = (v: number, acc: InValue[]) => {
     const b = bucketOf(v);
     const base = buckets.filter((x) => x.b < b).reduce((a, x) => a + x.n, 0);
     if (!buckets.some((x) => x.b === b)) return `${base}`;
-    acc.push(...args);
     const lo = bucketEdges(b).lo;
-    const cond = bound(">=", lo, acc);
-    acc.push(v);
-    return `(${base} + (SELECT count(*) FROM ${from}${cond} AND ${col} < ?))`;
+    const counts = parts.map(({ from, args }) => {
+      acc.push(...args);
+      if (lo != null) acc.push(lo);
+      acc.push(v);
+      return `(SELECT count(*) FROM ${from}${lo != null ? ` AND ${col} >= ?` : ""} AND ${col} < ?)`;
+    });
+    return `(${base} + ${counts.join(" + ")})`;
   };
-  const v = await bucketedRanks(db, buckets, col, from, args, [1, ...PERCENTILES.map((p) => rankOf(p, n)), n]);
+  const v = await bucketedRanks(db, buckets, where, [1, ...PERCENTILES.map((p) => rankOf(p, n)), n]);
   const lo = v[0] ?? 0;
   const hi = v[v.length - 1] ?? 0;
   for (const x of buckets) logCounts[x.b === 0 ? 0 : Math.min(LOG_BINS.length - 1, Math.floor(x.b / 100))] += x.n;
@@ -404,10 +436,11 @@ async function bucketedLatency(db: Db, buckets: Bucket[], col: string, from: str
     for (let i = 0; i < 10; i++) counts[i] += below(i + 1, "a") - below(i, "b");
     const args3: InValue[] = [];
     const near: string[] = [];
-    for (let i = 1; i < 10; i++) {
-      args3.push(...args, edge(i) - delta, edge(i) + delta);
-      near.push(`SELECT ${col} AS v FROM ${from} AND ${col} >= ? AND ${col} < ?`);
-    }
+    for (let i = 1; i < 10; i++)
+      for (const { from, args } of parts) {
+        args3.push(...args, edge(i) - delta, edge(i) + delta);
+        near.push(`SELECT ${col} AS v FROM ${from} AND ${col} >= ? AND ${col} < ?`);
+      }
     for (const x of await rows(db, near.join(" UNION ALL "), args3)) counts[binOf(Number(x.v), lo, hi)]++;
   }
   const underBucket = bucketOf(UNDER_MS);
@@ -545,89 +578,52 @@ export async function listOwnLatencies(db: Db, runId: number, abandoned: string 
 }
 
 /**
- * Stats and both histograms of one ordered index range of latency_steps, read from the index
- * (percentiles and bins as walks and range counts; nothing is fetched row by row).
- */
-async function indexedLatency(db: Db, agg: Row, col: string, from: string, args: InValue[]): Promise<ToolLatency> {
-  const n = Number(agg.n);
-  const lo = n ? Number(agg.lo) : 0;
-  const hi = n ? Number(agg.hi) : 0;
-  const [pct, { counts, logCounts }] = await Promise.all([percentilesOf(db, n, col, from, args), histogramsOf(db, n, col, from, args, lo, hi)]);
-  return {
-    count: n,
-    mean: n ? Number(agg.total) / n : null,
-    under5s: n ? Number(agg.under) / n : null,
-    ...pct,
-    min: n ? lo : null,
-    max: n ? hi : null,
-    histogram: { loMs: lo, hiMs: hi, counts },
-    logHistogram: LOG_BINS.map((b, i) => ({ ...b, count: logCounts[i] })),
-  };
-}
-
-/**
- * Per tool latency (own time, see the top of this file), the orchestrator row, and all tools:
- * aggregates in one grouped pass over latency_steps' sorted index, percentiles as index walks
- * (exact nearest-rank, the stored doubles), histograms as range counts.
+ * Per tool latency (own time, see the top of this file), the orchestrator row, and all tools.
+ * With rows from abandoned attempts the buckets (every attempt) do not apply: the final
+ * attempts' values are read once and described here.
  */
 async function toolLatencies(db: Db, runId: number, abandoned: string | null): Promise<{ tools: (ToolLatency & { tool: string })[]; all: ToolLatency }> {
   if (abandoned == null) return bucketedToolLatencies(db, runId);
-  const aggSql = `count(*) AS n, total(%) AS total, sum(% < ${UNDER_MS}) AS under, min(%) AS lo, max(%) AS hi`;
-  const ownArgs: InValue[] = [runId];
-  const ownFilter = finalOnly(abandoned, ownArgs);
-  const orchArgs: InValue[] = [runId];
-  const orchFilter = finalOnly(abandoned, orchArgs);
-  const [own, orch] = await Promise.all([
-    rows(db, `SELECT tool, ${aggSql.replaceAll("%", "ms")} FROM latency_steps WHERE run_id = ? AND ms IS NOT NULL${ownFilter} GROUP BY tool`, ownArgs),
-    rows(db, `SELECT ${aggSql.replaceAll("%", "orch")} FROM latency_steps WHERE run_id = ? AND orch IS NOT NULL${orchFilter}`, orchArgs),
-  ]);
-  const ranged = (extra: string, col: string) => {
-    const args: InValue[] = [runId, ...(extra ? [extra] : [])];
-    const where = `latency_steps WHERE run_id = ?${extra ? " AND tool = ?" : ""} AND ${col} IS NOT NULL${finalOnly(abandoned, args)}`;
-    return { where, args };
-  };
-  const all = { n: 0, total: 0, under: 0, lo: Infinity, hi: -Infinity };
-  for (const r of own) {
-    all.n += Number(r.n);
-    all.total += Number(r.total);
-    all.under += Number(r.under);
-    all.lo = Math.min(all.lo, Number(r.lo));
-    all.hi = Math.max(all.hi, Number(r.hi));
+  const values = await listOwnLatencies(db, runId, abandoned);
+  const tools = [...values.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([tool, v]) => ({ tool, ...describeValues(Float64Array.from(v)) }));
+  const toolValues = [...values.entries()].filter(([t]) => t !== ORCHESTRATOR_ROW).map(([, v]) => v);
+  const all = new Float64Array(toolValues.reduce((n, v) => n + v.length, 0));
+  let at = 0;
+  for (const v of toolValues) {
+    all.set(v, at);
+    at += v.length;
   }
-  const jobs: Promise<ToolLatency & { tool: string }>[] = own.map(async (r) => {
-    const { where, args } = ranged(r.tool, "ms");
-    return { tool: r.tool as string, ...(await indexedLatency(db, r, "ms", where, args)) };
-  });
-  if (Number(orch[0]?.n ?? 0) > 0) {
-    const { where, args } = ranged("", "orch");
-    jobs.push(indexedLatency(db, orch[0], "orch", where, args).then((l) => ({ tool: ORCHESTRATOR_ROW, ...l })));
-  }
-  const { where, args } = ranged("", "ms");
-  const [tools, allStats] = await Promise.all([Promise.all(jobs), indexedLatency(db, all, "ms", where, args)]);
-  return { tools: tools.sort((a, b) => (a.tool < b.tool ? -1 : a.tool > b.tool ? 1 : 0)), all: allStats };
+  return { tools, all: describeValues(all) };
 }
 
-/** toolLatencies when every row of the run is from a final attempt: from latency_step_buckets. */
+/**
+ * toolLatencies when every row of the run is from a final attempt. Each tool: its
+ * latency_step_buckets over latency_steps' (run, tool, ms) index. All tools: the sum of their
+ * buckets over the same ranges. The orchestrator row: the 'orchestrator' component of every
+ * tool (one per step, so the same values as latency_steps.orch) from latency_component_buckets
+ * over latency_components' (run, tool, component, ms) index.
+ */
 async function bucketedToolLatencies(db: Db, runId: number): Promise<{ tools: (ToolLatency & { tool: string })[]; all: ToolLatency }> {
-  const byTool = new Map<string, Row[]>();
-  for (const r of await rows(db, "SELECT tool, bucket, calls, total_ms FROM latency_step_buckets WHERE run_id = ?", [runId])) {
-    const list = byTool.get(r.tool) ?? [];
-    list.push(r);
-    byTool.set(r.tool, list);
+  const group = (rs: Row[]) => {
+    const m = new Map<string, Row[]>();
+    for (const r of rs) m.set(r.tool, [...(m.get(r.tool) ?? []), r]);
+    return m;
+  };
+  const [own, orch] = await Promise.all([
+    rows(db, "SELECT tool, bucket, calls, total_ms FROM latency_step_buckets WHERE run_id = ? AND calls > 0", [runId]).then(group),
+    rows(db, "SELECT tool, bucket, calls, total_ms FROM latency_component_buckets WHERE run_id = ? AND component = 'orchestrator' AND calls > 0", [runId]).then(group),
+  ]);
+  const ownPart = (tool: string) => ({ from: "latency_steps WHERE run_id = ? AND tool = ? AND ms IS NOT NULL", args: [runId, tool] });
+  const ownTools = [...own.keys()].filter((t) => t !== ORCHESTRATOR_ROW);
+  const jobs = ownTools.map(async (tool) => ({ tool, ...(await bucketedLatency(db, toBuckets(own.get(tool)!), { col: "ms", parts: [ownPart(tool)] })) }));
+  if (orch.size) {
+    const parts = [...orch.keys()].map((tool) => ({ from: "latency_components WHERE run_id = ? AND tool = ? AND component = 'orchestrator'", args: [runId, tool] as InValue[] }));
+    jobs.push(bucketedLatency(db, toBuckets([...orch.values()].flat()), { col: "ms", parts }).then((l) => ({ tool: ORCHESTRATOR_ROW, ...l })));
   }
-  const jobs: Promise<ToolLatency & { tool: string }>[] = [];
-  const allRows: Row[] = [];
-  for (const [tool, rs] of byTool) {
-    const buckets = toBuckets(rs);
-    if (!buckets.length) continue;
-    if (tool === ORCHESTRATOR_ROW) {
-      jobs.push(bucketedLatency(db, buckets, "orch", "latency_steps WHERE run_id = ? AND orch IS NOT NULL", [runId]).then((l) => ({ tool, ...l })));
-      continue;
-    }
-    allRows.push(...rs);
-    jobs.push(bucketedLatency(db, buckets, "ms", "latency_steps WHERE run_id = ? AND tool = ? AND ms IS NOT NULL", [runId, tool]).then((l) => ({ tool, ...l })));
-  }
-  const [tools, all] = await Promise.all([Promise.all(jobs), bucketedLatency(db, toBuckets(allRows), "ms", "latency_steps WHERE run_id = ? AND ms IS NOT NULL", [runId])]);
+  const [tools, all] = await Promise.all([
+    Promise.all(jobs),
+    bucketedLatency(db, toBuckets(ownTools.flatMap((t) => own.get(t)!)), { col: "ms", parts: ownTools.map(ownPart) }),
+  ]);
   return { tools: tools.sort((a, b) => (a.tool < b.tool ? -1 : a.tool > b.tool ? 1 : 0)), all };
 }
 
@@ -677,7 +673,7 @@ async function componentStats(db: Db, runId: number, abandoned: string | null): 
       const buckets = toBuckets(rs);
       if (!buckets.length) continue;
       const { tool, component } = rs[0];
-      const { histogram: _h, logHistogram: _l, ...stats } = await bucketedLatency(db, buckets, "ms", "latency_components WHERE run_id = ? AND tool = ? AND component = ?", [runId, tool, component], false);
+      const { histogram: _h, logHistogram: _l, ...stats } = await bucketedLatency(db, buckets, { col: "ms", parts: [{ from: "latency_components WHERE run_id = ? AND tool = ? AND component = ?", args: [runId, tool, component] }] }, false);
       const sum = (k: string) => rs.reduce((a, r) => a + Number(r[k]), 0);
       out.push({
         tool,
@@ -776,7 +772,7 @@ async function endpointStats(db: Db, runId: number): Promise<{ endpoints: Endpoi
     const ttftCalls = sum("ttft_calls");
     const errors = sum("errors");
     llm.push({ role, model, n, p: sum("prompt_tokens"), c: sum("completion_tokens"), truncated: sum("truncated") });
-    const [p50, p95, max] = await bucketedRanks(db, toBuckets(rs), "total_ms", "llm_calls WHERE run_id = ? AND endpoint = ? AND role = ? AND model = ?", [runId, endpoint, role, model], [rankOf(50, n), rankOf(95, n), n]);
+    const [p50, p95, max] = await bucketedRanks(db, toBuckets(rs), { col: "total_ms", parts: [{ from: "llm_calls WHERE run_id = ? AND endpoint = ? AND role = ? AND model = ?", args: [runId, endpoint, role, model] }] }, [rankOf(50, n), rankOf(95, n), n]);
     out.push({ kind: "llm", endpoint, role, name: model, calls: n, errors, errorRate: errors / n, timeouts: sum("timeouts"), retries: sum("retries"), mean: sum("total_ms") / n, p50, p95, max, meanTtft: ttftCalls ? sum("ttft_ms") / ttftCalls : null });
   }
   for (const r of retrieval) {

@@ -6,8 +6,8 @@
 -- decide whether the step counts. `ms` is the tool's own time when the step counts (its LLM
 -- ran; search: and retrieval ran; never tool 'orchestrator'), NULL otherwise. Kept by the
 -- triggers below inside the statements that write latency_components, so every value is
--- the same row-for-row as the grouped pass it replaces; sorted partial indexes make each
--- nearest-rank percentile one index walk. Which attempt is final is still decided at read
+-- the same row-for-row as the grouped pass it replaces; a sorted partial index per (run, tool)
+-- makes each nearest-rank percentile a short index walk. Which attempt is final is still decided at read
 -- time (tasks.attempt), so a retried task needs no write here.
 CREATE TABLE `latency_steps` (
 	`task_id` integer NOT NULL,
@@ -36,15 +36,11 @@ FROM (SELECT `task_id`, `attempt`, `step`, `run_id`, `tool`,
 --> statement-breakpoint
 CREATE INDEX `latency_steps_tool_ms_idx` ON `latency_steps` (`run_id`, `tool`, `ms`, `task_id`, `attempt`) WHERE `ms` IS NOT NULL;
 --> statement-breakpoint
-CREATE INDEX `latency_steps_ms_idx` ON `latency_steps` (`run_id`, `ms`, `task_id`, `attempt`) WHERE `ms` IS NOT NULL;
---> statement-breakpoint
-CREATE INDEX `latency_steps_orch_idx` ON `latency_steps` (`run_id`, `orch`, `task_id`, `attempt`) WHERE `orch` IS NOT NULL;
---> statement-breakpoint
 -- A component adds itself to its step (the first one creates it). Rows that already exist are
--- not re-inserted (the writers use ON CONFLICT DO NOTHING, which fires no trigger). The
--- indexed columns (ms, orch) are written only when their value changes: an UPDATE naming an
--- indexed column rewrites that index's entry even when the value stays, and those random
--- index pages were most of this trigger's cost.
+-- not re-inserted (the writers use ON CONFLICT DO NOTHING, which fires no trigger). `ms` (indexed)
+-- and `orch` are written only when their value changes: an UPDATE naming an indexed column
+-- rewrites that index's entry even when the value stays, and those random index pages were
+-- most of this trigger's cost.
 CREATE TRIGGER `latency_steps_insert` AFTER INSERT ON `latency_components` BEGIN
   INSERT INTO `latency_steps` (`task_id`, `attempt`, `step`, `run_id`, `tool`, `own`, `orch`, `llm`, `ret`, `ms`)
   VALUES (new.`task_id`, new.`attempt`, new.`step`, new.`run_id`, new.`tool`,
@@ -166,9 +162,9 @@ END;
 -- are bucket edges). Every attempt is counted: the report uses them only when no task of
 -- the run has rows from an abandoned attempt, and walks the filtered index otherwise.
 --
--- latency_step_buckets: the per-tool own times (latency_steps.ms) by tool, and the
--- orchestrator calls (latency_steps.orch) as tool 'orchestrator' (a step of tool
--- 'orchestrator' never has an own time, so the two cannot mix).
+-- latency_step_buckets: the per-tool own times (latency_steps.ms) by tool. The orchestrator's
+-- calls (latency_steps.orch) are the 'orchestrator' components of latency_component_buckets,
+-- and "all tools" is the sum of the tools' buckets: neither needs an index or buckets here.
 CREATE TABLE `latency_step_buckets` (
 	`run_id` integer NOT NULL,
 	`tool` text NOT NULL,
@@ -179,34 +175,24 @@ CREATE TABLE `latency_step_buckets` (
 ) WITHOUT ROWID;
 --> statement-breakpoint
 INSERT INTO `latency_step_buckets`
-SELECT `run_id`, `tool`, CASE WHEN `ms` < 1 THEN 0 ELSE length(CAST(CAST(`ms` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(`ms` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END, count(*), total(`ms`) FROM `latency_steps` WHERE `ms` IS NOT NULL GROUP BY 1, 2, 3
-UNION ALL
-SELECT `run_id`, 'orchestrator', CASE WHEN `orch` < 1 THEN 0 ELSE length(CAST(CAST(`orch` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(`orch` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END, count(*), total(`orch`) FROM `latency_steps` WHERE `orch` IS NOT NULL GROUP BY 1, 2, 3;
+SELECT `run_id`, `tool`, CASE WHEN `ms` < 1 THEN 0 ELSE length(CAST(CAST(`ms` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(`ms` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END, count(*), total(`ms`) FROM `latency_steps` WHERE `ms` IS NOT NULL GROUP BY 1, 2, 3;
 --> statement-breakpoint
 CREATE TRIGGER `latency_step_buckets_insert` AFTER INSERT ON `latency_steps` BEGIN
   INSERT INTO `latency_step_buckets` SELECT new.`run_id`, new.`tool`, CASE WHEN new.`ms` < 1 THEN 0 ELSE length(CAST(CAST(new.`ms` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(new.`ms` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END, 1, new.`ms` WHERE new.`ms` IS NOT NULL
-  ON CONFLICT (`run_id`, `tool`, `bucket`) DO UPDATE SET `calls` = `calls` + 1, `total_ms` = `total_ms` + excluded.`total_ms`;
-  INSERT INTO `latency_step_buckets` SELECT new.`run_id`, 'orchestrator', CASE WHEN new.`orch` < 1 THEN 0 ELSE length(CAST(CAST(new.`orch` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(new.`orch` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END, 1, new.`orch` WHERE new.`orch` IS NOT NULL
   ON CONFLICT (`run_id`, `tool`, `bucket`) DO UPDATE SET `calls` = `calls` + 1, `total_ms` = `total_ms` + excluded.`total_ms`;
 END;
 --> statement-breakpoint
 CREATE TRIGGER `latency_step_buckets_delete` AFTER DELETE ON `latency_steps` BEGIN
   UPDATE `latency_step_buckets` SET `calls` = `calls` - 1, `total_ms` = `total_ms` - old.`ms`
   WHERE old.`ms` IS NOT NULL AND `run_id` = old.`run_id` AND `tool` = old.`tool` AND `bucket` = CASE WHEN old.`ms` < 1 THEN 0 ELSE length(CAST(CAST(old.`ms` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(old.`ms` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END;
-  UPDATE `latency_step_buckets` SET `calls` = `calls` - 1, `total_ms` = `total_ms` - old.`orch`
-  WHERE old.`orch` IS NOT NULL AND `run_id` = old.`run_id` AND `tool` = 'orchestrator' AND `bucket` = CASE WHEN old.`orch` < 1 THEN 0 ELSE length(CAST(CAST(old.`orch` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(old.`orch` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END;
 END;
 --> statement-breakpoint
 -- a step's own time appears (or changes) when its second component is written
-CREATE TRIGGER `latency_step_buckets_update` AFTER UPDATE OF `ms`, `orch` ON `latency_steps`
-WHEN old.`ms` IS NOT new.`ms` OR old.`orch` IS NOT new.`orch` BEGIN
+CREATE TRIGGER `latency_step_buckets_update` AFTER UPDATE OF `ms` ON `latency_steps`
+WHEN old.`ms` IS NOT new.`ms` BEGIN
   UPDATE `latency_step_buckets` SET `calls` = `calls` - 1, `total_ms` = `total_ms` - old.`ms`
   WHERE old.`ms` IS NOT NULL AND old.`ms` IS NOT new.`ms` AND `run_id` = old.`run_id` AND `tool` = old.`tool` AND `bucket` = CASE WHEN old.`ms` < 1 THEN 0 ELSE length(CAST(CAST(old.`ms` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(old.`ms` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END;
   INSERT INTO `latency_step_buckets` SELECT new.`run_id`, new.`tool`, CASE WHEN new.`ms` < 1 THEN 0 ELSE length(CAST(CAST(new.`ms` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(new.`ms` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END, 1, new.`ms` WHERE new.`ms` IS NOT NULL AND old.`ms` IS NOT new.`ms`
-  ON CONFLICT (`run_id`, `tool`, `bucket`) DO UPDATE SET `calls` = `calls` + 1, `total_ms` = `total_ms` + excluded.`total_ms`;
-  UPDATE `latency_step_buckets` SET `calls` = `calls` - 1, `total_ms` = `total_ms` - old.`orch`
-  WHERE old.`orch` IS NOT NULL AND old.`orch` IS NOT new.`orch` AND `run_id` = old.`run_id` AND `tool` = 'orchestrator' AND `bucket` = CASE WHEN old.`orch` < 1 THEN 0 ELSE length(CAST(CAST(old.`orch` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(old.`orch` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END;
-  INSERT INTO `latency_step_buckets` SELECT new.`run_id`, 'orchestrator', CASE WHEN new.`orch` < 1 THEN 0 ELSE length(CAST(CAST(new.`orch` AS INTEGER) AS TEXT)) * 100 + CAST(substr(CAST(CAST(new.`orch` AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END, 1, new.`orch` WHERE new.`orch` IS NOT NULL AND old.`orch` IS NOT new.`orch`
   ON CONFLICT (`run_id`, `tool`, `bucket`) DO UPDATE SET `calls` = `calls` + 1, `total_ms` = `total_ms` + excluded.`total_ms`;
 END;
 --> statement-breakpoint
