@@ -2,6 +2,8 @@
 // (tool calls unique per task/attempt/step, components per .../component, LLM calls per
 // .../role/http_attempt, transcripts per .../step) so a batch re-sent after a lost reply
 // never counts twice.
+import type { InStatement, InValue } from "@libsql/client";
+import { getTableColumns, getTableName, type Table } from "drizzle-orm";
 import type { Db } from "./client";
 import { latencyComponents, llmCalls, stepTranscripts, toolCalls } from "./schema";
 
@@ -76,18 +78,46 @@ function chunks<T>(rows: T[]): T[][] {
   return out;
 }
 
+// A runner writes a batch every few milliseconds: the INSERT text is built once per (table,
+// row count) and the driver keeps the statement prepared, instead of the query builder
+// rebuilding the SQL on every batch. Values go through each column's own encoding (JSON,
+// blobs) and its default, as the builder would; the autoincrement id is never taken from a row.
+type InsertShape = { columns: { key: string; encode: (v: unknown) => unknown; fallback: unknown }[]; head: string; row: string; sql: Map<number, string> };
+const shapes = new Map<Table, InsertShape>();
+
+function shapeOf(table: Table): InsertShape {
+  let shape = shapes.get(table);
+  if (shape) return shape;
+  const columns = Object.entries(getTableColumns(table))
+    .filter(([, c]) => !(c.primary && c.columnType === "SQLiteInteger"))
+    .map(([key, c]) => ({ key, encode: (v: unknown) => c.mapToDriverValue(v), fallback: c.default === undefined ? null : c.mapToDriverValue(c.default) }));
+  const head = `INSERT INTO "${getTableName(table)}" (${columns.map((c) => `"${getTableColumns(table)[c.key].name}"`).join(", ")}) VALUES `;
+  shape = { columns, head, row: `(${columns.map(() => "?").join(", ")})`, sql: new Map() };
+  shapes.set(table, shape);
+  return shape;
+}
+
+function insertIgnoring(table: Table, rows: Record<string, unknown>[]): InStatement {
+  const shape = shapeOf(table);
+  let sql = shape.sql.get(rows.length);
+  if (!sql) shape.sql.set(rows.length, (sql = `${shape.head}${Array(rows.length).fill(shape.row).join(", ")} ON CONFLICT DO NOTHING`));
+  const args: InValue[] = [];
+  for (const r of rows)
+    for (const c of shape.columns) {
+      const v = r[c.key];
+      args.push((v === undefined ? c.fallback : v === null ? null : c.encode(v)) as InValue);
+    }
+  return { sql, args };
+}
+
 export async function recordRows({ db, rows }: { db: Db; rows: RowBatch }): Promise<{ written: number }> {
-  const statements: any[] = [];
-  for (const c of chunks(rows.toolCalls ?? [])) statements.push(db.insert(toolCalls).values(c).onConflictDoNothing());
-  for (const c of chunks(rows.components ?? []))
-    statements.push(db.insert(latencyComponents).values(c).onConflictDoNothing());
-  for (const c of chunks(rows.llmCalls ?? [])) statements.push(db.insert(llmCalls).values(c).onConflictDoNothing());
-  for (const c of chunks(rows.transcripts ?? [])) {
-    const values = c.map((t) => ({ ...t, body: Buffer.from(t.body, "base64") }));
-    statements.push(db.insert(stepTranscripts).values(values).onConflictDoNothing());
-  }
+  const statements: InStatement[] = [];
+  for (const c of chunks(rows.toolCalls ?? [])) statements.push(insertIgnoring(toolCalls, c));
+  for (const c of chunks(rows.components ?? [])) statements.push(insertIgnoring(latencyComponents, c));
+  for (const c of chunks(rows.llmCalls ?? [])) statements.push(insertIgnoring(llmCalls, c));
+  for (const c of chunks(rows.transcripts ?? [])) statements.push(insertIgnoring(stepTranscripts, c.map((t) => ({ ...t, body: Buffer.from(t.body, "base64") }))));
   if (statements.length === 0) return { written: 0 };
-  const results = await db.batch(statements as [any, ...any[]]);
+  const results = await db.$client.batch(statements, "write");
   // rows actually inserted: a re-sent batch answers 0
-  return { written: results.reduce((n: number, r: any) => n + Number(r?.rowsAffected ?? 0), 0) };
+  return { written: results.reduce((n, r) => n + Number(r?.rowsAffected ?? 0), 0) };
 }

@@ -127,3 +127,40 @@ test("after an outage the recorder sends what piled up in batches the server acc
   expect(sizes).toEqual([200, 200, 50]);
   expect(await count("step_transcripts")).toBe(450);
 });
+
+test("rows are stored as the schema's query builder would store them: JSON, blobs, defaults, nulls; a row's own id is not taken", async () => {
+  const { latencyComponents, llmCalls, stepTranscripts, toolCalls } = await import("../../db/schema");
+  const body = Buffer.from(Bun.gzipSync(JSON.stringify({ step: 0, tool: "search" }))).toString("base64");
+  const rows = {
+    toolCalls: [
+      { id: 999, runId: 1, taskId: 7, attempt: 1, step: 0, tool: "search", modelAlias: "search-1", model: "m", status: "ok", startedAt: 1, durationMs: 30.5, detail: { query: "q ü", n: [1, 2] } },
+      { runId: 1, taskId: 7, attempt: 1, step: 1, tool: "answer", status: "error", errorClass: "llm_timeout", errorMessage: null, startedAt: 2, durationMs: 1 },
+    ],
+    components: [
+      { runId: 1, taskId: 7, attempt: 1, step: 0, tool: "search", component: "retrieval", ms: 12.25, startedAt: 1 },
+      { runId: 1, taskId: 7, attempt: 1, step: 0, tool: "search", component: "query_llm", ms: 3, retries: 2, status: "error", backend: "wiki", endpoint: "http://e", startedAt: 1 },
+    ],
+    llmCalls: [llm({ ttftMs: 1.5, promptTokens: 10, completionTokens: 3, finishReason: "stop" }), llm({ httpAttempt: 2, httpStatus: 503, errorMessage: "busy", outcome: "http_5xx" })],
+    transcripts: [{ taskId: 7, attempt: 1, step: 0, body, createdAt: 5 }],
+  } satisfies RowBatch;
+  expect((await recordRows({ db, rows })).written).toBe(7);
+  // the same rows through drizzle's builder, into a second database
+  const other = await openDb({ url: `file:${join(dir, "other.db")}` });
+  try {
+    await other.insert(toolCalls).values(rows.toolCalls.map(({ id: _id, ...r }) => r));
+    await other.insert(latencyComponents).values(rows.components);
+    await other.insert(llmCalls).values(rows.llmCalls as any);
+    await other.insert(stepTranscripts).values(rows.transcripts.map((t) => ({ ...t, body: Buffer.from(t.body, "base64") })));
+    for (const table of ["tool_calls", "latency_components", "llm_calls", "step_transcripts"]) {
+      const q = `SELECT * FROM ${table} ORDER BY rowid`;
+      const mine = (await db.$client.execute(q)).rows.map((r) => JSON.stringify({ ...r, id: undefined, body: r.body ? Buffer.from(r.body as ArrayBuffer).toString("hex") : undefined }));
+      const theirs = (await other.$client.execute(q)).rows.map((r) => JSON.stringify({ ...r, id: undefined, body: r.body ? Buffer.from(r.body as ArrayBuffer).toString("hex") : undefined }));
+      expect({ table, rows: mine }).toEqual({ table, rows: theirs });
+    }
+    const [first] = (await db.$client.execute("SELECT id, detail FROM tool_calls ORDER BY id LIMIT 1")).rows as any[];
+    expect(Number(first.id)).not.toBe(999);
+    expect(JSON.parse(first.detail)).toEqual({ query: "q ü", n: [1, 2] });
+  } finally {
+    closeDb(other);
+  }
+});
