@@ -93,6 +93,12 @@ function sweepLink(links) {
   return ` <a href="#/sweeps/${links.sweep_id}" data-testid="sweep-link">sweep ${esc(links.sweep_id)}${values ? ` (${esc(values)})` : ""} →</a>`;
 }
 
+// downloads of GET /v1/runs/:id/export (what `baton export` writes), streamed by the server
+function exportLinks(runId) {
+  const link = (query, label, testid) => `<a href="/v1/runs/${runId}/export?${query}" download data-testid="${testid}">${label}</a>`;
+  return ` <span class="muted">export:</span> ${link("format=csv&what=results", "results CSV", "export-results")} ${link("format=csv&what=latency", "latency CSV", "export-latency")} ${link("format=toolorchestra", "ToolOrchestra JSONL", "export-toolorchestra")}`;
+}
+
 async function showRun(id) {
   const gen = view.gen;
   crumb.textContent = `run ${id}`;
@@ -103,7 +109,7 @@ async function showRun(id) {
   if (!current(gen)) return;
   crumb.innerHTML = `run ${esc(s.id)} · ${esc(s.name)} (${esc(s.benchmark)})`;
   main.innerHTML = `
-    <div class="toolbar"><a href="#/runs/${s.id}/tasks" data-testid="tasks-link">all tasks →</a> <a href="#/runs/${s.id}/tasks?status=failed">failed tasks →</a> <a href="#/runs/${s.id}/tasks?correct=false">wrong answers →</a>${sweepLink(links)}</div>
+    <div class="toolbar"><a href="#/runs/${s.id}/tasks" data-testid="tasks-link">all tasks →</a> <a href="#/runs/${s.id}/tasks?status=failed">failed tasks →</a> <a href="#/runs/${s.id}/tasks?correct=false">wrong answers →</a>${sweepLink(links)}${exportLinks(s.id)}</div>
     <section id="live" data-testid="live">${liveNumbers(s, (await getJson(`/v1/waiting?run_id=${s.id}`)).runs)}</section>
     <h2>In flight</h2><section id="inflight"></section>
     <h2>Over time</h2><section id="timeline"><p class="muted">Loading…</p></section>

@@ -153,6 +153,21 @@ describe("the web page", () => {
     await page.close();
   }, 60_000);
 
+  test("the run page's export links download what the export route streams", async () => {
+    const runId = sim.runId + 1;
+    const { page, errors } = await openRun(runId);
+    for (const [testid, query] of [["export-results", "format=csv&what=results"], ["export-latency", "format=csv&what=latency"], ["export-toolorchestra", "format=toolorchestra"]]) {
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click(`[data-testid="${testid}"]`)]);
+      const saved = join(sim.dir, `${testid}.download`);
+      await download.saveAs(saved);
+      const expected = await (await fetch(`${base}/v1/runs/${runId}/export?${query}`)).text();
+      expect(expected.split("\n").length).toBeGreaterThan(100);
+      expect({ testid, same: (await Bun.file(saved).text()) === expected }).toEqual({ testid, same: true });
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   test("the runs list shows each run with its progress and links to it", async () => {
     const page = await browser.newPage();
     await page.setViewportSize({ width: 1360, height: 500 });
