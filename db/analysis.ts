@@ -648,18 +648,6 @@ async function componentStats(db: Db, runId: number, abandoned: string | null): 
           rareArgs,
         ),
   ]);
-  const counts = (tool: string, component: string) => {
-    const mine = rare.filter((r) => r.tool === tool && r.component === component);
-    const count = (f: (r: Row) => boolean) => mine.filter(f).reduce((x, r) => x + Number(r.n), 0);
-    return {
-      retries: mine.reduce((x, r) => x + Number(r.retries), 0),
-      callsWithRetries: count((r) => Number(r.retried) === 1),
-      timeouts: count((r) => r.status === "timeout"),
-      fallbacks: count((r) => r.status === "fallback"),
-      unavailable: count((r) => r.status === "retrieval_unavailable"),
-      errors: count((r) => r.status !== "ok" && r.status !== "fallback"),
-    };
-  };
   if (abandoned == null) {
     const groups = new Map<string, Row[]>();
     for (const r of aggs) {
@@ -704,7 +692,7 @@ async function componentStats(db: Db, runId: number, abandoned: string | null): 
         under5s: Number(a.under) / n,
         ...pct,
         totalMs: Number(a.total),
-        ...counts(a.tool, a.component),
+        ...retryBreakdown(rare, a.tool, a.component),
       };
     }),
   );
@@ -721,21 +709,21 @@ async function retryCounts(db: Db, runId: number): Promise<(Omit<ComponentStats,
       [runId],
     ),
   ]);
-  return aggs.map((a) => {
-    const mine = rare.filter((r) => r.tool === a.tool && r.component === a.component);
-    const count = (f: (r: Row) => boolean) => mine.filter(f).reduce((x, r) => x + Number(r.n), 0);
-    return {
-      tool: a.tool,
-      component: a.component,
-      count: Number(a.n),
-      retries: mine.reduce((x, r) => x + Number(r.retries), 0),
-      callsWithRetries: count((r) => Number(r.retried) === 1),
-      timeouts: count((r) => r.status === "timeout"),
-      fallbacks: count((r) => r.status === "fallback"),
-      unavailable: count((r) => r.status === "retrieval_unavailable"),
-      errors: count((r) => r.status !== "ok" && r.status !== "fallback"),
-    };
-  });
+  return aggs.map((a) => ({ tool: a.tool, component: a.component, count: Number(a.n), ...retryBreakdown(rare, a.tool, a.component) }));
+}
+
+/** One (tool, component)'s retry and status counts, from the rows grouped by status and retried. */
+function retryBreakdown(rare: Row[], tool: string, component: string) {
+  const mine = rare.filter((r) => r.tool === tool && r.component === component);
+  const count = (f: (r: Row) => boolean) => mine.filter(f).reduce((x, r) => x + Number(r.n), 0);
+  return {
+    retries: mine.reduce((x, r) => x + Number(r.retries), 0),
+    callsWithRetries: count((r) => Number(r.retried) === 1),
+    timeouts: count((r) => r.status === "timeout"),
+    fallbacks: count((r) => r.status === "fallback"),
+    unavailable: count((r) => r.status === "retrieval_unavailable"),
+    errors: count((r) => r.status !== "ok" && r.status !== "fallback"),
+  };
 }
 
 type TokenRow = Report["tokens"][number];

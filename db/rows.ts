@@ -88,10 +88,9 @@ const shapes = new Map<Table, InsertShape>();
 function shapeOf(table: Table): InsertShape {
   let shape = shapes.get(table);
   if (shape) return shape;
-  const columns = Object.entries(getTableColumns(table))
-    .filter(([, c]) => !(c.primary && c.columnType === "SQLiteInteger"))
-    .map(([key, c]) => ({ key, encode: (v: unknown) => c.mapToDriverValue(v), fallback: c.default === undefined ? null : c.mapToDriverValue(c.default) }));
-  const head = `INSERT INTO "${getTableName(table)}" (${columns.map((c) => `"${getTableColumns(table)[c.key].name}"`).join(", ")}) VALUES `;
+  const kept = Object.entries(getTableColumns(table)).filter(([, c]) => !(c.primary && c.columnType === "SQLiteInteger"));
+  const columns = kept.map(([key, c]) => ({ key, encode: (v: unknown) => c.mapToDriverValue(v), fallback: c.default === undefined ? null : c.mapToDriverValue(c.default) }));
+  const head = `INSERT INTO "${getTableName(table)}" (${kept.map(([, c]) => `"${c.name}"`).join(", ")}) VALUES `;
   shape = { columns, head, row: `(${columns.map(() => "?").join(", ")})`, sql: new Map() };
   shapes.set(table, shape);
   return shape;
