@@ -51,9 +51,12 @@ const INFRA_SQL = `coalesce(t.error_infra,
   t.error_class IN (${INFRA_FALLBACK_CLASSES.map(() => "?").join(",")})
   OR EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.outcome = 'retry' AND a.error_class = t.error_class))`;
 
+// `finished_at IS NOT NULL` (true of every finished task) is what lets a query on finished
+// statuses read tasks_run_finished_idx, which holds only those (migration 0015).
+
 /** How many of a run's tasks failed on infrastructure (the run summary's score excludes them). */
 export async function countInfraFailed({ db, runId }: { db: Db; runId: number }): Promise<number> {
-  const [r] = await rows(db, `SELECT count(*) AS n FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND ${INFRA_SQL}`, [runId, ...INFRA_FALLBACK_CLASSES]);
+  const [r] = await rows(db, `SELECT count(*) AS n FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND t.finished_at IS NOT NULL AND ${INFRA_SQL}`, [runId, ...INFRA_FALLBACK_CLASSES]);
   return Number(r?.n ?? 0);
 }
 
@@ -481,7 +484,7 @@ export async function summarizeTasks({ db, runId }: { db: Db; runId: number }): 
     rows(db, "SELECT status, count(*) AS n, sum(correct = 1) AS correct FROM tasks WHERE run_id = ? GROUP BY status", [runId]),
     rows(
       db,
-      `SELECT count(*) AS n FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND ${INFRA_SQL}`,
+      `SELECT count(*) AS n FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND t.finished_at IS NOT NULL AND ${INFRA_SQL}`,
       [runId, ...INFRA_FALLBACK_CLASSES],
     ),
   ]);
@@ -823,7 +826,7 @@ export async function listFailedTasks({ db, runId, limit = 200, after = 0 }: { d
     db,
     `SELECT t.id, t.external_id, t.status, t.attempt, t.error_class, t.error_message,
        ${INFRA_SQL} AS infra
-     FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND t.id > ? ORDER BY t.id LIMIT ?`,
+     FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND t.finished_at IS NOT NULL AND t.id > ? ORDER BY t.id LIMIT ?`,
     [...INFRA_FALLBACK_CLASSES, runId, after, limit],
   );
   return r.map((x) => ({ taskId: Number(x.id), externalId: x.external_id, status: x.status, attempt: Number(x.attempt), errorClass: x.error_class ?? null, errorMessage: x.error_message ?? null, infra: Boolean(x.infra) }));
@@ -847,18 +850,18 @@ export async function buildReport({ db, runId, slowest = 20, failed = 200, missi
       db,
       `SELECT coalesce(t.error_class, 'unknown') AS error_class, count(*) AS n,
          max(${INFRA_SQL}) AS infra
-       FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' GROUP BY 1 ORDER BY n DESC`,
+       FROM tasks t WHERE t.run_id = ? AND t.status = 'failed' AND t.finished_at IS NOT NULL GROUP BY 1 ORDER BY n DESC`,
       [...INFRA_FALLBACK_CLASSES, runId],
     ),
     rows(
       db,
       `SELECT steps, count(*) AS n FROM (SELECT (SELECT count(*) FROM tool_calls c WHERE c.task_id = t.id AND c.attempt = t.attempt) AS steps
-         FROM tasks t WHERE t.run_id = ? AND t.status IN ('succeeded', 'failed')) GROUP BY steps ORDER BY steps`,
+         FROM tasks t WHERE t.run_id = ? AND t.status IN ('succeeded', 'failed') AND t.finished_at IS NOT NULL) GROUP BY steps ORDER BY steps`,
       [runId],
     ),
     latencyP.then((l) => listSlowestCalls({ db, runId, limit: slowest, tools: l.tools.map((t) => t.tool).filter((t) => t !== ORCHESTRATOR_ROW) })),
     listFailedTasks({ db, runId, limit: failed }),
-    rows(db, "SELECT external_id FROM tasks WHERE run_id = ? AND status IN ('failed', 'canceled') ORDER BY id LIMIT ?", [runId, missing + 1]),
+    rows(db, "SELECT external_id FROM tasks WHERE run_id = ? AND status IN ('failed', 'canceled') AND finished_at IS NOT NULL ORDER BY id LIMIT ?", [runId, missing + 1]),
   ]);
   const perTask = steps.map((s) => ({ steps: Number(s.steps), tasks: Number(s.n) }));
   const nTasks = perTask.reduce((a, s) => a + s.tasks, 0);

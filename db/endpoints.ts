@@ -367,7 +367,7 @@ export async function listWaitingRuns({ db, runId }: { db: Db; runId?: number | 
         WHERE e.enabled = 1 AND e.state = 'healthy' AND (e.lease_expires_at IS NULL OR e.lease_expires_at >= ${dbNowMs})) AS served
     FROM runs r
     WHERE r.canceled_at IS NULL ${runId != null ? sql`AND r.id = ${runId}` : sql``}
-      AND EXISTS (SELECT 1 FROM tasks t WHERE t.run_id = r.id AND t.status IN ('queued', 'running'))`);
+      AND EXISTS (SELECT 1 FROM run_counts c WHERE c.run_id = r.id AND (c.queued > 0 OR c.running > 0))`);
   const openRuns = ((res as any).rows ?? []) as { id: number; name: string; benchmark: string; served: string }[];
   if (openRuns.length === 0) return [];
   // Configs can be large (prompts, tools): read only those not parsed before, not on every claim.

@@ -164,9 +164,9 @@ export type Selector = { kind: "failed" | "not_succeeded" } | { kind: "error_cla
 export async function selectParentTasks({ db, runId, select }: { db: Db; runId: number; select: Selector }): Promise<ValidTask[]> {
   let where: string;
   const args: any[] = [runId];
-  if (select.kind === "failed" || select.kind === "not_succeeded") where = select.kind === "failed" ? "status = 'failed'" : "status <> 'succeeded'";
+  if (select.kind === "failed" || select.kind === "not_succeeded") where = select.kind === "failed" ? "status = 'failed' AND finished_at IS NOT NULL" : "status <> 'succeeded'";
   else if (select.kind === "error_class") {
-    where = "status = 'failed' AND error_class = ?";
+    where = "status = 'failed' AND finished_at IS NOT NULL AND error_class = ?";
     args.push(select.error_class);
   } else {
     where = "external_id IN (SELECT value FROM json_each(?))";

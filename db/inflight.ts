@@ -34,7 +34,8 @@ export async function listInflight({ db, runId }: { db: Db; runId: number }): Pr
     SELECT t.id, t.external_id, t.attempt, t.progress, t.started_at, t.lease_expires_at, t.lease_owner,
       r.host, r.pid, r.slurm_job_id, r.slurm_array_job_id, r.slurm_array_task_id, r.last_seen_at,
       ${dbNowMs} AS now
-    FROM tasks t LEFT JOIN runners r ON r.id = t.lease_owner
+    -- the running tasks only: the planner would otherwise walk the whole run, or the whole table in id order
+    FROM tasks t INDEXED BY tasks_lease_idx LEFT JOIN runners r ON r.id = t.lease_owner
     WHERE t.run_id = ${runId} AND t.status = 'running'
     ORDER BY t.id`);
   const rows = ((res as any).rows ?? []) as any[];

@@ -198,13 +198,14 @@ export async function countOpenTasks({
   runId?: number | null;
 }): Promise<{ queued: number; running: number }> {
   const runFilter = runId != null ? sql`AND t.run_id = ${runId}` : sql``;
-  // one arm per status: each walks its own partial index (migration 0010)
+  // one arm per status, each on its own partial index (migrations 0010, 0012): the running arm
+  // names its index, or the planner walks the run's every row by the unique index
   const res = await db.run(sql`
     SELECT 'queued' AS status, count(*) AS n FROM tasks t
     WHERE t.status = 'queued' ${runFilter}
       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.canceled_at IS NOT NULL)
     UNION ALL
-    SELECT 'running' AS status, count(*) AS n FROM tasks t
+    SELECT 'running' AS status, count(*) AS n FROM tasks t INDEXED BY tasks_lease_idx
     WHERE t.status = 'running' ${runFilter}
       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.run_id AND r.canceled_at IS NOT NULL)`);
   const out = { queued: 0, running: 0 };
@@ -398,16 +399,22 @@ export async function releaseTasks({
 
 /** Cancels a run: queued and running tasks become canceled; runners see their leases lost. */
 export async function cancelRun({ db, runId }: { db: Db; runId: number }): Promise<{ canceled: number } | null> {
-  const [runRes, taskRes] = await db.batch([
+  const [runRes, taskRes, runningRes] = await db.batch([
     db.run(sql`UPDATE runs SET canceled_at = coalesce(canceled_at, ${dbNowMs}) WHERE id = ${runId} RETURNING id`),
     db.run(sql`
       UPDATE tasks SET status = 'canceled', error_class = 'canceled', error_message = 'run canceled', error_infra = NULL,
         lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
         finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
-      WHERE run_id = ${runId} AND status IN ('queued', 'running')`),
+      WHERE run_id = ${runId} AND status = 'queued'`),
+    // the running arm reads tasks_lease_idx (running tasks only), not every row of the run
+    db.run(sql`
+      UPDATE tasks INDEXED BY tasks_lease_idx SET status = 'canceled', error_class = 'canceled', error_message = 'run canceled', error_infra = NULL,
+        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
+        finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
+      WHERE run_id = ${runId} AND status = 'running'`),
   ]);
   if (rowsOf(runRes).length === 0) return null;
-  return { canceled: Number((taskRes as any).rowsAffected ?? 0) };
+  return { canceled: Number((taskRes as any).rowsAffected ?? 0) + Number((runningRes as any).rowsAffected ?? 0) };
 }
 
 /**
@@ -439,7 +446,7 @@ export async function requeueTasks({
         max_attempts = attempt + coalesce((SELECT r.max_attempts FROM runs r WHERE r.id = tasks.run_id), 3),
         error_class = NULL, error_message = NULL, error_infra = NULL, result = NULL, prediction = NULL, correct = NULL,
         finished_at = NULL, updated_at = ${dbNowMs}
-      WHERE run_id = ${runId} AND status IN (${sql.join(statuses, sql`, `)}) ${classFilter}`),
+      WHERE run_id = ${runId} AND status IN (${sql.join(statuses, sql`, `)}) AND finished_at IS NOT NULL ${classFilter}`),
   ]);
   if (rowsOf(runRes).length === 0) return null;
   return { requeued: Number((taskRes as any).rowsAffected ?? 0) };

@@ -378,16 +378,15 @@ export async function listRuns({ db, limit = 100, before }: { db: Db; limit?: nu
     .orderBy(desc(runs.id))
     .limit(limit);
   if (list.length === 0) return [];
-  const counts = await db
-    .select({ runId: tasks.runId, status: tasks.status, n: sql<number>`count(*)` })
-    .from(tasks)
-    .where(sql`${tasks.runId} IN (${sql.join(list.map((r) => r.id), sql`, `)})`)
-    .groupBy(tasks.runId, tasks.status);
+  // the counters kept by the task triggers (migration 0010): one row per run, whatever its size
+  const res = await db.run(
+    sql`SELECT * FROM run_counts WHERE run_id IN (${sql.join(list.map((r) => r.id), sql`, `)})`,
+  );
   const byRun = new Map<number, StatusCounts>();
-  for (const c of counts) {
-    const m = byRun.get(c.runId) ?? emptyCounts();
-    m[c.status] = Number(c.n);
-    byRun.set(c.runId, m);
+  for (const c of (res as any).rows as any[]) {
+    const m = emptyCounts();
+    for (const s of TASK_STATUSES) m[s] = Number(c[s] ?? 0);
+    byRun.set(Number(c.run_id), m);
   }
   return list.map((r) => ({
     id: r.id,
@@ -440,7 +439,7 @@ export const RATE_WINDOW_MS = 5 * 60_000;
 export async function getRunSummary({ db, ref }: { db: Db; ref: string | number }): Promise<RunSummary> {
   const run = await findRun({ db, ref });
   // O(1) in the run's size: the counters kept by the task triggers (migration 0010) and a range
-  // of tasks_run_status_idx (run, status, finished_at) for the rate
+  // of tasks_run_finished_idx (run, status, finished_at) for the rate
   const [agg] = (
     await db.run(sql`
       SELECT ${dbNowMs} AS now, c.queued, c.running, c.succeeded, c.failed, c.canceled, c.correct,

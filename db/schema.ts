@@ -91,11 +91,11 @@ export const tasks = sqliteTable(
     index("tasks_parent_idx").on(t.parentTaskId).where(sql`parent_task_id IS NOT NULL`),
     // the claim's lane per run (priority, max_concurrency): migration 0012
     index("tasks_run_queue_idx").on(t.runId, t.availableAt, t.id).where(sql`status = 'queued'`),
-    // claim: queued tasks whose time has come, and running tasks whose lease ran out.
-    index("tasks_claim_idx").on(t.status, t.availableAt),
-    index("tasks_lease_idx").on(t.status, t.leaseExpiresAt),
-    index("tasks_run_status_idx").on(t.runId, t.status),
-    index("tasks_owner_idx").on(t.leaseOwner),
+    // running tasks only (migration 0010): expired leases for the claim, a runner's leases for
+    // its heartbeat (migration 0015 dropped the owner index: one page less per completion)
+    index("tasks_lease_idx").on(t.leaseExpiresAt).where(sql`status = 'running'`),
+    // finished tasks only (migration 0015): a task enters it once, when it finishes
+    index("tasks_run_finished_idx").on(t.runId, t.status, t.finishedAt).where(sql`finished_at IS NOT NULL`),
   ],
 );
 

@@ -4,7 +4,7 @@
 import type { InValue } from "@libsql/client";
 import type { Db } from "./client";
 import { findRun, type TaskListItem } from "./runs";
-import type { TaskStatus } from "./schema";
+import { TASK_STATUSES, type TaskStatus } from "./schema";
 
 export type TaskFilters = {
   status?: TaskStatus;
@@ -44,7 +44,12 @@ function whereOf(runId: number, f: TaskFilters, cursor: number | undefined): { s
     parts.push(sql);
     args.push(...a);
   };
-  if (f.status) add("t.status = ?", f.status);
+  // Each status has its own partial index (migrations 0012, 0015): the queue lane, the lease
+  // index (named in listTaskPage: the planner would rather scan the whole table in id order) or
+  // the per-run finished index. The status is written as a literal (one of TASK_STATUSES): a
+  // partial index is only chosen when the query's WHERE visibly implies the index's.
+  if (f.status && !TASK_STATUSES.includes(f.status)) throw new Error(`unknown task status ${f.status}`);
+  if (f.status) add(f.status === "queued" || f.status === "running" ? `t.status = '${f.status}'` : `t.status = '${f.status}' AND t.finished_at IS NOT NULL`);
   if (f.correct === true) add("t.correct = 1");
   if (f.correct === false) add("t.status = 'succeeded' AND coalesce(t.correct, 0) = 0");
   if (f.error_class) add("t.error_class = ?", f.error_class);
@@ -83,7 +88,7 @@ export async function listTaskPage({
         substr(json_extract(t.input, '$.question'), 1, ${QUESTION_PREVIEW}) AS question, ${STEPS} AS steps,
         (SELECT group_concat(tool) FROM (SELECT DISTINCT c.tool FROM tool_calls c WHERE c.task_id = t.id AND c.attempt = t.attempt ORDER BY c.tool)) AS tools,
         ${DURATION} AS duration_ms
-      FROM tasks t WHERE ${where.sql} ORDER BY t.id LIMIT ? OFFSET ?`,
+      FROM tasks t${filters.status === "running" ? " INDEXED BY tasks_lease_idx" : ""} WHERE ${where.sql} ORDER BY t.id LIMIT ? OFFSET ?`,
     args: [...where.args, n + 1, cursor == null && offset ? offset : 0],
   });
   const rows = res.rows as unknown as Record<string, any>[];

@@ -89,7 +89,9 @@ describe("the README queries on a real simulated run", () => {
     const add = (k: string, v: number) => groups.set(k, [...(groups.get(k) ?? []), v]);
     for (const r of await q("SELECT role, model, endpoint, total_ms FROM llm_calls WHERE run_id = 1")) add(`llm ${r.role} ${r.endpoint}`, r.total_ms);
     for (const r of await q("SELECT endpoint, ms FROM latency_components WHERE run_id = 1 AND component = 'retrieval' AND endpoint IS NOT NULL")) add(`retrieval retrieval ${r.endpoint}`, r.ms);
-    const ranked = [...groups].filter(([, v]) => v.length >= 20).map(([k, v]) => [k, summarize(v).p50!] as const).sort((a, b) => b[1] - a[1]);
+    // the query's floor of 10 calls: the slow replica is one of two serving its model, and 120
+    // tasks give it about 16 calls per role (with 20 it fell out on some runs)
+    const ranked = [...groups].filter(([, v]) => v.length >= 10).map(([k, v]) => [k, summarize(v).p50!] as const).sort((a, b) => b[1] - a[1]);
     expect(rows.length).toBe(Math.min(5, ranked.length));
     expect(rows.map((r) => `${r.kind} ${r.component} ${r.endpoint}`)).toEqual(ranked.slice(0, 5).map(([k]) => k));
     // The slow replica is what a user is meant to find here: it is listed, with its slowness.
