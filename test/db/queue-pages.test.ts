@@ -89,6 +89,27 @@ test("the run's readers find running and finished tasks through their own indexe
   );
 });
 
+test("no claim shape reads a run's every row: expired leases come from the running tasks' index", async () => {
+  db = await openDb({ url: `file:${path}` });
+  const runId = await seed(50);
+  const seen: { sql: string; args: unknown[] }[] = [];
+  const batch = db.$client.batch.bind(db.$client);
+  (db.$client as any).batch = (stmts: { sql: string; args: unknown[] }[], mode: any) => {
+    seen.push(...stmts);
+    return batch(stmts, mode);
+  };
+  await claimTasks({ db, runnerId: "r", limit: 5, leaseMs: 60_000 });
+  await claimTasks({ db, runnerId: "r", limit: 5, leaseMs: 60_000, runId });
+  await claimTasks({ db, runnerId: "r", limit: 5, leaseMs: 60_000, excludeRunIds: [runId + 1] });
+  await claimTasks({ db, runnerId: "r", limit: 5, leaseMs: 60_000, runId, excludeRunIds: [runId + 1] });
+  expect(seen).toHaveLength(8);
+  for (const st of seen) {
+    const plan = ((await db.$client.execute({ sql: `EXPLAIN QUERY PLAN ${st.sql}`, args: st.args as any })).rows as any[]).map((r) => String(r.detail));
+    expect(plan.filter((d) => d.includes("tasks_run_external_idx") || /^SCAN (tasks|t)\b(?! USING)/.test(d))).toEqual([]);
+    expect(plan.some((d) => d.includes("tasks_lease_idx (lease_expires_at<?)"))).toBe(true);
+  }
+});
+
 test("running, finished and queued tasks are each listed, counted, heartbeaten and canceled as before", async () => {
   db = await openDb({ url: `file:${path}` });
   const runId = await seed(10);
