@@ -6,6 +6,7 @@
 //
 // `--llm-ms 0 --retrieval-ms 0 --tools search,answer` is issue #12's "runner CPU per task at zero
 // model latency" setting; BENCH_RUNNER_PROF=DIR writes the runner's CPU profile there;
+// BENCH_KEEP=1 keeps the run's database (its path is printed);
 // BENCH_BATON=path/to/cli/baton.ts runs another checkout's runner against the same simulators
 // (before/after comparisons in one session).
 //
@@ -152,5 +153,7 @@ try {
   }
 } finally {
   await cluster.stop().catch(() => {});
-  rmSync(dir, { recursive: true, force: true });
+  // BENCH_KEEP=1: leave the database for a look at where the time went
+  if (process.env.BENCH_KEEP) console.log(`kept ${url}`);
+  else rmSync(dir, { recursive: true, force: true });
 }

@@ -2,10 +2,14 @@
 // goes through openDb so WAL, busy timeout and migrations are never forgotten.
 import { closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { createClient, type Client } from "@libsql/client";
-import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
+import type { Client } from "@libsql/client";
+// driver-core, not drizzle-orm/libsql: the latter imports @libsql/client, whose native binding
+// (about 16 MB of memory and a slower start) a file database on bun:sqlite never uses; it is
+// loaded below only for a server URL. `construct` is what drizzle() wraps, untyped in its .d.ts.
+import * as drizzleCore from "drizzle-orm/libsql/driver-core";
+import type { LibSQLDatabase } from "drizzle-orm/libsql/driver-core";
 import { migrate } from "drizzle-orm/libsql/migrator";
-import { SafeFileClient } from "./safe-client";
+import { fileDriverFromEnv, SafeFileClient } from "./safe-client";
 import * as schema from "./schema";
 
 export type Db = LibSQLDatabase<typeof schema> & { $client: Client };
@@ -69,7 +73,10 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
   const config = { url, authToken: options.authToken ?? process.env.DATABASE_AUTH_TOKEN, intMode: "number" as const };
   const busyTimeoutMs = options.busyTimeoutMs ?? 30_000;
   // file: see db/safe-client.ts (a failed statement must never leave writes uncommitted)
-  const client: Client = isFileUrl(url) ? new SafeFileClient({ config, busyTimeoutMs }) : createClient({ ...config, timeout: busyTimeoutMs });
+  const libsql = () => import("@libsql/client").then((m) => m.createClient);
+  const client: Client = isFileUrl(url)
+    ? new SafeFileClient({ config, busyTimeoutMs, createLibsqlClient: fileDriverFromEnv() === "libsql" ? await libsql() : undefined })
+    : (await libsql())({ ...config, timeout: busyTimeoutMs });
   if (options.readOnly) await client.execute("PRAGMA query_only = ON");
   if (isFileUrl(url) && !options.readOnly) {
     // WAL lets readers (reports, the UI) run beside the claimers; it is a property of the
@@ -79,7 +86,9 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
     await client.execute("PRAGMA synchronous = NORMAL");
     await client.execute("PRAGMA foreign_keys = ON");
   }
-  const db = drizzle(client, { schema }) as Db;
+  const construct = (drizzleCore as unknown as { construct?: (c: Client, o: { schema: typeof schema }) => unknown }).construct;
+  if (typeof construct !== "function") throw new Error("drizzle-orm/libsql/driver-core has no construct(): drizzle-orm changed, see db/client.ts");
+  const db = construct(client, { schema }) as Db;
   if (options.migrate !== false && !options.readOnly) await migrateDb(db);
   return db;
 }

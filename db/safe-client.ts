@@ -14,7 +14,7 @@
 // error goes further; and a lock (BUSY/LOCKED) is waited for asynchronously, retrying the
 // whole statement or batch — safe, because a failed one was rolled back with its
 // connection — until `busyTimeoutMs` has passed.
-import { createClient, type Client, type Config, type InArgs, type InStatement, type ResultSet, type Transaction, type TransactionMode } from "@libsql/client";
+import type { Client, Config, createClient, InArgs, InStatement, ResultSet, Transaction, TransactionMode } from "@libsql/client";
 import { SqliteClient } from "./sqlite-client";
 
 export type SafeClientOptions = {
@@ -27,6 +27,9 @@ export type SafeClientOptions = {
   // "sqlite" (default): bun:sqlite with prepared statements kept (db/sqlite-client.ts);
   // "libsql": @libsql/client's embedded driver, kept as the benchmarks' baseline
   driver?: "sqlite" | "libsql";
+  // the libsql driver's factory, loaded by the caller only when that driver is asked for (its
+  // native binding is about 16 MB of every process's memory otherwise)
+  createLibsqlClient?: typeof createClient;
 };
 
 // Pragmas that belong to a connection, not the file: replayed on every new connection.
@@ -53,7 +56,7 @@ export function isStorageError(err: unknown): boolean {
 
 const GATED = Symbol("gated");
 
-function fileDriverFromEnv(): "sqlite" | "libsql" {
+export function fileDriverFromEnv(): "sqlite" | "libsql" {
   return process.env.BATON_FILE_DRIVER === "libsql" ? "libsql" : "sqlite";
 }
 
@@ -87,7 +90,10 @@ export class SafeFileClient implements Client {
     // One connection: statements run one at a time anyway (the driver is synchronous), and a
     // second pooled connection would miss the per-connection pragmas.
     const stall = Math.min(this.o.busyTimeoutMs, this.o.stallMs ?? 100);
-    if ((this.o.driver ?? fileDriverFromEnv()) === "libsql") return createClient({ ...this.o.config, concurrency: 1, timeout: stall });
+    if ((this.o.driver ?? fileDriverFromEnv()) === "libsql") {
+      if (!this.o.createLibsqlClient) throw new Error("the libsql file driver needs createLibsqlClient (openDb loads it)");
+      return this.o.createLibsqlClient({ ...this.o.config, concurrency: 1, timeout: stall });
+    }
     return new SqliteClient(this.o.config, { busyTimeoutMs: stall });
   }
 

@@ -10,7 +10,8 @@
 // connection; SafeFileClient then discards the whole connection anyway.
 import { Database, type Statement } from "bun:sqlite";
 import type { Client, Config, InArgs, InStatement, InValue, ResultSet, Row, Transaction, TransactionMode } from "@libsql/client";
-import { LibsqlBatchError, LibsqlError } from "@libsql/client";
+// the error classes alone: @libsql/client itself would load its native binding
+import { LibsqlBatchError, LibsqlError } from "@libsql/core/api";
 
 const MAX_CACHED = 256;
 const VALUES = Symbol("values");

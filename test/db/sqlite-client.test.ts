@@ -106,3 +106,18 @@ test("a read-only database stays read-only after its connection is replaced", as
   }
   client = new SqliteClient({ url: `file:${path}` }, { busyTimeoutMs: 100 });
 });
+
+test("BATON_FILE_DRIVER=libsql still opens a file on libsql's own driver, loaded only then, with the same error classes", async () => {
+  const before = process.env.BATON_FILE_DRIVER;
+  process.env.BATON_FILE_DRIVER = "libsql";
+  try {
+    const db = await openDb({ url: `file:${join(dir, "libsql.db")}` });
+    expect(Number((await db.$client.execute("SELECT count(*) AS n FROM runs")).rows[0].n)).toBe(0);
+    const err = await db.$client.execute("SELECT * FROM no_such_table").catch((e) => e);
+    expect(err).toBeInstanceOf(LibsqlError);
+    closeDb(db);
+  } finally {
+    if (before === undefined) delete process.env.BATON_FILE_DRIVER;
+    else process.env.BATON_FILE_DRIVER = before;
+  }
+});
