@@ -9,6 +9,7 @@ import type { Client } from "@libsql/client";
 import * as drizzleCore from "drizzle-orm/libsql/driver-core";
 import type { LibSQLDatabase } from "drizzle-orm/libsql/driver-core";
 import { migrate } from "drizzle-orm/libsql/migrator";
+import { BACKSTOP_AUTOCHECKPOINT_PAGES, startCheckpointer, type Checkpointer } from "./checkpointer";
 import { fileDriverFromEnv, SafeFileClient } from "./safe-client";
 import * as schema from "./schema";
 
@@ -29,6 +30,11 @@ export type OpenDbOptions = {
    * is created), no migration runs, and the connection refuses writes (query_only).
    */
   readOnly?: boolean;
+  /**
+   * Long-lived processes (server, runner): WAL checkpoints on a background thread every
+   * `intervalMs` instead of inside whichever commit crosses 1,000 pages (db/checkpointer.ts).
+   */
+  backgroundCheckpoint?: boolean | { intervalMs: number };
 };
 
 /** Accepts `file:x.db`, a bare path, `http(s)://`, `libsql://`, `ws(s)://`. */
@@ -90,8 +96,18 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
   if (typeof construct !== "function") throw new Error("drizzle-orm/libsql/driver-core has no construct(): drizzle-orm changed, see db/client.ts");
   const db = construct(client, { schema }) as Db;
   if (options.migrate !== false && !options.readOnly) await migrateDb(db);
+  if (options.backgroundCheckpoint && isFileUrl(url) && !options.readOnly) {
+    const path = url.slice("file:".length).split("?")[0];
+    if (path && path !== ":memory:") {
+      await client.execute(`PRAGMA wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+      const intervalMs = typeof options.backgroundCheckpoint === "object" ? options.backgroundCheckpoint.intervalMs : 1000;
+      checkpointers.set(db, await startCheckpointer({ path: resolve(path), intervalMs }));
+    }
+  }
   return db;
 }
+
+const checkpointers = new WeakMap<Db, Checkpointer>();
 
 /**
  * Applies the committed migrations. Several processes may start at once on one file
@@ -115,4 +131,6 @@ export async function migrateDb(db: Db): Promise<void> {
 
 export function closeDb(db: Db): void {
   db.$client.close();
+  // its last round runs after this connection is gone; the thread never holds the process
+  void checkpointers.get(db)?.stop();
 }

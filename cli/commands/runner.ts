@@ -100,7 +100,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     queue = server
       ? new HttpQueue({ baseUrl: server, token: discoverToken() })
-      : new DbQueue(await openDb({ url: normalizeDatabaseUrl(values.db ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL) }));
+      : new DbQueue(await openDb({ url: normalizeDatabaseUrl(values.db ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL), backgroundCheckpoint: true }));
   } catch (err) {
     console.error(`baton runner crashed: cannot open the queue: ${(err as Error)?.stack ?? err}`);
     return 1;

@@ -42,7 +42,7 @@ Bound to loopback, the server answers only to loopback Host names (DNS rebinding
         `refusing to listen on ${host} without a token: anyone who can reach it could submit or cancel runs. Unset BATON_TOKEN= (to use the token file) or set it (or pass --insecure).`,
       );
     const url = normalizeDatabaseUrl(values.db ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL);
-    const db = await openDb({ url });
+    const db = await openDb({ url, backgroundCheckpoint: true });
     const maxBodyBytes = Math.floor(maxMb * 1024 * 1024);
     const app = createApp({ db, token }, { maxBodyBytes, allowOrigins, hosts: loopback ? "loopback" : "any" });
     // The app enforces the limit itself: a declared length before reading, a chunked body while

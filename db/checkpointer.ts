@@ -1,0 +1,52 @@
+// A background checkpointer for long-lived processes on a file database (the server and the
+// runner). In WAL mode every commit appends pages to the WAL, and by default the commit that
+// takes the WAL past 1,000 pages also copies it back into the database and fsyncs both files,
+// inside that writer's call: a 100k-task submit waited about 250 ms for it, and a runner's
+// event loop stalls for each one. Here a thread with its own connection does that work every
+// `intervalMs` instead, so commits only append. Durability is unchanged for a crashed process
+// (a commit in the WAL is committed) and better bounded for a power cut: under
+// synchronous=NORMAL the WAL is fsynced at checkpoints, which now come every interval instead of
+// every 1,000 pages however long those take to fill. The writers keep a far larger automatic
+// checkpoint as a backstop, should this thread fall behind or die.
+export const BACKSTOP_AUTOCHECKPOINT_PAGES = 65_536;
+
+export type Checkpointer = { stop(): Promise<void> };
+
+export async function startCheckpointer({ path, intervalMs = 1000 }: { path: string; intervalMs?: number }): Promise<Checkpointer> {
+  const worker = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href);
+  const reply = (want: string) =>
+    new Promise<void>((resolve, reject) => {
+      worker.addEventListener("message", function on(e: MessageEvent) {
+        if (e.data !== want) return;
+        worker.removeEventListener("message", on);
+        resolve();
+      });
+      worker.addEventListener("error", (e) => reject(new Error(`checkpointer: ${(e as ErrorEvent).message}`)), { once: true });
+    });
+  const started = reply("started");
+  worker.postMessage({ path, intervalMs });
+  await started;
+  // never what keeps a process alive
+  (worker as unknown as { unref(): void }).unref();
+  let stopping: Promise<void> | null = null;
+  return {
+    stop() {
+      stopping ??= (async () => {
+        const stopped = reply("stopped");
+        worker.postMessage("stop");
+        // a thread that cannot answer is terminated all the same; the wait itself never
+        // keeps the process alive
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 2000);
+          timer.unref();
+          void stopped.then(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        worker.terminate();
+      })();
+      return stopping;
+    },
+  };
+}
