@@ -48,7 +48,7 @@ test("a large commit returns with its pages in the WAL, and the thread copies th
   const other = new Database(path, { readonly: true });
   expect(Number((other.query("SELECT count(*) AS n FROM tasks").get() as any).n)).toBe(20_000);
   other.close();
-});
+}, 30_000);
 
 test("without it, the committing writer checkpoints as before", async () => {
   db = await openDb({ url: `file:${path}` });
