@@ -9,7 +9,8 @@ import { claimTasks, completeTask, completeTasks } from "../db/queue";
 
 const [url, runnerId, batchArg, mode = "single"] = process.argv.slice(2);
 const batch = Number(batchArg ?? 32);
-const db = await openDb({ url, migrate: false });
+// as a runner opens it (cli/commands/runner.ts): checkpoints on a background thread
+const db = await openDb({ url, migrate: false, backgroundCheckpoint: process.env.BENCH_NO_CHECKPOINTER ? false : true });
 // Start together: bench/claim.ts releases all workers at once through this file's appearance.
 const go = process.env.BENCH_GO_FILE;
 if (go) {

@@ -6,7 +6,8 @@
 //
 // `--llm-ms 0 --retrieval-ms 0 --tools search,answer` is issue #12's "runner CPU per task at zero
 // model latency" setting; BENCH_RUNNER_PROF=DIR writes the runner's CPU profile there;
-// BENCH_KEEP=1 keeps the run's database (its path is printed);
+// BENCH_KEEP=1 keeps the run's database (its path is printed); BENCH_RUNNER_FLAGS="--smol" passes
+// flags to the runner's bun;
 // BENCH_BATON=path/to/cli/baton.ts runs another checkout's runner against the same simulators
 // (before/after comparisons in one session).
 //
@@ -77,7 +78,7 @@ try {
   const started = performance.now();
   const runner = Bun.spawn(
     // BENCH_RUNNER_PROF=DIR: a CPU profile of the runner process, to see where its time goes
-    [process.execPath, ...(process.env.BENCH_RUNNER_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RUNNER_PROF}`] : []), process.env.BENCH_BATON ?? join(import.meta.dir, "../cli/baton.ts"), "runner", "--db", url, "--run", String(run.id), "--concurrency", String(C), "--exit-when-idle", "--poll-ms", "50", "--progress-ms", "600000"],
+    [process.execPath, ...(process.env.BENCH_RUNNER_FLAGS?.split(" ").filter(Boolean) ?? []), ...(process.env.BENCH_RUNNER_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RUNNER_PROF}`] : []), process.env.BENCH_BATON ?? join(import.meta.dir, "../cli/baton.ts"), "runner", "--db", url, "--run", String(run.id), "--concurrency", String(C), "--exit-when-idle", "--poll-ms", "50", "--progress-ms", "600000"],
     { stdout: "pipe", stderr: "pipe" },
   );
   const simCpu0 = process.cpuUsage();

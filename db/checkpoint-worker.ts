@@ -7,18 +7,24 @@ declare const self: Worker;
 let db: Database | null = null;
 let timer: ReturnType<typeof setInterval> | null = null;
 
+// WAL frames past which a round also restarts the log (a few ms of waiting writers): under
+// steady writes a PASSIVE round never finds the log fully copied at a quiet moment, so the
+// log would otherwise only restart at the writers' backstop
+let restartFrames = 8192;
+
 function checkpoint(): void {
   if (!db) return;
   try {
     // PASSIVE: copies what it can without waiting for readers or blocking writers; frames a
     // reader still needs stay for the next round
-    db.query("PRAGMA wal_checkpoint(PASSIVE)").get();
+    const r = db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as { busy: number; log: number; checkpointed: number } | null;
+    if (r && r.log > restartFrames) db.query("PRAGMA wal_checkpoint(RESTART)").get();
   } catch {
     // busy (another checkpointer, a writer's own checkpoint) or the file is gone: next round
   }
 }
 
-self.onmessage = (event: MessageEvent<{ path: string; intervalMs: number } | "stop">) => {
+self.onmessage = (event: MessageEvent<{ path: string; intervalMs: number; restartFrames: number } | "stop">) => {
   if (event.data === "stop") {
     if (timer) clearInterval(timer);
     checkpoint();
@@ -28,6 +34,7 @@ self.onmessage = (event: MessageEvent<{ path: string; intervalMs: number } | "st
     return;
   }
   const { path, intervalMs } = event.data;
+  restartFrames = event.data.restartFrames;
   db = new Database(path, { readwrite: true, create: false });
   // a short wait: a busy round is retried by the next tick, not waited for
   db.exec("PRAGMA busy_timeout = 50");

@@ -9,6 +9,11 @@
 // every 1,000 pages however long those take to fill. The writers keep a far larger automatic
 // checkpoint as a backstop, should this thread fall behind or die.
 export const BACKSTOP_AUTOCHECKPOINT_PAGES = 65_536;
+// a round that finds more than this in the WAL also restarts it (RESTART waits a few ms for the
+// writers), so the log stays near one interval of writes; writers truncate it back to
+// WAL_SIZE_LIMIT_BYTES when it restarts
+export const RESTART_FRAMES = 8192;
+export const WAL_SIZE_LIMIT_BYTES = 32 * 1024 * 1024;
 
 export type Checkpointer = { stop(): Promise<void> };
 
@@ -24,7 +29,7 @@ export async function startCheckpointer({ path, intervalMs = 1000 }: { path: str
       worker.addEventListener("error", (e) => reject(new Error(`checkpointer: ${(e as ErrorEvent).message}`)), { once: true });
     });
   const started = reply("started");
-  worker.postMessage({ path, intervalMs });
+  worker.postMessage({ path, intervalMs, restartFrames: RESTART_FRAMES });
   await started;
   // never what keeps a process alive
   (worker as unknown as { unref(): void }).unref();

@@ -9,7 +9,7 @@ import type { Client } from "@libsql/client";
 import * as drizzleCore from "drizzle-orm/libsql/driver-core";
 import type { LibSQLDatabase } from "drizzle-orm/libsql/driver-core";
 import { migrate } from "drizzle-orm/libsql/migrator";
-import { BACKSTOP_AUTOCHECKPOINT_PAGES, startCheckpointer, type Checkpointer } from "./checkpointer";
+import { BACKSTOP_AUTOCHECKPOINT_PAGES, startCheckpointer, WAL_SIZE_LIMIT_BYTES, type Checkpointer } from "./checkpointer";
 import { fileDriverFromEnv, SafeFileClient } from "./safe-client";
 import * as schema from "./schema";
 
@@ -100,6 +100,7 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
     const path = url.slice("file:".length).split("?")[0];
     if (path && path !== ":memory:") {
       await client.execute(`PRAGMA wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+      await client.execute(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       const intervalMs = typeof options.backgroundCheckpoint === "object" ? options.backgroundCheckpoint.intervalMs : 1000;
       checkpointers.set(db, await startCheckpointer({ path: resolve(path), intervalMs }));
     }

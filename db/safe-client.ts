@@ -33,7 +33,7 @@ export type SafeClientOptions = {
 };
 
 // Pragmas that belong to a connection, not the file: replayed on every new connection.
-const CONNECTION_PRAGMA = /^\s*PRAGMA\s+(synchronous|foreign_keys|mmap_size|cache_size|temp_store|query_only|wal_autocheckpoint)\s*=/i;
+const CONNECTION_PRAGMA = /^\s*PRAGMA\s+(synchronous|foreign_keys|mmap_size|cache_size|temp_store|query_only|wal_autocheckpoint|journal_size_limit)\s*=/i;
 
 export function sqliteCode(err: unknown): string {
   let e: any = err;
