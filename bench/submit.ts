@@ -31,7 +31,8 @@ const tasks = Array.from({ length: N }, (_, i) => ({
   wiki_links: [`https://en.wikipedia.org/wiki/Item_${i}`],
 }));
 
-const server = Bun.spawn([process.execPath, join(import.meta.dir, "../cli/baton.ts"), "serve", "--port", "0", "--db", join(dir, "bench.db")], {
+// BENCH_SERVER_PROF=DIR: a CPU profile of the server
+const server = Bun.spawn([process.execPath, ...(process.env.BENCH_SERVER_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : []), join(import.meta.dir, "../cli/baton.ts"), "serve", "--port", "0", "--db", join(dir, "bench.db")], {
   stdout: "pipe",
   stderr: "inherit",
   env: { ...process.env, BATON_TOKEN: token },

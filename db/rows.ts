@@ -42,9 +42,7 @@ export type StepTranscript = {
 };
 
 export function encodeTranscript(t: StepTranscript): string {
-  // level 1: a transcript is written once and read rarely; the default level cost the runner
-  // about 13% of its CPU for a few percent smaller bodies
-  return Buffer.from(Bun.gzipSync(JSON.stringify(t), { level: 1 })).toString("base64");
+  return Buffer.from(Bun.gzipSync(JSON.stringify(t))).toString("base64");
 }
 
 export function decodeTranscript(body: Uint8Array<ArrayBuffer>): StepTranscript {
