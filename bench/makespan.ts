@@ -82,9 +82,11 @@ try {
     { stdout: "pipe", stderr: "pipe" },
   );
   const simCpu0 = process.cpuUsage();
+  const machine0 = machineCpu();
   const out = new Response(runner.stdout).text();
   const code = await runner.exited;
   const simCpu = process.cpuUsage(simCpu0);
+  const machine1 = machineCpu();
   const makespanMs = performance.now() - started;
   if (code !== 0) throw new Error(`runner exited ${code}: ${(await new Response(runner.stderr).text()).slice(-500)}`);
   const usage = runner.resourceUsage()!;
@@ -141,6 +143,9 @@ try {
     // this process: the simulated cluster (it shares the cores with the runner)
     simCpuMsPerTask: (simCpu.user + simCpu.system) / 1000 / N,
     runnerMaxRssMb: Math.round(usage.maxRSS / 1024 / 1024),
+    // how busy the whole machine was over the run (/proc/stat): near 1, the cores were what
+    // the tasks waited for (the simulators and the sandboxed code share them with the runner)
+    machineCpuBusy: machine0 && machine1 ? Number(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)).toFixed(3)) : null,
     where,
   };
   if (values.json) console.log(JSON.stringify(result));
@@ -150,11 +155,22 @@ try {
     console.log(
       `runner: ${result.runnerCpuMsPerTask.toFixed(2)} ms CPU per task (${result.runnerOwnCpuMsPerTask?.toFixed(2) ?? "?"} ms its own, the rest sandboxed code), peak RSS ${result.runnerMaxRssMb} MB; simulators ${result.simCpuMsPerTask.toFixed(2)} ms CPU per task`,
     );
-    console.log(`where: ${JSON.stringify(where)}`);
+    console.log(`where: ${JSON.stringify(where)}; machine CPU busy ${result.machineCpuBusy ?? "?"} of ${navigator.hardwareConcurrency} cores`);
   }
 } finally {
   await cluster.stop().catch(() => {});
   // BENCH_KEEP=1: leave the database for a look at where the time went
   if (process.env.BENCH_KEEP) console.log(`kept ${url}`);
   else rmSync(dir, { recursive: true, force: true });
+}
+
+// jiffies of all cores from /proc/stat: busy (everything but idle and iowait) and total
+function machineCpu(): { busy: number; total: number } | null {
+  try {
+    const f = require("node:fs").readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.reduce((a: number, b: number) => a + b, 0);
+    return { busy: total - f[3] - (f[4] ?? 0), total };
+  } catch {
+    return null;
+  }
 }
