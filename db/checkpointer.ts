@@ -17,6 +17,8 @@ export const WAL_SIZE_LIMIT_BYTES = 32 * 1024 * 1024;
 
 export type Checkpointer = { stop(): Promise<void> };
 
+const START_TIMEOUT_MS = 5000;
+
 export async function startCheckpointer({ path, intervalMs = 1000 }: { path: string; intervalMs?: number }): Promise<Checkpointer> {
   const worker = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href);
   const reply = (want: string) =>
@@ -30,7 +32,20 @@ export async function startCheckpointer({ path, intervalMs = 1000 }: { path: str
     });
   const started = reply("started");
   worker.postMessage({ path, intervalMs, restartFrames: RESTART_FRAMES });
-  await started;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      started,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`checkpointer: the thread did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      }),
+    ]);
+  } catch (err) {
+    worker.terminate();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
   // never what keeps a process alive
   (worker as unknown as { unref(): void }).unref();
   let stopping: Promise<void> | null = null;
@@ -44,10 +59,12 @@ export async function startCheckpointer({ path, intervalMs = 1000 }: { path: str
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, 2000);
           timer.unref();
-          void stopped.then(() => {
+          const done = () => {
             clearTimeout(timer);
             resolve();
-          });
+          };
+          // a thread that failed while stopping is done too
+          void stopped.then(done, done);
         });
         worker.terminate();
       })();

@@ -99,10 +99,16 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
   if (options.backgroundCheckpoint && isFileUrl(url) && !options.readOnly) {
     const path = url.slice("file:".length).split("?")[0];
     if (path && path !== ":memory:") {
-      await client.execute(`PRAGMA wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
-      await client.execute(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       const intervalMs = typeof options.backgroundCheckpoint === "object" ? options.backgroundCheckpoint.intervalMs : 1000;
-      checkpointers.set(db, await startCheckpointer({ path: resolve(path), intervalMs }));
+      try {
+        checkpointers.set(db, await startCheckpointer({ path: resolve(path), intervalMs }));
+        // only once the thread runs: without it, commits keep SQLite's own checkpoints
+        await client.execute(`PRAGMA wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+        await client.execute(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+      } catch (err) {
+        // a process that cannot start a thread still works, checkpointing as SQLite does
+        console.warn(`[db] background checkpointer unavailable (${(err as Error).message}); commits checkpoint as SQLite does by default`);
+      }
     }
   }
   return db;

@@ -75,3 +75,21 @@ console.log("closed");`,
   expect(p.signalCode).toBeNull();
   expect(code).toBe(0);
 });
+
+test("a checkpointer that cannot open its database fails to start with a reason, and leaves no thread behind", async () => {
+  const script = join(dir, "fail-start.ts");
+  await Bun.write(
+    script,
+    `import { startCheckpointer } from ${JSON.stringify(join(import.meta.dir, "../../db/checkpointer"))};
+const err = await startCheckpointer({ path: ${JSON.stringify(join(dir, "missing", "none.db"))} }).catch((e) => e);
+console.log(err instanceof Error ? err.message : "started");`,
+  );
+  const p = Bun.spawn([process.execPath, script], { stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 20_000);
+  const code = await p.exited;
+  clearTimeout(timer);
+  // the process ended by itself: the failed thread was not left running
+  expect(p.signalCode).toBeNull();
+  expect(code).toBe(0);
+  expect(await new Response(p.stdout).text()).toContain("checkpointer:");
+});
