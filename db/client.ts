@@ -11,6 +11,7 @@ import type { LibSQLDatabase } from "drizzle-orm/libsql/driver-core";
 import { migrate } from "drizzle-orm/libsql/migrator";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, startCheckpointer, WAL_SIZE_LIMIT_BYTES, type Checkpointer } from "./checkpointer";
 import { fileDriverFromEnv, SafeFileClient } from "./safe-client";
+import { filePathOf } from "./sqlite-client";
 import * as schema from "./schema";
 
 export type Db = LibSQLDatabase<typeof schema> & { $client: Client };
@@ -68,11 +69,15 @@ function createPrivateFile(path: string): boolean {
  */
 export const NEW_FILE_PAGE_SIZE = 2048;
 
+const constructDrizzle = (drizzleCore as unknown as { construct?: (c: Client, o: { schema: typeof schema }) => unknown }).construct!;
+if (typeof constructDrizzle !== "function") throw new Error("drizzle-orm/libsql/driver-core has no construct(): drizzle-orm changed, see db/client.ts");
+
 export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
   const url = normalizeDatabaseUrl(options.url ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL);
   let fresh = false;
-  if (isFileUrl(url)) {
-    const path = url.slice("file:".length).split("?")[0];
+  // the file's path, once: creation, page size and the checkpointer's own connection use it
+  const path = isFileUrl(url) ? filePathOf(url) : null;
+  if (path !== null) {
     if (options.readOnly && path !== ":memory:" && (!path || !existsSync(resolve(path)))) throw new Error(`no database file at ${path ? resolve(path) : JSON.stringify(url)}`);
     if (path && path !== ":memory:" && !options.readOnly) fresh = createPrivateFile(resolve(path));
   }
@@ -92,12 +97,9 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
     await client.execute("PRAGMA synchronous = NORMAL");
     await client.execute("PRAGMA foreign_keys = ON");
   }
-  const construct = (drizzleCore as unknown as { construct?: (c: Client, o: { schema: typeof schema }) => unknown }).construct;
-  if (typeof construct !== "function") throw new Error("drizzle-orm/libsql/driver-core has no construct(): drizzle-orm changed, see db/client.ts");
-  const db = construct(client, { schema }) as Db;
+  const db = constructDrizzle(client, { schema }) as Db;
   if (options.migrate !== false && !options.readOnly) await migrateDb(db);
-  if (options.backgroundCheckpoint && isFileUrl(url) && !options.readOnly) {
-    const path = url.slice("file:".length).split("?")[0];
+  if (options.backgroundCheckpoint && !options.readOnly) {
     if (path && path !== ":memory:") {
       const intervalMs = typeof options.backgroundCheckpoint === "object" ? options.backgroundCheckpoint.intervalMs : 1000;
       try {
