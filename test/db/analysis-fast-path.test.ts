@@ -5,14 +5,14 @@
 // rows were written before migration 0014 (the backfill), rows added, changed and deleted
 // after a report, and a task with an abandoned attempt (the filtered path).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { migrate } from "drizzle-orm/libsql/migrator";
 import { generateRun } from "../../bench/gen-latency-rows";
 import { binOf, bucketEdges, bucketOf, buildReport, LOG_BINS, summarize, UNDER_MS, type LatencyStats, type Report } from "../../db/analysis";
 import { closeDb, MIGRATIONS_DIR, openDb, type Db } from "../../db/client";
 import { computeOwnLatencies } from "../_own-latency";
+import { migrateBefore } from "./_migrate-before";
 
 let dir: string;
 
@@ -164,16 +164,9 @@ describe("the fast path equals a brute-force computation", () => {
 
 test("a database with rows written before migration 0014 is backfilled to the same numbers", async () => {
   // the migrations up to the one before 0014, a run written, then every migration
-  const older = join(dir, "older-migrations");
-  mkdirSync(join(older, "meta"), { recursive: true });
-  const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, "meta/_journal.json"), "utf8"));
-  const mine = journal.entries.find((e: any) => e.tag.startsWith("0014_"));
-  journal.entries = journal.entries.filter((e: any) => e.when < mine.when);
-  writeFileSync(join(older, "meta/_journal.json"), JSON.stringify(journal));
-  for (const e of journal.entries) cpSync(join(MIGRATIONS_DIR, `${e.tag}.sql`), join(older, `${e.tag}.sql`));
   const path = join(dir, "old.db");
   let db = await openDb({ url: path, migrate: false });
-  await migrate(db, { migrationsFolder: older });
+  await migrateBefore({ db, tagPrefix: "0014_", scratchDir: join(dir, "older-migrations") });
   expect(await q(db, "SELECT name FROM sqlite_master WHERE name = 'latency_steps'")).toEqual([]);
   await generateRun({ db, components: 4000, seed: 13, name: "old" });
   closeDb(db);

@@ -3,15 +3,15 @@
 // they use, and that migration 0015 loses no finished task from the per-run finished index.
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { migrate } from "drizzle-orm/libsql/migrator";
-import { closeDb, MIGRATIONS_DIR, NEW_FILE_PAGE_SIZE, openDb, type Db } from "../../db/client";
+import { closeDb, NEW_FILE_PAGE_SIZE, openDb, type Db } from "../../db/client";
 import { listInflight } from "../../db/inflight";
 import { cancelRun, claimTasks, completeTask, countOpenTasks, heartbeatLeases } from "../../db/queue";
 import { createRun, getRunSummary, listRuns, validateTasks } from "../../db/runs";
 import { listTaskPage } from "../../db/task-list";
+import { migrateBefore } from "./_migrate-before";
 
 let dir: string;
 let db: Db;
@@ -133,15 +133,8 @@ test("running, finished and queued tasks are each listed, counted, heartbeaten a
 });
 
 test("migration 0015 gives a finished task without finished_at one, so the finished index still counts it", async () => {
-  const older = join(dir, "older");
-  mkdirSync(join(older, "meta"), { recursive: true });
-  const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, "meta/_journal.json"), "utf8"));
-  const mine = journal.entries.find((e: any) => e.tag.startsWith("0015_"));
-  journal.entries = journal.entries.filter((e: any) => e.when < mine.when);
-  writeFileSync(join(older, "meta/_journal.json"), JSON.stringify(journal));
-  for (const e of journal.entries) cpSync(join(MIGRATIONS_DIR, `${e.tag}.sql`), join(older, `${e.tag}.sql`));
   db = await openDb({ url: `file:${path}`, migrate: false });
-  await migrate(db, { migrationsFolder: older });
+  await migrateBefore({ db, tagPrefix: "0015_", scratchDir: join(dir, "older") });
   const runId = await seed(3);
   await db.$client.execute({ sql: "UPDATE tasks SET status = 'failed', error_class = 'x', finished_at = NULL, updated_at = 42 WHERE external_id = 'q1'", args: [] });
   closeDb(db);
