@@ -41,18 +41,33 @@ export type StepTranscript = {
   grade?: unknown;
 };
 
+// zstd level 1: about the size of gzip's default level (2.3 vs 2.2 kB for a mean 10.8 kB
+// step in the makespan benchmark) at well under half its CPU (the runner compresses every
+// step: 9.5% of its CPU with gzip, 4.1% with this). Rows written before are gzip, and a runner
+// of that time may still send gzip: both are read, told apart by their magic bytes.
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
+const GZIP_MAGIC = [0x1f, 0x8b];
+
 export function encodeTranscript(t: StepTranscript): string {
-  return Buffer.from(Bun.gzipSync(JSON.stringify(t))).toString("base64");
+  return Buffer.from(Bun.zstdCompressSync(JSON.stringify(t), { level: 1 })).toString("base64");
+}
+
+function startsWith(body: Uint8Array, magic: number[]): boolean {
+  return body.length >= magic.length && magic.every((b, i) => body[i] === b);
 }
 
 export function decodeTranscript(body: Uint8Array<ArrayBuffer>): StepTranscript {
-  return JSON.parse(new TextDecoder().decode(Bun.gunzipSync(body)));
+  let json: Uint8Array;
+  if (startsWith(body, ZSTD_MAGIC)) json = Bun.zstdDecompressSync(body);
+  else if (startsWith(body, GZIP_MAGIC)) json = Bun.gunzipSync(body);
+  else throw new Error("neither zstd nor gzip data");
+  return JSON.parse(new TextDecoder().decode(json));
 }
 
 /**
- * One step's transcript as it travels: `body` is the base64 of the gzip-compressed JSON
+ * One step's transcript as it travels: `body` is the base64 of the zstd-compressed JSON
  * (the runner compresses, so the HTTP batch carries a few kB instead of tens; base64 because
- * batches are JSON). Stored as the raw gzip bytes.
+ * batches are JSON; gzip is accepted too). Stored as the raw compressed bytes.
  */
 export type StepTranscriptRow = {
   taskId: number;

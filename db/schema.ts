@@ -232,7 +232,7 @@ export const latencyComponents = sqliteTable(
 
 // One row per step of a task's attempt, kept whole: what the orchestrator and the tool's
 // LLMs were sent and answered, the documents, the code and its output, the grade
-// (runner/recorder.ts StepTranscript). body is gzip-compressed JSON; (task_id, attempt, step)
+// (runner/recorder.ts StepTranscript). body is zstd-compressed JSON (gzip before 2026-12-05); (task_id, attempt, step)
 // is the same join key as tool_calls, and a re-sent row is ignored.
 export const stepTranscripts = sqliteTable(
   "step_transcripts",

@@ -181,7 +181,7 @@ const LlmCallRowInput = Strict({
 });
 const Rows = <T extends v.GenericSchema>(row: T) => v.optional(v.pipe(v.array(row), v.maxLength(100_000)));
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0));
-// A step's transcript, gzip + base64 (db/rows.ts StepTranscriptRow). 8 MB of base64 holds a
+// A step's transcript, zstd or gzip + base64 (db/rows.ts StepTranscriptRow). 8 MB of base64 holds a
 // step of 150 long documents many times over; the recorder sends at most 200 per batch.
 const Transcript = Strict({
   task_id: v.pipe(Count, v.minValue(1)),
@@ -191,9 +191,10 @@ const Transcript = Strict({
     v.string(),
     v.minLength(1),
     v.maxLength(8_000_000),
-    v.base64("expected base64 of the gzip-compressed transcript"),
-    // gzip's magic bytes (base64 "H4s"): a body that is not gzip would only fail when read
-    v.startsWith("H4s", "expected base64 of gzip data (it starts with H4s)"),
+    v.base64("expected base64 of the zstd- or gzip-compressed transcript"),
+    // the magic bytes (base64 "KLUv" for zstd, "H4s" for gzip): a body that is neither would
+    // only fail when read
+    v.check((b) => b.startsWith("KLUv") || b.startsWith("H4s"), "expected base64 of zstd or gzip data (it starts with KLUv or H4s)"),
   ),
   created_at: Count,
 });

@@ -104,6 +104,16 @@ test("a step transcript is stored compressed, read back whole, and a re-sent one
   }
 });
 
+test("a transcript written as gzip before zstd is still read, and bytes that are neither are refused by name", async () => {
+  const { decodeTranscript, encodeTranscript } = await import("../../db/rows");
+  const transcript = { step: 0, tool: "answer", tool_calls: null, responses: null, llm: [] };
+  const zstd = Buffer.from(encodeTranscript(transcript), "base64");
+  expect([...zstd.subarray(0, 4)]).toEqual([0x28, 0xb5, 0x2f, 0xfd]);
+  const gzip = Bun.gzipSync(JSON.stringify(transcript));
+  expect(decodeTranscript(gzip)).toEqual(transcript);
+  expect(() => decodeTranscript(new TextEncoder().encode(JSON.stringify(transcript)))).toThrow(/neither zstd nor gzip/);
+});
+
 test("after an outage the recorder sends what piled up in batches the server accepts, every transcript once", async () => {
   const { Recorder } = await import("../../runner/recorder");
   const sizes: number[] = [];

@@ -103,11 +103,23 @@ describe("GET /v1/tasks/:id/steps", () => {
     expect(m.error.code).toBe("tasks.not_found");
   });
 
-  test("a transcript row that is not base64 of gzip or has a negative step is refused, naming the field, and nothing is written", async () => {
-    const good = { task_id: 1, attempt: 1, step: 0, body: Buffer.from(Bun.gzipSync("{}")).toString("base64"), created_at: 1 };
+  test("transcript rows compressed with zstd (runners now) and gzip (runners before) are both stored", async () => {
+    const row = (step: number, body: Uint8Array) => ({ task_id: 1, attempt: 1, step, body: Buffer.from(body).toString("base64"), created_at: 1 });
+    const [res] = await t.req("/v1/queue/rows", {
+      method: "POST",
+      headers: AUTH,
+      json: { transcripts: [row(0, Bun.zstdCompressSync("{}")), row(1, Bun.gzipSync("{}"))] },
+    });
+    expect(res.status).toBe(200);
+    const r = await t.db.$client.execute("SELECT count(*) AS n FROM step_transcripts");
+    expect(Number(r.rows[0]!.n)).toBe(2);
+  });
+
+  test("a transcript row that is not base64 of zstd or gzip or has a negative step is refused, naming the field, and nothing is written", async () => {
+    const good = { task_id: 1, attempt: 1, step: 0, body: Buffer.from(Bun.zstdCompressSync("{}")).toString("base64"), created_at: 1 };
     for (const [bad, field] of [
       [{ ...good, body: "not base64!" }, "body"],
-      [{ ...good, body: Buffer.from("{}").toString("base64") }, "gzip"],
+      [{ ...good, body: Buffer.from("{}").toString("base64") }, "zstd or gzip"],
       [{ ...good, step: -1 }, "step"],
     ] as const) {
       const [res, body] = await t.req("/v1/queue/rows", { method: "POST", headers: AUTH, json: { transcripts: [good, bad] } });
