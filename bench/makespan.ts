@@ -7,7 +7,9 @@
 // `--llm-ms 0 --retrieval-ms 0 --tools search,answer` is issue #12's "runner CPU per task at zero
 // model latency" setting; BENCH_RUNNER_PROF=DIR writes the runner's CPU profile there;
 // BENCH_KEEP=1 keeps the run's database (its path is printed); BENCH_RUNNER_FLAGS="--smol" passes
-// flags to the runner's bun;
+// flags to the runner's bun; the runner gets the heap sizing runner/sbatch/baton-runner.sbatch
+// exports (BUN_JSC_forceRAMSize), and BENCH_RUNNER_ENV="K=V ..." sets more of its environment
+// ("BUN_JSC_forceRAMSize=" measures it without);
 // BENCH_BATON=path/to/cli/baton.ts runs another checkout's runner against the same simulators
 // (before/after comparisons in one session).
 //
@@ -19,7 +21,7 @@
 //   - the longest task's work,
 //   - the busiest replica's calls x --llm-ms / its max_num_seqs.
 // Prints makespan, the bound, the ratio, runner CPU ms per task and peak RSS.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -44,6 +46,14 @@ const { values } = parseArgs({
     json: { type: "boolean", default: false },
   },
 });
+/** The heap sizing runner/sbatch/baton-runner.sbatch exports (its default), so the runner here runs as deployed. */
+function templateHeapSizing(): string {
+  const template = readFileSync(join(import.meta.dir, "../runner/sbatch/baton-runner.sbatch"), "utf8");
+  const m = /export BUN_JSC_forceRAMSize="\$\{BUN_JSC_forceRAMSize:-(\d+)\}"/.exec(template);
+  if (!m) throw new Error("runner/sbatch/baton-runner.sbatch no longer exports BUN_JSC_forceRAMSize as this benchmark expects");
+  return m[1];
+}
+
 const N = Number(values.tasks);
 const C = Number(values.concurrency);
 const llmMs = Number(values["llm-ms"]);
@@ -76,10 +86,17 @@ try {
   };
   const { run } = await createRun({ db, name: "makespan", benchmark: "hle", config, tasks: validateTasks({ rows }) });
   const started = performance.now();
+  // The runner's environment as the sbatch template gives it (its heap sizing), then
+  // BENCH_RUNNER_ENV="K=V K2=V2" for the runner only (BENCH_RUNNER_ENV="BUN_JSC_forceRAMSize=" unsets it).
+  const runnerEnv: Record<string, string | undefined> = { ...process.env, BUN_JSC_forceRAMSize: templateHeapSizing() };
+  for (const kv of (process.env.BENCH_RUNNER_ENV ?? "").split(" ").filter(Boolean)) {
+    const value = kv.slice(kv.indexOf("=") + 1);
+    runnerEnv[kv.slice(0, kv.indexOf("="))] = value === "" ? undefined : value;
+  }
   const runner = Bun.spawn(
     // BENCH_RUNNER_PROF=DIR: a CPU profile of the runner process, to see where its time goes
     [process.execPath, ...(process.env.BENCH_RUNNER_FLAGS?.split(" ").filter(Boolean) ?? []), ...(process.env.BENCH_RUNNER_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RUNNER_PROF}`] : []), process.env.BENCH_BATON ?? join(import.meta.dir, "../cli/baton.ts"), "runner", "--db", url, "--run", String(run.id), "--concurrency", String(C), "--exit-when-idle", "--poll-ms", "50", "--progress-ms", "600000"],
-    { stdout: "pipe", stderr: "pipe" },
+    { stdout: "pipe", stderr: "pipe", env: runnerEnv },
   );
   const simCpu0 = process.cpuUsage();
   const machine0 = machineCpu();
@@ -143,6 +160,8 @@ try {
     // this process: the simulated cluster (it shares the cores with the runner)
     simCpuMsPerTask: (simCpu.user + simCpu.system) / 1000 / N,
     runnerMaxRssMb: Math.round(usage.maxRSS / 1024 / 1024),
+    // BUN_JSC_forceRAMSize the runner ran with (the sbatch template's), null without
+    runnerHeapSizedForMb: runnerEnv.BUN_JSC_forceRAMSize ? Math.round(Number(runnerEnv.BUN_JSC_forceRAMSize) / 2 ** 20) : null,
     // how busy the whole machine was over the run (/proc/stat): near 1, the cores were what
     // the tasks waited for (the simulators and the sandboxed code share them with the runner)
     machineCpuBusy: machine0 && machine1 ? Number(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)).toFixed(3)) : null,
@@ -153,7 +172,7 @@ try {
     console.log(`${N} tasks (${result.succeeded} succeeded), ${C} in flight, LLM ${llmMs} ms, retrieval ${retrievalMs} ms, max_num_seqs ${maxNumSeqs}, tools ${toolNames.join("+")}, tokenizer ${values.tokenizer}`);
     console.log(`makespan ${(makespanMs / 1000).toFixed(2)} s; lower bound ${(bound / 1000).toFixed(2)} s (work/concurrency ${(totalWork / C / 1000).toFixed(2)} s, longest task ${(longest / 1000).toFixed(2)} s, busiest replica ${(busiest / 1000).toFixed(2)} s); ratio ${result.ratio.toFixed(3)} (${result.ratioFromFirstClaim.toFixed(3)} from the first claim)`);
     console.log(
-      `runner: ${result.runnerCpuMsPerTask.toFixed(2)} ms CPU per task (${result.runnerOwnCpuMsPerTask?.toFixed(2) ?? "?"} ms its own, the rest sandboxed code), peak RSS ${result.runnerMaxRssMb} MB; simulators ${result.simCpuMsPerTask.toFixed(2)} ms CPU per task`,
+      `runner: ${result.runnerCpuMsPerTask.toFixed(2)} ms CPU per task (${result.runnerOwnCpuMsPerTask?.toFixed(2) ?? "?"} ms its own, the rest sandboxed code), peak RSS ${result.runnerMaxRssMb} MB (heap sized for ${result.runnerHeapSizedForMb ?? "the machine's"} MiB); simulators ${result.simCpuMsPerTask.toFixed(2)} ms CPU per task`,
     );
     console.log(`where: ${JSON.stringify(where)}; machine CPU busy ${result.machineCpuBusy ?? "?"} of ${navigator.hardwareConcurrency} cores`);
   }

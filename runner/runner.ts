@@ -200,7 +200,8 @@ export class Runner {
     });
     this.log(
       `started: host ${hostname()} pid ${process.pid}${this.o.slurm ? ` slurm job ${this.o.slurm.jobId}` : ""}, concurrency ${this.o.concurrency}` +
-        `${this.o.runId != null ? `, run ${this.o.runId}` : ""}${this.o.endsAt ? `, job ends ${new Date(this.o.endsAt).toISOString()}` : ""}`,
+        `${this.o.runId != null ? `, run ${this.o.runId}` : ""}${this.o.endsAt ? `, job ends ${new Date(this.o.endsAt).toISOString()}` : ""}` +
+        heapSizing(),
     );
     const hb = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
     const pr = setInterval(() => this.logProgress(), this.o.progressMs);
@@ -552,4 +553,10 @@ function describeQueueError(err: unknown): string {
   const code = sqliteCode(err);
   const msg = String((err as any)?.cause?.message ?? (err as Error)?.message ?? err).split("\n")[0].slice(0, 200);
   return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
+}
+
+/** How JavaScriptCore sizes this process's heap, when told (runner/sbatch/baton-runner.sbatch sets it). */
+function heapSizing(): string {
+  const bytes = Number(process.env.BUN_JSC_forceRAMSize);
+  return bytes > 0 ? `, heap sized as for ${Math.round(bytes / 2 ** 20)} MiB of RAM (BUN_JSC_forceRAMSize)` : "";
 }
