@@ -48,8 +48,46 @@ export type StepTranscript = {
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 const GZIP_MAGIC = [0x1f, 0x8b];
 
+/**
+ * A request body as it was sent, kept as its JSON text: a step's transcript holds every LLM
+ * request whole, and serializing those conversations again for it was a fifth of the
+ * runner's CPU. encodeTranscript splices the text in; anything else that serializes it
+ * (toJSON) gets the same value.
+ */
+export class SentJson {
+  constructor(readonly json: string) {}
+  toJSON(): unknown {
+    return JSON.parse(this.json);
+  }
+}
+
+// Placeholders for SentJson while the rest is serialized: a random token per process, so no
+// text a model wrote can be taken for one.
+const SPLICE = `\u0000sent-${crypto.randomUUID()}-`;
+const SPLICE_TEXT = JSON.stringify(SPLICE).slice(1, -1);
+
 export function encodeTranscript(t: StepTranscript): string {
-  return Buffer.from(Bun.zstdCompressSync(JSON.stringify(t), { level: 1 })).toString("base64");
+  return Buffer.from(Bun.zstdCompressSync(transcriptJson(t), { level: 1 })).toString("base64");
+}
+
+function transcriptJson(t: StepTranscript): string {
+  const sent: string[] = [];
+  const llm = t.llm.map((l) => (l.request instanceof SentJson ? { ...l, request: `${SPLICE}${sent.push(l.request.json) - 1}` } : l));
+  if (sent.length === 0) return JSON.stringify(t);
+  const json = JSON.stringify({ ...t, llm });
+  // One pass: the placeholders come out in order. JSON.stringify writes U+0000 as the six
+  // characters \u0000, so this is each placeholder's exact text.
+  const parts: string[] = [];
+  let from = 0;
+  for (let i = 0; i < sent.length; i++) {
+    const placeholder = `"${SPLICE_TEXT}${i}"`;
+    const at = json.indexOf(placeholder, from);
+    if (at < 0) throw new Error(`transcript of step ${t.step}: request ${i} lost while encoding`);
+    parts.push(json.slice(from, at), sent[i]);
+    from = at + placeholder.length;
+  }
+  parts.push(json.slice(from));
+  return parts.join("");
 }
 
 function startsWith(body: Uint8Array, magic: number[]): boolean {

@@ -238,6 +238,9 @@ export type CallChatOptions = {
   apiKey?: string | null;
   // called after every HTTP attempt, e.g. to write llm_calls rows as they happen
   onAttempt?: (attempt: LlmAttempt) => void;
+  // called with each attempt's request body, as sent (the transcript keeps it without
+  // serializing the conversation a second time)
+  onSend?: (body: string) => void;
 };
 
 export async function callChat(opts: CallChatOptions): Promise<ChatResult> {
@@ -272,7 +275,9 @@ export async function callChat(opts: CallChatOptions): Promise<ChatResult> {
     const scope = new AttemptScope({ caller, deadlineAt, perAttemptTimeoutMs: policy.perAttemptTimeoutMs });
     let outcome: AttemptOk | AttemptFailed;
     try {
-      outcome = await runAttempt(lease.url, buildBody(request, stream), stream, scope.signal, opts.apiKey, a0);
+      const body = buildBody(request, stream);
+      opts.onSend?.(body);
+      outcome = await runAttempt(lease.url, body, stream, scope.signal, opts.apiKey, a0);
     } catch (err) {
       // Any throw here is the network: refused/reset, or one of our signals firing.
       const cause = scope.causeNow();

@@ -6,7 +6,7 @@ import type { ClaimedTask, TaskProgress, TaskResult } from "../task-queue";
 import type { RunConfig, ResolvedRole } from "../config";
 import { callChat, LlmCallError, type ChatRequest, type ChatResult } from "../llm-client";
 import type { Component, TaskRecorder } from "../recorder";
-import type { StepTranscript } from "../../db/rows";
+import { SentJson, type StepTranscript } from "../../db/rows";
 import type { ReplicaPool } from "../replicas";
 import { retrieve, type RetrievalBackend } from "../retrieval-client";
 import { runPython, type RunPythonInput, type RunPythonResult } from "../sandbox";
@@ -146,6 +146,8 @@ export class TaskRun {
         policy: role.policy,
         apiKey: opts.apiKey ?? null,
         onAttempt: (a) => this.recorder.llmAttempt(a, s.step, s.tool),
+        // what went out (the last attempt's, after any max_tokens shrink), already serialized
+        onSend: (json) => (entry.request = new SentJson(json)),
       });
       entry.reply = { content: result.content, reasoning: result.reasoning, tool_calls: result.toolCalls, finish_reason: result.finishReason };
       entry.endpoint = result.endpoint;

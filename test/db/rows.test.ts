@@ -114,6 +114,25 @@ test("a transcript written as gzip before zstd is still read, and bytes that are
   expect(() => decodeTranscript(new TextEncoder().encode(JSON.stringify(transcript)))).toThrow(/neither zstd nor gzip/);
 });
 
+test("request bodies kept as sent are spliced into the transcript unchanged, however many, and text that looks like a placeholder stays text", async () => {
+  const { decodeTranscript, encodeTranscript, SentJson } = await import("../../db/rows");
+  const bodies = Array.from({ length: 12 }, (_, i) => ({ model: `m${i}`, messages: [{ role: "user", content: `q${i} "quoted" \u0000 \n ${"é".repeat(i)}` }], stream: true }));
+  const lookalike = "\u0000sent-0";
+  const transcript = {
+    step: 1,
+    tool: "search",
+    tool_calls: [{ name: "search", arguments: { query: lookalike } }],
+    responses: null,
+    llm: bodies.map((b, i) => ({ component: "orchestrator", request: new SentJson(JSON.stringify(b)), reply: { content: `${lookalike}${i}` }, ms: i })),
+  };
+  const back = decodeTranscript(Buffer.from(encodeTranscript(transcript), "base64"));
+  expect(back.llm.map((l) => l.request)).toEqual(bodies);
+  expect(back.llm.map((l) => (l.reply as { content: string }).content)).toEqual(bodies.map((_, i) => `${lookalike}${i}`));
+  expect(back.tool_calls).toEqual([{ name: "search", arguments: { query: lookalike } }]);
+  // serialized any other way, a kept body is the same value
+  expect(JSON.parse(JSON.stringify(transcript)).llm[3].request).toEqual(bodies[3]);
+});
+
 test("after an outage the recorder sends what piled up in batches the server accepts, every transcript once", async () => {
   const { Recorder } = await import("../../runner/recorder");
   const sizes: number[] = [];
