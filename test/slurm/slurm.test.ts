@@ -236,7 +236,7 @@ console.log(JSON.stringify({ ctx, end: ctx && (await readJobEndTime(ctx)), now: 
       );
       expect(held.size).toBeGreaterThanOrEqual(2);
       // the template sizes the runner's heap (its started line says so)
-      expect(log(id, "0")).toContain("heap sized as for 512 MiB of RAM (BUN_JSC_forceRAMSize)");
+      expect(log(id, "0")).toContain("heap sized as for 256 MiB of RAM (BUN_JSC_forceRAMSize)");
       expect(sh(["scancel", `${id}_1`]).code).toBe(0); // SIGTERM: drain and release
       // A real SIGKILL to the runner (--batch: the batch shell, which the runner replaced);
       // plain `scancel --signal=KILL` would be a normal cancel, SIGTERM first.
