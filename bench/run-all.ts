@@ -190,7 +190,10 @@ async function benchSubmit(): Promise<void> {
 async function benchMakespan(): Promise<void> {
   const settings = [
     { label: "400 ms LLM / 100 ms retrieval", args: ["--tasks", quick ? "64" : "768", "--concurrency", quick ? "32" : "256"], target: "≤ 1.05" },
-    { label: "replica capacity binds (max_num_seqs 16)", args: ["--tasks", quick ? "32" : "96", "--concurrency", quick ? "32" : "96", "--max-num-seqs", "16"], target: "≤ 1.02" },
+    // 2,000 tasks as issue #12 measured it: the last tasks' answer and judge calls follow the
+    // busiest replica's last call (~2.5 s the bound does not count), which is 20% of a
+    // 96-task run (ratio 1.2) and 1.5% of this one; it takes about 160 s
+    { label: "replica capacity binds (max_num_seqs 16)", args: ["--tasks", quick ? "32" : "2000", "--concurrency", quick ? "32" : "96", "--max-num-seqs", "16"], target: "≤ 1.02" },
   ];
   for (const s of settings) {
     say(`makespan: ${s.label} (${s.args.join(" ")})`);
