@@ -49,6 +49,23 @@ test("a re-sent batch writes nothing the second time, LLM attempts included", as
   expect(await count("llm_calls")).toBe(6);
 });
 
+test("batches of any size are stored whole, each row once", async () => {
+  let step = 0;
+  for (const size of [1, 77, 128, 200, 255]) {
+    const llmCalls = Array.from({ length: size }, () => llm({ step: step++ }));
+    expect(await recordRows({ db, rows: { llmCalls } })).toEqual({ written: size });
+    expect(await recordRows({ db, rows: { llmCalls } })).toEqual({ written: 0 });
+  }
+  // from a second connection: what was committed
+  const other = await openDb({ url: `file:${join(dir, "baton.db")}`, migrate: false });
+  try {
+    const r = await other.$client.execute("SELECT count(*) AS n, count(DISTINCT step) AS steps, min(step) AS lo, max(step) AS hi FROM llm_calls");
+    expect(r.rows.map((x: any) => [Number(x.n), Number(x.steps), Number(x.lo), Number(x.hi)])).toEqual([[661, 661, 0, 660]]);
+  } finally {
+    closeDb(other);
+  }
+});
+
 test("migrating a database with duplicated LLM rows keeps one copy of each", async () => {
   // A database at migration 0002 (before the key), with a batch recorded twice.
   const path = join(dir, "old.db");
