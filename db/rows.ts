@@ -50,9 +50,9 @@ const GZIP_MAGIC = [0x1f, 0x8b];
 
 /**
  * A request body as it was sent, kept as its JSON text: a step's transcript holds every LLM
- * request whole, and serializing those conversations again for it was a fifth of the
- * runner's CPU. encodeTranscript splices the text in; anything else that serializes it
- * (toJSON) gets the same value.
+ * request whole, and serializing those conversations a second time made the transcript's
+ * JSON 7% of the runner's CPU at zero model latency (5.4% with this). encodeTranscript splices
+ * the text in; anything else that serializes it (toJSON) gets the same value.
  */
 export class SentJson {
   constructor(readonly json: string) {}
