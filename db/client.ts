@@ -85,11 +85,11 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
   const busyTimeoutMs = options.busyTimeoutMs ?? 30_000;
   // file: see db/safe-client.ts (a failed statement must never leave writes uncommitted)
   const libsql = () => import("@libsql/client").then((m) => m.createClient);
-  const client: Client = isFileUrl(url)
+  const client: Client = path !== null
     ? new SafeFileClient({ config, busyTimeoutMs, createLibsqlClient: fileDriverFromEnv() === "libsql" ? await libsql() : undefined })
     : (await libsql())({ ...config, timeout: busyTimeoutMs });
   if (options.readOnly) await client.execute("PRAGMA query_only = ON");
-  if (isFileUrl(url) && !options.readOnly) {
+  if (path !== null && !options.readOnly) {
     // WAL lets readers (reports, the UI) run beside the claimers; it is a property of the
     // file, so setting it once per open is enough. NORMAL sync is safe under WAL.
     if (fresh) await client.execute(`PRAGMA page_size = ${NEW_FILE_PAGE_SIZE}`);

@@ -401,19 +401,18 @@ export async function releaseTasks({
 
 /** Cancels a run: queued and running tasks become canceled; runners see their leases lost. */
 export async function cancelRun({ db, runId }: { db: Db; runId: number }): Promise<{ canceled: number } | null> {
+  // one statement per status: the running one reads tasks_lease_idx (running tasks only), not
+  // every row of the run
+  const cancel = (status: "queued" | "running") => db.run(sql`
+      UPDATE tasks ${sql.raw(status === "running" ? "INDEXED BY tasks_lease_idx " : "")}SET status = 'canceled', error_class = 'canceled',
+        error_message = 'run canceled', error_infra = NULL,
+        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
+        finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
+      WHERE run_id = ${runId} AND status = ${sql.raw(`'${status}'`)}`);
   const [runRes, taskRes, runningRes] = await db.batch([
     db.run(sql`UPDATE runs SET canceled_at = coalesce(canceled_at, ${dbNowMs}) WHERE id = ${runId} RETURNING id`),
-    db.run(sql`
-      UPDATE tasks SET status = 'canceled', error_class = 'canceled', error_message = 'run canceled', error_infra = NULL,
-        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
-        finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
-      WHERE run_id = ${runId} AND status = 'queued'`),
-    // the running arm reads tasks_lease_idx (running tasks only), not every row of the run
-    db.run(sql`
-      UPDATE tasks INDEXED BY tasks_lease_idx SET status = 'canceled', error_class = 'canceled', error_message = 'run canceled', error_infra = NULL,
-        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = NULL,
-        finished_at = ${dbNowMs}, updated_at = ${dbNowMs}
-      WHERE run_id = ${runId} AND status = 'running'`),
+    cancel("queued"),
+    cancel("running"),
   ]);
   if (rowsOf(runRes).length === 0) return null;
   return { canceled: Number((taskRes as any).rowsAffected ?? 0) + Number((runningRes as any).rowsAffected ?? 0) };
