@@ -235,8 +235,10 @@ console.log(JSON.stringify({ ctx, end: ctx && (await readJobEndTime(ctx)), now: 
         100,
       );
       expect(held.size).toBeGreaterThanOrEqual(2);
-      // the template sizes the runner's heap (its started line says so)
-      expect(log(id, "0")).toContain("heap sized as for 256 MiB of RAM (BUN_JSC_forceRAMSize)");
+      // the template sizes the runner's heap (its started line says so): read from a runner
+      // that holds tasks, so it has started (array task 0 may still be starting)
+      const started = await waitFor("array task 1's started line", () => log(id, "1").match(/started: .*/)?.[0], 10_000, 100);
+      expect(started).toContain("heap sized as for 256 MiB of RAM (BUN_JSC_forceRAMSize)");
       expect(sh(["scancel", `${id}_1`]).code).toBe(0); // SIGTERM: drain and release
       // A real SIGKILL to the runner (--batch: the batch shell, which the runner replaced);
       // plain `scancel --signal=KILL` would be a normal cancel, SIGTERM first.
