@@ -78,6 +78,27 @@ describe("submits", () => {
     expect((await countRows({ db: t.db })).runs).toBe(0);
   });
 
+  test("an encoded surrogate, an overlong form or a cut character is not UTF-8 either", async () => {
+    for (const bad of [[0xed, 0xa0, 0x80], [0xc0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]]) {
+      const bytes = new Uint8Array([...new TextEncoder().encode('{"name":"r","benchmark":"frames","tasks":[{"id":1,"question":"q'), ...bad, ...new TextEncoder().encode('"}]}')]);
+      const [res, body] = await t.req("/v1/runs", { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: bytes });
+      expect(`${res.status} ${body.error?.message}`).toMatch(/^400 .*not valid UTF-8/);
+    }
+    expect((await countRows({ db: t.db })).runs).toBe(0);
+  });
+
+  test("a body with a leading byte-order mark and non-ASCII text is stored exactly as sent", async () => {
+    const question = "Quel café à Zürich? 東京 😀 — \u00e9\u0301";
+    const json = JSON.stringify({ name: "r", benchmark: "frames", tasks: [{ id: "é1", question }] });
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(json)]);
+    const [res, created] = await t.req("/v1/runs", { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: bytes });
+    expect(res.status).toBe(201);
+    const [, page] = await t.req(`/v1/runs/${created.id}/tasks`, { headers: AUTH });
+    expect(page.tasks[0].external_id).toBe("é1");
+    const [, task] = await t.req(`/v1/tasks/${page.tasks[0].id}`, { headers: AUTH });
+    expect(task.input.question).toBe(question);
+  });
+
   test("an empty JSONL body names what is missing", async () => {
     await expectRefused(post("/v1/runs?name=r&benchmark=hle", "", "application/x-ndjson"), 400, /^tasks: the JSONL body has no rows/);
     await expectRefused(post("/v1/runs?name=r&benchmark=hle", "\n\n", "application/x-ndjson"), 400, /^tasks: the JSONL body has no rows/);
