@@ -2,7 +2,7 @@
 //
 //   bun bench/makespan.ts [--tasks 2000] [--concurrency 256] [--llm-ms 400] [--retrieval-ms 100]
 //                         [--max-num-seqs 256] [--tools search,enhance_reasoning,answer]
-//                         [--tokenizer chars|file] [--json]
+//                         [--tokenizer chars|file] [--bare] [--json]
 //
 // `--llm-ms 0 --retrieval-ms 0 --tools search,answer` is issue #12's "runner CPU per task at zero
 // model latency" setting; BENCH_RUNNER_PROF=DIR writes the runner's CPU profile there;
@@ -26,6 +26,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { closeDb, openDb } from "../db/client";
+import { measureBareReplay } from "./bare-replay";
 import { importToolOrchestraConfig } from "../db/endpoints";
 import { createRun, validateTasks } from "../db/runs";
 import { loadRunConfig } from "../db/run-config";
@@ -44,6 +45,9 @@ const { values } = parseArgs({
     // chars: chars/4 budgets; file: Qwen3's tokenizer.json through runner/tokenizer.ts
     tokenizer: { type: "string", default: "chars" },
     json: { type: "boolean", default: false },
+    // afterwards, the run's HTTP traffic replayed by a bare client (bench/bare-replay.ts): the
+    // floor under the runner's CPU per task
+    bare: { type: "boolean", default: false },
   },
 });
 /** The heap sizing runner/sbatch/baton-runner.sbatch exports (its default), so the runner here runs as deployed. */
@@ -138,6 +142,7 @@ try {
     // a finished task's slot is refilled while its writes finish, so this can dip below 0
     emptySlotShare: Number((1 - Number(span.busy) / (C * (Number(span.f) - Number(span.s)))).toFixed(3)),
   };
+  const bare = values.bare ? await measureBareReplay({ db, runId: run.id, concurrency: C }) : null;
   closeDb(db);
   const result = {
     tasks: N,
@@ -159,6 +164,8 @@ try {
     runnerOwnCpuMsPerTask: ownCpuMs == null ? null : ownCpuMs / N,
     // this process: the simulated cluster (it shares the cores with the runner)
     simCpuMsPerTask: (simCpu.user + simCpu.system) / 1000 / N,
+    // the same requests sent by a bare client: what any harness pays for this traffic
+    bareReplay: bare,
     runnerMaxRssMb: Math.round(usage.maxRSS / 1024 / 1024),
     // BUN_JSC_forceRAMSize the runner ran with (the sbatch template's), null without
     runnerHeapSizedForMb: runnerEnv.BUN_JSC_forceRAMSize ? Math.round(Number(runnerEnv.BUN_JSC_forceRAMSize) / 2 ** 20) : null,
@@ -174,6 +181,10 @@ try {
     console.log(
       `runner: ${result.runnerCpuMsPerTask.toFixed(2)} ms CPU per task (${result.runnerOwnCpuMsPerTask?.toFixed(2) ?? "?"} ms its own, the rest sandboxed code), peak RSS ${result.runnerMaxRssMb} MB (heap sized for ${result.runnerHeapSizedForMb ?? "the machine's"} MiB); simulators ${result.simCpuMsPerTask.toFixed(2)} ms CPU per task`,
     );
+    if (bare)
+      console.log(
+        `bare client replaying the same ${bare.llmRequests} LLM and ${bare.retrievals} retrieval requests: ${bare.cpuMsPerTask.toFixed(2)} ms CPU per task; the runner's own beyond it ${((result.runnerOwnCpuMsPerTask ?? result.runnerCpuMsPerTask) - bare.cpuMsPerTask).toFixed(2)} ms (ratio ${((result.runnerOwnCpuMsPerTask ?? result.runnerCpuMsPerTask) / bare.cpuMsPerTask).toFixed(2)})`,
+      );
     console.log(`where: ${JSON.stringify(where)}; machine CPU busy ${result.machineCpuBusy ?? "?"} of ${navigator.hardwareConcurrency} cores`);
   }
 } finally {

@@ -204,6 +204,23 @@ async function benchMakespan(): Promise<void> {
     rows.push({ measure: `makespan / lower bound, ${s.label}, ${r.tasks} tasks, ${r.concurrency} in flight`, value: r.ratio.toFixed(3), baseline: "lower bound, s", baselineValue: fmt(r.boundMs / 1000, 2), ratio: `${fmt(r.makespanMs / 1000, 2)} s; ${r.ratioFromFirstClaim.toFixed(3)} after start-up`, target: s.target });
     rows.push({ measure: `  runner CPU per task (ms), peak RSS (MB)`, value: fmt(r.runnerCpuMsPerTask, 2), baseline: "peak RSS", baselineValue: String(r.runnerMaxRssMb), ratio: "", target: "≤ 2 ms; ≤ 150 MB" });
   }
+  // issue #12's runner CPU setting, beside a bare client sending the same requests (the
+  // part of the runner's CPU that is the HTTP traffic itself)
+  const args = ["--tasks", quick ? "64" : "1536", "--llm-ms", "0", "--retrieval-ms", "0", "--tools", "search,answer", "--bare", "--json"];
+  say(`makespan: runner CPU at zero model latency (${args.join(" ")})`);
+  const p = Bun.spawn([process.execPath, join(import.meta.dir, "makespan.ts"), ...args], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(p.stdout).text();
+  if ((await p.exited) !== 0) throw new Error("bench/makespan.ts failed");
+  const r = JSON.parse(out.trim().split("\n").at(-1)!);
+  const own = r.runnerOwnCpuMsPerTask ?? r.runnerCpuMsPerTask;
+  rows.push({
+    measure: `runner CPU per task (ms), zero model latency, search + answer, ${r.tasks} tasks`,
+    value: fmt(own, 2),
+    baseline: "bare client replaying the same requests",
+    baselineValue: fmt(r.bareReplay.cpuMsPerTask, 2),
+    ratio: (own / r.bareReplay.cpuMsPerTask).toFixed(2),
+    target: "≤ 2 ms",
+  });
 }
 
 async function benchReport(): Promise<void> {
