@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { sql } from "drizzle-orm";
 import { closeDb, openDb } from "../db/client";
 import { createRun, validateTasks } from "../db/runs";
+import { startBareStore } from "./bare-store";
 
 const { values } = parseArgs({
   options: { only: { type: "string" }, quick: { type: "boolean", default: false } },
@@ -161,9 +162,11 @@ async function benchSubmit(): Promise<void> {
     maxRequestBodySize: 1 << 30,
     fetch: async (req) => Response.json({ tasks: ((await req.json()) as any).tasks.length }, { status: 201 }),
   });
-  say(`submit: ${n} tasks x ${reps}, baton serve and a bare server`);
+  const store = await startBareStore({ dir });
+  say(`submit: ${n} tasks x ${reps}, baton serve, a bare server and a bare store`);
   const times: number[] = [];
   const bareTimes: number[] = [];
+  const storeTimes: number[] = [];
   try {
     for (let r = 0; r < reps; r++) {
       const body = JSON.stringify({ name: `bench-${r}`, benchmark: "frames", tasks });
@@ -175,15 +178,23 @@ async function benchSubmit(): Promise<void> {
       t = performance.now();
       await (await fetch(`http://127.0.0.1:${bare.port}/v1/runs`, { method: "POST", headers: { "content-type": "application/json" }, body })).json();
       bareTimes.push((performance.now() - t) / 1000);
+      t = performance.now();
+      const st = await fetch(`http://127.0.0.1:${store.port}/v1/runs`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      if (st.status !== 201 || ((await st.json()) as any).tasks !== n) throw new Error("the bare store did not store the body");
+      storeTimes.push((performance.now() - t) / 1000);
+      store.checkpoint();
     }
   } finally {
     bare.stop(true);
+    store.stop();
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   const m = median(times);
   const b = median(bareTimes);
   rows.push({ measure: `${fmt(n)} tasks submitted over HTTP, s`, value: fmt(m, 2), baseline: "bare server parsing the body", baselineValue: fmt(b, 2), ratio: (m / b).toFixed(2), target: "≤ 0.8 s" });
+  const s = median(storeTimes);
+  rows.push({ measure: "  the same beside a bare store", value: fmt(m, 2), baseline: "parse + rows into Baton's schema (bun:sqlite)", baselineValue: fmt(s, 2), ratio: (m / s).toFixed(2), target: "" });
 }
 
 /** The runner against simulators: makespan beside its lower bound, runner CPU and RSS. */

@@ -8,12 +8,15 @@
 // and separately the client's JSON.stringify. Every repetition is a new run in the same
 // database, so later runs also pay for a bigger index. Each repetition also sends the same
 // body to a bare Bun.serve that only parses it (the floor of any JSON submit on this machine,
-// measured in the same run because the machine is shared). Reports median seconds, tasks/s
-// and the ratio to the bare server. Target (issue 12): 100k tasks accepted in <= 0.8 s.
+// measured in the same run because the machine is shared), and to a bare store that also
+// writes every row into Baton's schema (bench/bare-store.ts: the floor of any server that
+// keeps these rows in SQLite). Reports median seconds, tasks/s and the ratios to both.
+// Target (issue 12): 100k tasks accepted in <= 0.8 s.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { startBareStore } from "./bare-store";
 
 const { values } = parseArgs({ options: { tasks: { type: "string", default: "100000" }, reps: { type: "string", default: "5" } } });
 const N = Number(values.tasks);
@@ -54,8 +57,10 @@ try {
     maxRequestBodySize: 1 << 30,
     fetch: async (req) => Response.json({ tasks: ((await req.json()) as any).tasks.length }, { status: 201 }),
   });
+  const store = await startBareStore({ dir });
   const seconds: number[] = [];
   const bareSeconds: number[] = [];
+  const storeSeconds: number[] = [];
   const stringify: number[] = [];
   for (let r = 0; r < reps; r++) {
     let t = performance.now();
@@ -75,13 +80,21 @@ try {
     const b = await fetch(`http://127.0.0.1:${bare.port}/v1/runs`, { method: "POST", headers: { "content-type": "application/json" }, body });
     if ((await b.json() as any).tasks !== N) throw new Error("the bare server did not parse the body");
     bareSeconds.push((performance.now() - t) / 1000);
-    console.log(`rep ${r + 1}: ${N} tasks (${(body.length / 1e6).toFixed(1)} MB) accepted in ${s.toFixed(2)} s = ${Math.round(N / s)} tasks/s; bare server ${bareSeconds[r].toFixed(2)} s`);
+    t = performance.now();
+    const st = await fetch(`http://127.0.0.1:${store.port}/v1/runs`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    if (st.status !== 201 || ((await st.json()) as any).tasks !== N) throw new Error("the bare store did not store the body");
+    storeSeconds.push((performance.now() - t) / 1000);
+    store.checkpoint();
+    console.log(`rep ${r + 1}: ${N} tasks (${(body.length / 1e6).toFixed(1)} MB) accepted in ${s.toFixed(2)} s = ${Math.round(N / s)} tasks/s; bare server ${bareSeconds[r].toFixed(2)} s; bare store ${storeSeconds[r].toFixed(2)} s`);
   }
   bare.stop(true);
+  store.stop();
   const m = median(seconds);
   const mb = median(bareSeconds);
   console.log(`\nPOST /v1/runs, ${N} tasks, median of ${reps}: ${m.toFixed(2)} s = ${Math.round(N / m)} tasks/s (target <= 0.8 s: ${m <= 0.8 ? "met" : "MISSED"})`);
   console.log(`bare server parsing the same body, median: ${mb.toFixed(2)} s; ratio ${(m / mb).toFixed(2)}`);
+  const ms = median(storeSeconds);
+  console.log(`bare store (parse, then every row into Baton's schema with bun:sqlite, bench/bare-store.ts), median: ${ms.toFixed(2)} s; ratio ${(m / ms).toFixed(2)}`);
   console.log(`client JSON.stringify, median: ${median(stringify).toFixed(2)} s (not included above)`);
 } finally {
   server.kill("SIGTERM");
