@@ -172,6 +172,10 @@ try {
     // how busy the whole machine was over the run (/proc/stat): near 1, the cores were what
     // the tasks waited for (the simulators and the sandboxed code share them with the runner)
     machineCpuBusy: machine0 && machine1 ? Number(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)).toFixed(3)) : null,
+    // the CPU the whole machine spent over the run (runner, simulators, sandboxed code and the
+    // kernel's namespace work, which no process's own CPU counts) over its cores: when this is
+    // near the makespan, the cores are what the tasks waited for, whatever the bound above says
+    machineCpuBoundMs: machine0 && machine1 ? Math.round(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * makespanMs) : null,
     where,
   };
   if (values.json) console.log(JSON.stringify(result));
@@ -186,6 +190,8 @@ try {
         `bare client replaying the same ${bare.llmRequests} LLM and ${bare.retrievals} retrieval requests: ${bare.cpuMsPerTask.toFixed(2)} ms CPU per task; the runner's own beyond it ${((result.runnerOwnCpuMsPerTask ?? result.runnerCpuMsPerTask) - bare.cpuMsPerTask).toFixed(2)} ms (ratio ${((result.runnerOwnCpuMsPerTask ?? result.runnerCpuMsPerTask) / bare.cpuMsPerTask).toFixed(2)})`,
       );
     console.log(`where: ${JSON.stringify(where)}; machine CPU busy ${result.machineCpuBusy ?? "?"} of ${navigator.hardwareConcurrency} cores`);
+    if (result.machineCpuBoundMs != null)
+      console.log(`machine CPU spent / cores: ${(result.machineCpuBoundMs / 1000).toFixed(2)} s (${(result.machineCpuBoundMs / bound).toFixed(2)}x the lower bound)`);
   }
 } finally {
   await cluster.stop().catch(() => {});

@@ -1,7 +1,11 @@
 // Start-up overhead of the code sandbox: how much a trivial enhance_reasoning call costs in each
 // mode compared with spawning the interpreter directly.
 //   bun bench/sandbox.ts [runs=30]
-// Reports the median wall time per call and each mode's ratio to the bare interpreter.
+// Reports the median wall time per call and each mode's ratio to the bare interpreter, and the
+// whole machine's CPU per call (/proc/stat over the loop, all processes and the kernel): a
+// sandbox's namespaces and mounts cost kernel time that no process's own CPU counts, and on
+// a small machine that, not the wall time, is what a run at high concurrency waits for.
+import { readFileSync } from "node:fs";
 import { detectSandbox, resetSandboxProbe, runPython } from "../runner/sandbox";
 
 const runs = Number(process.argv[2] ?? 30);
@@ -13,14 +17,29 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-async function time(fn: () => Promise<void>): Promise<number> {
+/** Busy and kernel jiffies of all cores (/proc/stat), or null where there is none. */
+function machineJiffies(): { busy: number; sys: number } | null {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    return { busy: f.reduce((a, b) => a + b, 0) - f[3] - (f[4] ?? 0), sys: f[2] };
+  } catch {
+    return null;
+  }
+}
+const MS_PER_JIFFY = 1000 / 100; // USER_HZ
+
+const machine = new Map<string, { cpu: number; sys: number }>();
+async function time(fn: () => Promise<void>, label: string): Promise<number> {
   await fn(); // warm-up (and the one-time probe)
   const xs: number[] = [];
+  const j0 = machineJiffies();
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
     await fn();
     xs.push(performance.now() - t);
   }
+  const j1 = machineJiffies();
+  if (j0 && j1) machine.set(label, { cpu: ((j1.busy - j0.busy) * MS_PER_JIFFY) / runs, sys: ((j1.sys - j0.sys) * MS_PER_JIFFY) / runs });
   return median(xs);
 }
 
@@ -29,7 +48,7 @@ const bare = await time(async () => {
   const p = Bun.spawn({ cmd: [interpreter, "-I", "-B", "-c", code], stdout: "pipe", env: {} });
   await new Response(p.stdout).text();
   await p.exited;
-});
+}, "bare interpreter");
 
 const rows: [string, number][] = [["bare interpreter", bare]];
 for (const want of ["auto", "subprocess"] as const) {
@@ -40,9 +59,13 @@ for (const want of ["auto", "subprocess"] as const) {
   const ms = await time(async () => {
     const r = await runPython({ code, timeoutMs: 10_000, memoryMb: 256 });
     if (r.stdout !== "1\n") throw new Error(`unexpected result: ${JSON.stringify(r)}`);
-  });
+  }, label);
   rows.push([label, ms]);
 }
 
 console.log(`sandbox start-up, median of ${runs} runs of ${JSON.stringify(code)} (${interpreter})`);
-for (const [label, ms] of rows) console.log(`  ${label.padEnd(24)} ${ms.toFixed(1).padStart(7)} ms   ×${(ms / bare).toFixed(2)}`);
+for (const [label, ms] of rows) {
+  const m = machine.get(label);
+  const cpu = m ? `   machine CPU ${m.cpu.toFixed(1)} ms a call (kernel ${m.sys.toFixed(1)})` : "";
+  console.log(`  ${label.padEnd(24)} ${ms.toFixed(1).padStart(7)} ms   ×${(ms / bare).toFixed(2)}${cpu}`);
+}
