@@ -261,10 +261,14 @@ async function benchReport(): Promise<void> {
 
 const started = Date.now();
 const [l1] = loadavg();
+// seconds per section: the whole run is meant to stay under five minutes
+const sections: string[] = [];
 for (const [name, fn] of [["claim", benchClaim], ["summary", benchSummary], ["submit", benchSubmit], ["report", benchReport], ["makespan", benchMakespan]] as const) {
   if (!want(name)) continue;
+  const t0 = Date.now();
   try {
     await fn();
+    sections.push(`${name} ${Math.round((Date.now() - t0) / 1000)} s`);
   } catch (err) {
     rows.push({ measure: `${name}: FAILED`, value: String((err as Error).message).slice(0, 80), baseline: "", baselineValue: "", ratio: "", target: "" });
   }
@@ -276,3 +280,4 @@ console.log(`\nbun run bench — ${new Date().toISOString()}, ${Math.round((Date
 console.log(line(head));
 console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
 for (const r of rows) console.log(line(r));
+console.log(`\nsections: ${sections.join(", ")}`);
