@@ -80,14 +80,19 @@ async function send(r: ReplayRequest): Promise<void> {
   }
   const content: string[] = [];
   const args: string[] = [];
-  const parser = createParser({
-    onEvent: (e) => {
-      if (e.data === "[DONE]") return;
-      const delta = JSON.parse(e.data).choices?.[0]?.delta;
-      if (typeof delta?.content === "string") content.push(delta.content);
-      for (const tc of delta?.tool_calls ?? []) if (tc?.function?.arguments) args.push(tc.function.arguments);
-    },
+  await readSseBare(res, (data) => {
+    if (data === "[DONE]") return;
+    const delta = JSON.parse(data).choices?.[0]?.delta;
+    if (typeof delta?.content === "string") content.push(delta.content);
+    for (const tc of delta?.tool_calls ?? []) if (tc?.function?.arguments) args.push(tc.function.arguments);
   });
+  content.join("");
+  args.join("");
+}
+
+/** The least a client does to read an event stream: each event's data, in order (the benches' floor). */
+export async function readSseBare(res: Response, onData: (data: string) => void): Promise<void> {
+  const parser = createParser({ onEvent: (e) => onData(e.data) });
   const decoder = new TextDecoder();
   const reader = res.body!.getReader();
   for (;;) {
@@ -95,8 +100,6 @@ async function send(r: ReplayRequest): Promise<void> {
     if (done) break;
     parser.feed(decoder.decode(value, { stream: true }));
   }
-  content.join("");
-  args.join("");
 }
 
 if (import.meta.main) {

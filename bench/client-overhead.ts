@@ -18,11 +18,11 @@
 //   git show REV:runner/llm-client.ts > runner/llm-client.before.ts
 //   BATON_BENCH_BEFORE=runner/llm-client.before.ts bun bench/client-overhead.ts
 // adds a sixth loop, the old callChat streaming, and prints new / old.
-import { createParser } from "eventsource-parser";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import { callChat } from "../runner/llm-client";
 import { ReplicaPool } from "../runner/replicas";
+import { readSseBare } from "./bare-replay";
 
 const MODEL = "bench/expert";
 
@@ -85,14 +85,7 @@ async function main(): Promise<void> {
       body: JSON.stringify({ model: MODEL, messages, stream: true, stream_options: { include_usage: true } }),
     });
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-    const parser = createParser({ onEvent: (e) => void (e.data === "[DONE]" || JSON.parse(e.data)) });
-    const decoder = new TextDecoder();
-    const reader = res.body!.getReader();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      parser.feed(decoder.decode(value, { stream: true }));
-    }
+    await readSseBare(res, (data) => void (data === "[DONE]" || JSON.parse(data)));
   };
   const client = (stream: boolean) => async () => {
     await callChat({ pool, role: "bench", request: { model: MODEL, messages, stream }, policy });
