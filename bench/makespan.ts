@@ -26,12 +26,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { closeDb, openDb } from "../db/client";
-import { measureBareReplay } from "./bare-replay";
 import { importToolOrchestraConfig } from "../db/endpoints";
 import { createRun, validateTasks } from "../db/runs";
 import { loadRunConfig } from "../db/run-config";
 import { startSimCluster } from "../sim/cluster";
 import { answersOf, simRunConfig, synthHle } from "../test/runner/_harness";
+import { measureBareReplay } from "./bare-replay";
+import { readMachineCpu } from "./machine-cpu";
 
 const { values } = parseArgs({
   options: {
@@ -103,11 +104,11 @@ try {
     { stdout: "pipe", stderr: "pipe", env: runnerEnv },
   );
   const simCpu0 = process.cpuUsage();
-  const machine0 = machineCpu();
+  const machine0 = readMachineCpu();
   const out = new Response(runner.stdout).text();
   const code = await runner.exited;
   const simCpu = process.cpuUsage(simCpu0);
-  const machine1 = machineCpu();
+  const machine1 = readMachineCpu();
   const makespanMs = performance.now() - started;
   if (code !== 0) throw new Error(`runner exited ${code}: ${(await new Response(runner.stderr).text()).slice(-500)}`);
   const usage = runner.resourceUsage()!;
@@ -143,6 +144,9 @@ try {
     emptySlotShare: Number((1 - Number(span.busy) / (C * (Number(span.f) - Number(span.s)))).toFixed(3)),
   };
   const bare = values.bare ? await measureBareReplay({ db, runId: run.id, concurrency: C }) : null;
+  // the share of all cores busy over the run (/proc/stat): near 1, the cores were what the
+  // tasks waited for (the simulators and the sandboxed code share them with the runner)
+  const busyShare = machine0 && machine1 ? (machine1.busy - machine0.busy) / (machine1.total - machine0.total) : null;
   closeDb(db);
   const result = {
     tasks: N,
@@ -169,13 +173,11 @@ try {
     runnerMaxRssMb: Math.round(usage.maxRSS / 1024 / 1024),
     // BUN_JSC_forceRAMSize the runner ran with (the sbatch template's), null without
     runnerHeapSizedForMb: runnerEnv.BUN_JSC_forceRAMSize ? Math.round(Number(runnerEnv.BUN_JSC_forceRAMSize) / 2 ** 20) : null,
-    // how busy the whole machine was over the run (/proc/stat): near 1, the cores were what
-    // the tasks waited for (the simulators and the sandboxed code share them with the runner)
-    machineCpuBusy: machine0 && machine1 ? Number(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)).toFixed(3)) : null,
+    machineCpuBusy: busyShare == null ? null : Number(busyShare.toFixed(3)),
     // the CPU the whole machine spent over the run (runner, simulators, sandboxed code and the
     // kernel's namespace work, which no process's own CPU counts) over its cores: when this is
     // near the makespan, the cores are what the tasks waited for, whatever the bound above says
-    machineCpuBoundMs: machine0 && machine1 ? Math.round(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * makespanMs) : null,
+    machineCpuBoundMs: busyShare == null ? null : Math.round(busyShare * makespanMs),
     where,
   };
   if (values.json) console.log(JSON.stringify(result));
@@ -191,22 +193,11 @@ try {
       );
     console.log(`where: ${JSON.stringify(where)}; machine CPU busy ${result.machineCpuBusy ?? "?"} of ${navigator.hardwareConcurrency} cores`);
     if (result.machineCpuBoundMs != null)
-      console.log(`machine CPU spent / cores: ${(result.machineCpuBoundMs / 1000).toFixed(2)} s (${(result.machineCpuBoundMs / bound).toFixed(2)}x the lower bound)`);
+      console.log(`machine CPU spent / cores: ${(result.machineCpuBoundMs / 1000).toFixed(2)} s${bound > 0 ? ` (${(result.machineCpuBoundMs / bound).toFixed(2)}x the lower bound)` : ""}`);
   }
 } finally {
   await cluster.stop().catch(() => {});
   // BENCH_KEEP=1: leave the database for a look at where the time went
   if (process.env.BENCH_KEEP) console.log(`kept ${url}`);
   else rmSync(dir, { recursive: true, force: true });
-}
-
-// jiffies of all cores from /proc/stat: busy (everything but idle and iowait) and total
-function machineCpu(): { busy: number; total: number } | null {
-  try {
-    const f = require("node:fs").readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-    const total = f.reduce((a: number, b: number) => a + b, 0);
-    return { busy: total - f[3] - (f[4] ?? 0), total };
-  } catch {
-    return null;
-  }
 }

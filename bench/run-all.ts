@@ -178,11 +178,7 @@ async function benchSubmit(): Promise<void> {
       t = performance.now();
       await (await fetch(`http://127.0.0.1:${bare.port}/v1/runs`, { method: "POST", headers: { "content-type": "application/json" }, body })).json();
       bareTimes.push((performance.now() - t) / 1000);
-      t = performance.now();
-      const st = await fetch(`http://127.0.0.1:${store.port}/v1/runs`, { method: "POST", headers: { "content-type": "application/json" }, body });
-      if (st.status !== 201 || ((await st.json()) as any).tasks !== n) throw new Error("the bare store did not store the body");
-      storeTimes.push((performance.now() - t) / 1000);
-      store.checkpoint();
+      storeTimes.push(await store.timeSubmit(body, n));
     }
   } finally {
     bare.stop(true);
@@ -197,6 +193,14 @@ async function benchSubmit(): Promise<void> {
   rows.push({ measure: "  the same beside a bare store", value: fmt(m, 2), baseline: "parse + rows into Baton's schema (bun:sqlite)", baselineValue: fmt(s, 2), ratio: (m / s).toFixed(2), target: "" });
 }
 
+/** Runs bench/FILE in its own process; the JSON object on its last line of output. */
+async function runJsonBench(file: string, args: string[]): Promise<any> {
+  const p = Bun.spawn([process.execPath, join(import.meta.dir, file), ...args], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(p.stdout).text();
+  if ((await p.exited) !== 0) throw new Error(`bench/${file} failed`);
+  return JSON.parse(out.trim().split("\n").at(-1)!);
+}
+
 /** The runner against simulators: makespan beside its lower bound, runner CPU and RSS. */
 async function benchMakespan(): Promise<void> {
   const settings = [
@@ -208,10 +212,7 @@ async function benchMakespan(): Promise<void> {
   ];
   for (const s of settings) {
     say(`makespan: ${s.label} (${s.args.join(" ")})`);
-    const p = Bun.spawn([process.execPath, join(import.meta.dir, "makespan.ts"), ...s.args, "--json"], { stdout: "pipe", stderr: "inherit" });
-    const out = await new Response(p.stdout).text();
-    if ((await p.exited) !== 0) throw new Error("bench/makespan.ts failed");
-    const r = JSON.parse(out.trim().split("\n").at(-1)!);
+    const r = await runJsonBench("makespan.ts", [...s.args, "--json"]);
     rows.push({ measure: `makespan / lower bound, ${s.label}, ${r.tasks} tasks, ${r.concurrency} in flight`, value: r.ratio.toFixed(3), baseline: "lower bound, s", baselineValue: fmt(r.boundMs / 1000, 2), ratio: `${fmt(r.makespanMs / 1000, 2)} s; ${r.ratioFromFirstClaim.toFixed(3)} after start-up${r.machineCpuBoundMs != null ? `; machine CPU / cores ${fmt(r.machineCpuBoundMs / 1000, 2)} s` : ""}`, target: s.target });
     rows.push({ measure: `  runner CPU per task (ms), peak RSS (MB)`, value: fmt(r.runnerCpuMsPerTask, 2), baseline: "peak RSS", baselineValue: String(r.runnerMaxRssMb), ratio: "", target: "≤ 2 ms; ≤ 150 MB" });
   }
@@ -226,10 +227,7 @@ async function benchMakespan(): Promise<void> {
   let tasks = 0;
   for (let i = 0; i < (quick ? 1 : 3); i++) {
     say(`makespan: runner CPU at zero model latency, run ${i + 1} (${args.join(" ")})`);
-    const p = Bun.spawn([process.execPath, join(import.meta.dir, "makespan.ts"), ...args], { stdout: "pipe", stderr: "inherit" });
-    const out = await new Response(p.stdout).text();
-    if ((await p.exited) !== 0) throw new Error("bench/makespan.ts failed");
-    const r = JSON.parse(out.trim().split("\n").at(-1)!);
+    const r = await runJsonBench("makespan.ts", args);
     tasks = r.tasks;
     own.push(r.runnerOwnCpuMsPerTask ?? r.runnerCpuMsPerTask);
     bare.push(r.bareReplay.cpuMsPerTask);
@@ -246,10 +244,7 @@ async function benchMakespan(): Promise<void> {
 }
 
 async function benchReport(): Promise<void> {
-  const p = Bun.spawn([process.execPath, join(import.meta.dir, "report-vs-reference.ts"), "--json", ...(quick ? ["--components", "50000"] : [])], { stdout: "pipe", stderr: "inherit" });
-  const out = await new Response(p.stdout).text();
-  if ((await p.exited) !== 0) throw new Error("bench/report-vs-reference.ts failed");
-  const r = JSON.parse(out.trim().split("\n").at(-1)!) as { components: number; reportMs: number; referenceMs: number | null; skipped?: string };
+  const r = (await runJsonBench("report-vs-reference.ts", ["--json", ...(quick ? ["--components", "50000"] : [])])) as { components: number; reportMs: number; referenceMs: number | null; skipped?: string };
   rows.push({
     measure: `report over ${fmt(r.components)} latency rows, ms`,
     value: fmt(r.reportMs),

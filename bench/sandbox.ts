@@ -5,8 +5,8 @@
 // whole machine's CPU per call (/proc/stat over the loop, all processes and the kernel): a
 // sandbox's namespaces and mounts cost kernel time that no process's own CPU counts, and on
 // a small machine that, not the wall time, is what a run at high concurrency waits for.
-import { readFileSync } from "node:fs";
 import { detectSandbox, resetSandboxProbe, runPython } from "../runner/sandbox";
+import { MS_PER_JIFFY, readMachineCpu } from "./machine-cpu";
 
 const runs = Number(process.argv[2] ?? 30);
 const code = "print(1)";
@@ -17,28 +17,17 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Busy and kernel jiffies of all cores (/proc/stat), or null where there is none. */
-function machineJiffies(): { busy: number; sys: number } | null {
-  try {
-    const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-    return { busy: f.reduce((a, b) => a + b, 0) - f[3] - (f[4] ?? 0), sys: f[2] };
-  } catch {
-    return null;
-  }
-}
-const MS_PER_JIFFY = 1000 / 100; // USER_HZ
-
 const machine = new Map<string, { cpu: number; sys: number }>();
 async function time(fn: () => Promise<void>, label: string): Promise<number> {
   await fn(); // warm-up (and the one-time probe)
   const xs: number[] = [];
-  const j0 = machineJiffies();
+  const j0 = readMachineCpu();
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
     await fn();
     xs.push(performance.now() - t);
   }
-  const j1 = machineJiffies();
+  const j1 = readMachineCpu();
   if (j0 && j1) machine.set(label, { cpu: ((j1.busy - j0.busy) * MS_PER_JIFFY) / runs, sys: ((j1.sys - j0.sys) * MS_PER_JIFFY) / runs });
   return median(xs);
 }
